@@ -1,0 +1,238 @@
+"""Django settings for pqh, read from the environment through small typed helpers."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    """Return the variable `name`, or `default` when it is unset or empty."""
+    return os.environ.get(name) or default
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    """Return the variable `name` as an int; fail naming the variable if it is not one."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    """Return the variable `name` as a float; fail naming the variable if it is not one."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Return the variable `name` as a bool (1/0, true/false, yes/no, on/off)."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def env_int_list(name: str, default: list[int]) -> list[int]:
+    """Return the variable `name` as a comma-separated list of ints."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return [int(part) for part in raw.split(",")]
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be comma-separated integers, got {raw!r}"
+        ) from None
+
+
+DEBUG = env_bool("PQH_DEBUG", False)
+SECRET_KEY = os.environ.get("PQH_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG and not env_bool("PQH_ALLOW_INSECURE_KEY", False):
+        raise ImproperlyConfigured(
+            "PQH_SECRET_KEY is not set; set it (or PQH_DEBUG=1 for local development)"
+        )
+    # Development only: a fixed key is acceptable when debug is explicitly on.
+    SECRET_KEY = "pqh-insecure-development-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = [
+    h.strip() for h in env_str("PQH_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("PQH_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_celery_results",
+    "users_app",
+    "tasks_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pqh_site.urls"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "pqh_site.wsgi.application"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pqh"),
+        conn_max_age=env_int("PQH_DB_CONN_MAX_AGE", 600, minimum=0),
+        conn_health_checks=True,
+    )
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tasks_app.authentication.ProfileTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env_int("PQH_PAGE_SIZE", 20, minimum=1),
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- pqh: the fairness policy -------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every key pqh writes starts with this, so user names can never collide with the broker's keys
+# and tests can run beside `make run` under their own prefix.
+PQH_REDIS_PREFIX = env_str("PQH_REDIS_PREFIX", "pqh")
+PQH_WINDOW_SECONDS = env_int("PQH_WINDOW_SECONDS", 6000, minimum=1)
+PQH_LEVEL_BOUNDS = env_int_list("PQH_LEVEL_BOUNDS", [1, 6, 16, 26, 36])
+PQH_FAIRNESS = env_bool("PQH_FAIRNESS", True)
+PQH_MAX_WAIT_SECONDS = env_float("PQH_MAX_WAIT_SECONDS", 600.0, minimum=0.0)
+# How many released, not yet started tasks may sit in the broker at or above one level.
+PQH_RELEASE_BUFFER = env_int("PQH_RELEASE_BUFFER", 1, minimum=1)
+# A release whose publish was not confirmed within this many seconds is published again.
+PQH_RELEASE_RECOVER_SECONDS = env_float("PQH_RELEASE_RECOVER_SECONDS", 10.0, minimum=0.1)
+PQH_RELEASE_TICK_SECONDS = env_float("PQH_RELEASE_TICK_SECONDS", 1.0, minimum=0.05)
+PQH_TASK_SECONDS = env_float("PQH_TASK_SECONDS", 60.0, minimum=0.0)
+PQH_TASK_CALLABLE = env_str("PQH_TASK_CALLABLE", "tasks_app.work.limited_f")
+PQH_MAX_INPUT_BYTES = env_int("PQH_MAX_INPUT_BYTES", 65536, minimum=1)
+PQH_TASK_TIME_LIMIT = env_int("PQH_TASK_TIME_LIMIT", 1800, minimum=1)
+PQH_VISIBILITY_TIMEOUT = env_int("PQH_VISIBILITY_TIMEOUT", 3600, minimum=1)
+if PQH_VISIBILITY_TIMEOUT <= PQH_TASK_TIME_LIMIT + 30:
+    raise ImproperlyConfigured(
+        "PQH_VISIBILITY_TIMEOUT must be longer than PQH_TASK_TIME_LIMIT + 30 s, "
+        f"got {PQH_VISIBILITY_TIMEOUT} <= {PQH_TASK_TIME_LIMIT} + 30"
+    )
+if (
+    sorted(PQH_LEVEL_BOUNDS) != PQH_LEVEL_BOUNDS
+    or len(set(PQH_LEVEL_BOUNDS)) != len(PQH_LEVEL_BOUNDS)
+    or not PQH_LEVEL_BOUNDS
+    or PQH_LEVEL_BOUNDS[0] < 1
+):
+    raise ImproperlyConfigured(
+        f"PQH_LEVEL_BOUNDS must be strictly increasing positive integers, got {PQH_LEVEL_BOUNDS}"
+    )
+PQH_LEVELS = len(PQH_LEVEL_BOUNDS) + 1
+
+# --- Celery -------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_CACHE_BACKEND = "default"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# A worker holds only what it runs: late acknowledgement plus no prefetch means a task sitting in
+# the broker can still be overtaken by a better level that arrives after it.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_DISABLE_PREFETCH = True
+# The soft limit raises inside the task, so it fails through the normal path and is recorded;
+# the hard limit kills the process 30 s later if the work ignores it.
+CELERY_TASK_SOFT_TIME_LIMIT = PQH_TASK_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = PQH_TASK_TIME_LIMIT + 30
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+PQH_LEVEL_QUEUES = [f"{PQH_REDIS_PREFIX}.level{level}" for level in range(PQH_LEVELS)]
+# One Celery queue per level, so a plain `celery -A pqh_site worker` serves every level.
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in PQH_LEVEL_QUEUES]
+CELERY_TASK_DEFAULT_QUEUE = PQH_LEVEL_QUEUES[0]
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # BRPOP the level queues in name order (level0 first) instead of kombu's round robin.
+    "queue_order_strategy": "sorted",
+    # One bucket: every message of a level queue is equal; order between levels comes from
+    # the queue order above, so kombu's priority steps are not involved.
+    "priority_steps": [0],
+    "visibility_timeout": PQH_VISIBILITY_TIMEOUT,
+    # Keys of the broker live under our prefix too.
+    "global_keyprefix": f"{PQH_REDIS_PREFIX}:broker:",
+}
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("PQH_TASK_EVENTS", True)
+CELERY_TASK_SEND_SENT_EVENT = False
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("PQH_LOG_LEVEL", "WARNING")},
+}

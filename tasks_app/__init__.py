@@ -1,0 +1,1 @@
+"""Task submission, the fairness policy, the fair queue and task history."""

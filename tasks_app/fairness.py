@@ -1,0 +1,33 @@
+"""The fairness policy: which priority level a submission gets. Pure: numbers in, a level out."""
+
+from collections.abc import Sequence
+
+# The original project's buckets: 0 -> 0; 1-5 -> 1; 6-15 -> 2; 16-25 -> 3; 26-35 -> 4; 36+ -> 5.
+# Each bound is the smallest weighted count that reaches the next level.
+DEFAULT_LEVEL_BOUNDS: tuple[int, ...] = (1, 6, 16, 26, 36)
+
+
+def weighted_count(count_before: int, weight: int) -> int:
+    """Return the count the policy sees: recent submissions divided (floor) by the weight."""
+    if count_before < 0:
+        raise ValueError(f"count must not be negative, got {count_before}")
+    if weight < 1:
+        raise ValueError(f"weight must be at least 1, got {weight}")
+    return count_before // weight
+
+
+def bucket(value: int, bounds: Sequence[int] = DEFAULT_LEVEL_BOUNDS) -> int:
+    """Return the level of a weighted count: the number of bounds it has reached."""
+    level = 0
+    for bound in bounds:
+        if value < bound:
+            break
+        level += 1
+    return level
+
+
+def level_for(
+    *, count_before: int, weight: int, bounds: Sequence[int] = DEFAULT_LEVEL_BOUNDS
+) -> int:
+    """Return the level (0 best) of a submission made after `count_before` others in the window."""
+    return bucket(weighted_count(count_before, weight), bounds)

@@ -1,0 +1,115 @@
+"""Task history: one row per accepted submission, written when it is accepted."""
+
+import uuid
+from datetime import datetime
+
+from celery import states
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+STATUS_CHOICES = [
+    (states.PENDING, "PENDING (queued)"),
+    (states.STARTED, "STARTED"),
+    (states.SUCCESS, "SUCCESS"),
+    (states.FAILURE, "FAILURE"),
+    (states.REVOKED, "REVOKED (cancelled)"),
+]
+
+
+class TaskRecordQuerySet(models.QuerySet):
+    def for_user(self, user) -> "TaskRecordQuerySet":
+        return self.filter(user=user)
+
+    def waiting(self) -> "TaskRecordQuerySet":
+        return self.filter(status=states.PENDING)
+
+
+class TaskRecord(models.Model):
+    """One accepted submission: who, what, at which level and why, and when it ran."""
+
+    task_id = models.UUIDField(
+        primary_key=True,
+        default=uuid.uuid4,
+        editable=False,
+        verbose_name="task id",
+        help_text="The Celery task id; also the id of the stored result.",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="pqh_tasks",
+        verbose_name="user",
+        help_text="Who submitted the task.",
+    )
+    level = models.PositiveSmallIntegerField(
+        verbose_name="level",
+        help_text="Priority level given at submission, 0 (best) to 5.",
+    )
+    weight = models.PositiveIntegerField(
+        verbose_name="weight",
+        help_text="The user's weight when the task was submitted.",
+    )
+    count_before = models.PositiveIntegerField(
+        verbose_name="count before",
+        help_text="The user's submissions in the window before this one; decided the level.",
+    )
+    input = models.JSONField(
+        verbose_name="input",
+        help_text="The task's input `x`, any JSON value.",
+        null=True,
+    )
+    status = models.CharField(
+        max_length=16,
+        choices=STATUS_CHOICES,
+        default=states.PENDING,
+        verbose_name="status",
+        help_text="Celery state: PENDING while queued, then STARTED, SUCCESS, FAILURE or REVOKED.",
+    )
+    aged = models.BooleanField(
+        default=False,
+        verbose_name="aged",
+        help_text="Released ahead of its level because it had waited PQH_MAX_WAIT_SECONDS.",
+    )
+    submitted_at = models.DateTimeField(
+        default=timezone.now, verbose_name="submitted at", help_text="When it was accepted."
+    )
+    started_at = models.DateTimeField(
+        null=True, blank=True, verbose_name="started at", help_text="When a worker started it."
+    )
+    finished_at = models.DateTimeField(
+        null=True, blank=True, verbose_name="finished at", help_text="When it ended."
+    )
+    worker = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        verbose_name="worker",
+        help_text="The worker that ran it.",
+    )
+
+    objects = TaskRecordQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "task"
+        verbose_name_plural = "task history"
+        ordering = ["-submitted_at"]
+        indexes = [
+            models.Index(fields=["user", "-submitted_at"], name="taskrecord_user_recent"),
+            models.Index(fields=["status", "level", "submitted_at"], name="taskrecord_queue"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(level__lte=9), name="taskrecord_level_range"),
+            models.CheckConstraint(condition=models.Q(weight__gte=1), name="taskrecord_weight_pos"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} ({self.status}, level {self.level})"
+
+    def wait_seconds(self, now: datetime | None = None) -> float | None:
+        """Return start - submit, or for a task still queued, the wait so far."""
+        if self.started_at is not None:
+            return (self.started_at - self.submitted_at).total_seconds()
+        if self.status == states.PENDING:
+            return ((now or timezone.now()) - self.submitted_at).total_seconds()
+        return None

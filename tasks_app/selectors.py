@@ -1,0 +1,129 @@
+"""Reads: weights, a user's tasks, usage and queue statistics."""
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from celery import states
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from django_celery_results.models import TaskResult
+
+from . import scheduler
+from .fairness import level_for
+from .models import TaskRecord
+from .window import window_active_users, window_count
+
+
+def user_weight(user) -> int:
+    """Return the user's weight (1 when the user has no weight row)."""
+    try:
+        return user.profile.weight
+    except Exception:  # no Profile row (e.g. a user created before users_app was installed)
+        from users_app.models import Profile
+
+        profile, _ = Profile.objects.get_or_create(user=user)
+        return profile.weight
+
+
+def task_list_for_user(user):
+    """Return the user's tasks, newest first."""
+    return TaskRecord.objects.for_user(user).order_by("-submitted_at")
+
+
+def task_get_for_user(*, user, task_id) -> TaskRecord | None:
+    """Return the user's task with this id, or None (also for another user's task)."""
+    return TaskRecord.objects.for_user(user).filter(pk=task_id).first()
+
+
+def task_result_value(record: TaskRecord) -> Any:
+    """Return the stored result of a finished task (or its error), as django-celery-results has it."""
+    if record.status not in (states.SUCCESS, states.FAILURE):
+        return None
+    row = TaskResult.objects.filter(task_id=str(record.pk)).only("result").first()
+    if row is None or row.result is None:
+        return None
+    value = json.loads(row.result)
+    if record.status == states.FAILURE and isinstance(value, dict):
+        return {
+            "error": value.get("exc_type"),
+            "message": " ".join(map(str, value.get("exc_message") or [])),
+        }
+    return value
+
+
+def task_position(record: TaskRecord) -> int | None:
+    """Return how many queued tasks are ahead of a queued task: better levels, then older ones.
+
+    An estimate: within a level the fair queue interleaves users by weight, which this count
+    (first come, first served within the level) does not model.
+    """
+    if record.status != states.PENDING:
+        return None
+    return (
+        TaskRecord.objects.waiting()
+        .filter(
+            Q(level__lt=record.level) | Q(level=record.level, submitted_at__lt=record.submitted_at)
+        )
+        .count()
+    )
+
+
+@dataclass(frozen=True)
+class Usage:
+    count: int
+    weight: int
+    next_level: int
+    window_seconds: int
+
+
+def user_usage(user, *, now: float | None = None) -> Usage:
+    """Return the user's window count, weight and the level their next task would get."""
+    count = window_count(user_id=user.pk, now=now)
+    weight = user_weight(user)
+    level = level_for(count_before=count, weight=weight, bounds=settings.PQH_LEVEL_BOUNDS)
+    if not settings.PQH_FAIRNESS:
+        level = 0
+    return Usage(
+        count=count, weight=weight, next_level=level, window_seconds=settings.PQH_WINDOW_SECONDS
+    )
+
+
+def queue_stats(*, now: float | None = None) -> dict[str, Any]:
+    """Return, per level, the queued tasks, and per user with a live window its count and level."""
+    now = time.time() if now is None else now
+    per_level = dict(
+        TaskRecord.objects.waiting()
+        .values_list("level")
+        .annotate(n=Count("pk"))
+        .values_list("level", "n")
+    )
+    in_broker = scheduler.queue_broker_lengths()
+    levels = [
+        {"level": level, "queued": per_level.get(level, 0), "in_broker": in_broker[level]}
+        for level in range(settings.PQH_LEVELS)
+    ]
+    counts = window_active_users(now=now)
+    User = get_user_model()
+    users = User.objects.filter(pk__in=counts).select_related("profile").order_by("username")
+    rows = []
+    for user in users:
+        weight = user_weight(user)
+        rows.append(
+            {
+                "user": user.get_username(),
+                "count": counts[user.pk],
+                "weight": weight,
+                "next_level": level_for(
+                    count_before=counts[user.pk], weight=weight, bounds=settings.PQH_LEVEL_BOUNDS
+                ),
+            }
+        )
+    return {
+        "levels": levels,
+        "waiting_in_fair_queue": scheduler.queue_waiting_count(),
+        "users": rows,
+        "window_seconds": settings.PQH_WINDOW_SECONDS,
+    }

@@ -1,0 +1,62 @@
+"""The sliding window counter: each user's submissions in the last PQH_WINDOW_SECONDS, in Redis."""
+
+import time
+
+from django.conf import settings
+
+from .redis_client import get_redis, get_script, key
+
+# Read and record must be one atomic step: with several web processes, a separate read and write
+# lets two concurrent submissions see the same count and lose one of them. One script, one round
+# trip. Each submission is a member scored by its time, so it stops counting exactly T seconds
+# after it was made, whatever the user does later.
+_RECORD = """
+local cutoff = tonumber(ARGV[1]) - tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+local count = redis.call('ZCARD', KEYS[1])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000))
+return count
+"""
+
+_COUNT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
+def window_key(user_id: int) -> str:
+    return key("win", user_id)
+
+
+def window_record(*, user_id: int, member: str, now: float | None = None) -> int:
+    """Record one submission and return how many the user made in the window before it."""
+    now = time.time() if now is None else now
+    script = get_script(_RECORD)
+    return int(script(keys=[window_key(user_id)], args=[now, settings.PQH_WINDOW_SECONDS, member]))
+
+
+def window_forget(*, user_id: int, member: str) -> None:
+    """Take back a recorded submission that was refused after all."""
+    get_redis().zrem(window_key(user_id), member)
+
+
+def window_count(*, user_id: int, now: float | None = None) -> int:
+    """Return the user's submissions in the window, without recording one."""
+    now = time.time() if now is None else now
+    script = get_script(_COUNT)
+    return int(script(keys=[window_key(user_id)], args=[now, settings.PQH_WINDOW_SECONDS]))
+
+
+def window_active_users(*, now: float | None = None) -> dict[int, int]:
+    """Return {user_id: count} for every user with a live window."""
+    redis = get_redis()
+    prefix = window_key("")
+    counts: dict[int, int] = {}
+    for name in redis.scan_iter(match=f"{prefix}*", count=500):
+        user_id = name[len(prefix) :]
+        if user_id.isdigit():
+            count = window_count(user_id=int(user_id), now=now)
+            if count:
+                counts[int(user_id)] = count
+    return counts

@@ -1,0 +1,165 @@
+"""Shared personas and the real parts: PostgreSQL (pytest-django), Redis and a Celery worker."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from tasks_app.redis_client import get_redis
+from users_app.services import api_user_create
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _clear_pqh_keys() -> None:
+    """Delete every key under the test prefix (windows, fair queue, broker queues)."""
+    redis = get_redis()
+    names = list(redis.scan_iter(match=f"{settings.PQH_REDIS_PREFIX}:*", count=1000))
+    if names:
+        redis.delete(*names)
+
+
+@pytest.fixture(autouse=True)
+def clean_redis():
+    """Every test starts with no windows and an empty queue under its own prefix."""
+    _clear_pqh_keys()
+    yield
+
+
+def make_user(username: str, weight: int = 1):
+    user, token, _ = api_user_create(username=username, weight=weight, password="pw-" + username)
+    return user, token
+
+
+def client_for(token) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def alice(db):
+    """Alice: an ordinary user of weight 1."""
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(db):
+    """Bob: another ordinary user, who must never see Alice's tasks."""
+    return make_user("bob")
+
+
+@pytest.fixture
+def charlie(db):
+    """Charlie: a heavy user with weight 6."""
+    return make_user("charlie", weight=6)
+
+
+@pytest.fixture
+def alice_client(alice):
+    return client_for(alice[1])
+
+
+@pytest.fixture
+def bob_client(bob):
+    return client_for(bob[1])
+
+
+class Worker:
+    """A real `celery worker` subprocess on the test database and the test Redis prefix."""
+
+    def __init__(self, *, concurrency: int, env: dict[str, str]):
+        self.concurrency = concurrency
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.log = ROOT / ".pytest_cache" / f"worker-{os.getpid()}.log"
+
+    def start(self) -> None:
+        self.log.parent.mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "pqh_site",
+                "worker",
+                "-c",
+                str(self.concurrency),
+                "--without-mingle",
+                "--without-gossip",
+                "-l",
+                "info",
+                "-n",
+                f"pqhtest-{os.getpid()}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log.read_text()[-3000:]}")
+            if " ready." in self.log.read_text():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"worker did not become ready:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, django_db_blocker) -> dict[str, str]:
+    """The environment a worker needs to use the test database and the test Redis prefix."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    url = f"postgres://{db['USER'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=url,
+        PQH_REDIS_PREFIX=settings.PQH_REDIS_PREFIX,
+        PQH_TASK_SECONDS=str(settings.PQH_TASK_SECONDS),
+        PQH_MAX_WAIT_SECONDS=str(settings.PQH_MAX_WAIT_SECONDS),
+        PQH_SECRET_KEY=settings.SECRET_KEY,
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker(worker_env):
+    """One real worker with a single slot, shared by the integration tests."""
+    worker = Worker(concurrency=1, env=worker_env)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05):
+    """Poll `predicate` until it returns a truthy value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

@@ -1,0 +1,1 @@
+"""Per-user weights for the fairness policy."""

@@ -1,0 +1,12 @@
+"""App configuration for users_app."""
+
+from django.apps import AppConfig
+
+
+class UsersAppConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "users_app"
+    verbose_name = "Users and weights"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401
