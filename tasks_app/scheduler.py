@@ -9,7 +9,9 @@ into the level-0 queue.
 
 A release moves a task into the Celery queue of its level only while fewer than
 PQH_RELEASE_BUFFER released tasks that would run before or with it sit unstarted in the
-broker, so released tasks cannot pile up ahead of a better task that arrives later. Every
+broker, so released tasks cannot pile up ahead of a better task that arrives later. A released
+task that has waited PQH_MAX_WAIT_SECONDS in the broker (a worse level, overtaken by better
+ones) stops all releases until the workers have taken it. Every
 pick is one Lua script, atomic across any number of web processes and workers. A picked task
 is parked in a "releasing" set until its publish is confirmed; a pick whose releaser died
 before confirming is picked again after PQH_RELEASE_RECOVER_SECONDS (the worker's claim in
@@ -38,6 +40,7 @@ local function split(s)
 end
 local function wkey(level, user) return ns .. ':q:wait:' .. level .. ':' .. user end
 local meta, age, rel, vt = ns .. ':q:meta', ns .. ':q:age', ns .. ':q:rel', ns .. ':q:vt'
+local brk = ns .. ':q:brk'
 """
 
 # Enqueue one task, then pick what can be released now: one round trip per submission.
@@ -58,11 +61,20 @@ end
 """
 
 # Pick up to max_picks tasks that may be released now. ARGV after ns: now, max_wait, buffer,
-# recover_after, max_picks, levels. KEYS: the broker's list for each level, level 0 first.
+# recover_after, max_picks, levels, started (a task a worker just took, or ''), forget_after.
+# KEYS: the broker's list for each level, level 0 first.
 _PICK = """
 local now, max_wait, buffer = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local recover_after, max_picks, levels = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local started, forget_after = ARGV[13], tonumber(ARGV[14])
 local out = {}
+-- Released tasks not yet taken by a worker, by submit time. A worse-level task there can be
+-- overtaken for ever by better levels released after it, so once it has waited max_wait, no
+-- more releases until the workers have drained what is ahead of it and taken it.
+if started ~= '' then redis.call('ZREM', brk, started) end
+redis.call('ZREMRANGEBYSCORE', brk, '-inf', now - forget_after)
+local stuck = redis.call('ZRANGE', brk, 0, 0, 'WITHSCORES')
+local blocked = #stuck > 0 and now - tonumber(stuck[2]) >= max_wait
 -- Releases never confirmed (the releaser died between pick and publish) are handed out again.
 local stale = redis.call('ZRANGEBYSCORE', rel, '-inf', now - recover_after, 'LIMIT', 0, 16)
 for _, id in ipairs(stale) do
@@ -76,6 +88,7 @@ for _, id in ipairs(stale) do
   end
 end
 local inflight = redis.call('ZCARD', rel)
+if blocked then max_picks = 0 end
 for _ = 1, max_picks do
   local cand, user, level, target, aged
   local oldest = redis.call('ZRANGE', age, 0, 0, 'WITHSCORES')
@@ -117,6 +130,7 @@ for _ = 1, max_picks do
   redis.call('ZREM', age, cand)
   redis.call('HSET', meta, cand, m .. '|' .. target .. '|' .. aged)
   redis.call('ZADD', rel, now, cand)
+  redis.call('ZADD', brk, tonumber(split(m)[4]), cand)
   inflight = inflight + 1
   table.insert(out, {cand, target, aged, 'picked'})
 end
@@ -155,7 +169,7 @@ def broker_queue_keys() -> list[str]:
     return [f"{prefix}{name}" for name in settings.PQH_LEVEL_QUEUES]
 
 
-def _pick_args(now: float, max_picks: int) -> list[object]:
+def _pick_args(now: float, max_picks: int, started: str = "") -> list[object]:
     return [
         now,
         settings.PQH_MAX_WAIT_SECONDS,
@@ -163,6 +177,10 @@ def _pick_args(now: float, max_picks: int) -> list[object]:
         settings.PQH_RELEASE_RECOVER_SECONDS,
         max_picks,
         settings.PQH_LEVELS,
+        started,
+        # A released task never taken within this long was lost with the broker's data
+        # (a purge, a flushed Redis); forget it rather than block releases for ever.
+        settings.PQH_MAX_WAIT_SECONDS + settings.PQH_VISIBILITY_TIMEOUT,
     ]
 
 
@@ -195,13 +213,13 @@ def queue_enqueue(
     return _releases(rows)
 
 
-def queue_pick(*, now: float | None = None, max_picks: int = 4) -> list[Release]:
-    """Pick the tasks that may be released now (a slot freed, or time passed)."""
+def queue_pick(*, now: float | None = None, max_picks: int = 4, started: str = "") -> list[Release]:
+    """Pick the tasks that may be released now (a worker took `started`, or time passed)."""
     now = time.time() if now is None else now
     script = get_script(_LUA_HELPERS + _PICK)
     rows = script(
         keys=broker_queue_keys(),
-        args=[settings.PQH_REDIS_PREFIX, "", "", "", "", "", *_pick_args(now, max_picks)],
+        args=[settings.PQH_REDIS_PREFIX, "", "", "", "", "", *_pick_args(now, max_picks, started)],
     )
     return _releases(rows)
 

@@ -119,11 +119,11 @@ def task_release(releases: list[scheduler.Release]) -> int:
     return len(sent)
 
 
-def task_dispatch_pending(*, now: float | None = None) -> int:
-    """Release whatever the fair queue allows now (a slot freed, or time passed)."""
+def task_dispatch_pending(*, now: float | None = None, started: str = "") -> int:
+    """Release whatever the fair queue allows now (a worker took `started`, or time passed)."""
     if not settings.PQH_FAIRNESS:
         return 0
-    return task_release(scheduler.queue_pick(now=now))
+    return task_release(scheduler.queue_pick(now=now, started=started))
 
 
 def task_claim(*, task_id: str, worker: str = "", redelivered: bool = False) -> TaskRecord | None:

@@ -18,11 +18,11 @@ def run_task(self, task_id: str) -> Any:
         worker=self.request.hostname or "",
         redelivered=bool(delivery.get("redelivered")),
     )
+    # This task just left the broker, so there is room for the next one.
+    services.task_dispatch_pending(started=task_id)
     if record is None:
         # Cancelled, or a duplicate of a delivery that already ran: store nothing.
         raise Ignore()
-    # This task just left the broker, so there is room for the next one.
-    services.task_dispatch_pending()
     return services.task_execute(record)
 
 
