@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# honcho runs the Procfile's commands through the shell: find gunicorn and celery in .venv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: run test setup services lint bench bench-fairness clean
 
@@ -14,9 +16,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 setup: $(STAMP)
 
-# A local secret key, made once and kept out of git; honcho and `make run` read .env.
+# Local secrets, made once and kept out of git: the secret key and the demo admin's password.
 .env:
-	$(PYTHON) -c "import secrets; print('PQH_SECRET_KEY=' + secrets.token_urlsafe(50))" > .env
+	$(PYTHON) -c "import secrets; print('PQH_SECRET_KEY=' + secrets.token_urlsafe(50)); print('PQH_DEMO_ADMIN_PASSWORD=' + secrets.token_urlsafe(9))" > .env
 
 # Checks PostgreSQL and Redis, creates the database if missing, migrates, creates the demo users.
 services: $(STAMP) .env

@@ -10,6 +10,19 @@ from kombu import Queue
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def _load_dotenv(path: Path) -> None:
+    """Read KEY=VALUE lines of the local .env (written by `make run`) without overriding."""
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name and not name.startswith("#"):
+            os.environ.setdefault(name.strip(), value.strip())
+
+
+_load_dotenv(BASE_DIR / ".env")
+
+
 def env_str(name: str, default: str) -> str:
     """Return the variable `name`, or `default` when it is unset or empty."""
     return os.environ.get(name) or default

@@ -10,3 +10,6 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("", include("tasks_app.urls")),
 ]
+
+handler404 = "tasks_app.views.json_not_found"
+handler500 = "tasks_app.views.json_server_error"

@@ -2,7 +2,7 @@
 
 import uuid
 
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.urls import reverse
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
@@ -128,3 +128,12 @@ class UsageView(APIView):
     def get(self, request):
         usage = selectors.user_usage(request.user)
         return Response(UsageSerializer(usage).data)
+
+
+def json_not_found(request, exception=None):
+    """Unknown routes answer in JSON too, like the API."""
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
+def json_server_error(request):
+    return JsonResponse({"detail": "Internal server error."}, status=500)

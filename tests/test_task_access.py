@@ -97,3 +97,9 @@ def test_browsable_api_renders_for_a_logged_in_user(alice, client):
     page = client.get("/api/tasks/", HTTP_ACCEPT="text/html")
     assert page.status_code == 200
     assert b"Task" in page.content and b'name="x"' in page.content
+
+
+def test_unknown_routes_answer_json_404(alice_client):
+    response = alice_client.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}

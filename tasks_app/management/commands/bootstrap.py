@@ -1,6 +1,7 @@
 """Prepare a machine for `make run`: check services, create the database, migrate, demo users."""
 
 import os
+import secrets
 
 import psycopg
 import redis
@@ -71,7 +72,7 @@ class Command(BaseCommand):
             ) from None
 
     def _demo_users(self) -> None:
-        admin_password = os.environ.get("PQH_DEMO_ADMIN_PASSWORD", "admin")
+        admin_password = os.environ.get("PQH_DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
         admin, admin_token, _ = api_user_create(username="admin", password=admin_password)
         if not admin.is_superuser:
             admin.is_staff = admin.is_superuser = True
@@ -80,8 +81,5 @@ class Command(BaseCommand):
         self.stdout.write(f"admin login: admin / {admin_password} at http://127.0.0.1:8000/admin/")
         self.stdout.write(f"  token for admin: {admin_token.key}")
         for username, weight in demo:
-            user, token, _ = api_user_create(username=username, weight=weight, password=username)
-            self.stdout.write(
-                f"  token for {username} (weight {user.profile.weight}, password {username}): "
-                f"{token.key}"
-            )
+            user, token, _ = api_user_create(username=username, weight=weight)
+            self.stdout.write(f"  token for {username} (weight {user.profile.weight}): {token.key}")
