@@ -38,8 +38,8 @@ def main() -> None:
     import django
 
     django.setup()
-    from tasks_app.window import window_key
     from tasks_app.redis_client import get_redis
+    from tasks_app.window import window_key
     from users_app.services import api_user_create
 
     results = {}

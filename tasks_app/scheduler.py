@@ -240,6 +240,22 @@ def queue_cancel(task_id: str) -> bool:
     return bool(script(keys=[], args=[settings.PQH_REDIS_PREFIX, task_id]))
 
 
+def queue_unknown(task_ids: list[str]) -> list[str]:
+    """Return the ids the fair queue holds nowhere: neither waiting, releasing, nor released."""
+    if not task_ids:
+        return []
+    pipe = get_redis().pipeline(transaction=False)
+    for task_id in task_ids:
+        pipe.hexists(key("q", "meta"), task_id)
+        pipe.zscore(key("q", "brk"), task_id)
+    answers = pipe.execute()
+    return [
+        task_id
+        for task_id, in_meta, in_broker in zip(task_ids, answers[::2], answers[1::2], strict=True)
+        if not in_meta and in_broker is None
+    ]
+
+
 def queue_waiting_count() -> int:
     """Return how many tasks wait in the fair queue, not yet released."""
     return int(get_redis().zcard(key("q", "age")))

@@ -126,6 +126,52 @@ def task_dispatch_pending(*, now: float | None = None, started: str = "") -> int
     return task_release(scheduler.queue_pick(now=now, started=started))
 
 
+def task_recover_lost(*, now: float | None = None, grace: float = 30.0, batch: int = 1000) -> int:
+    """Queue again the accepted tasks that a crash left recorded but not queued; return how many.
+
+    A web process that dies between writing the record and queueing it leaves a PENDING row the
+    fair queue does not know. Every PENDING row is, after `grace` seconds, either waiting,
+    being released, or released and not yet started; one that is none of these was lost.
+    """
+    if not settings.PQH_FAIRNESS:
+        return 0
+    now = time.time() if now is None else now
+    cutoff = datetime.fromtimestamp(now - grace, tz=UTC)
+    since = datetime.fromtimestamp(now - settings.PQH_VISIBILITY_TIMEOUT, tz=UTC)
+    rows = (
+        TaskRecord.objects.waiting()
+        .filter(submitted_at__lt=cutoff, submitted_at__gte=since)
+        .values_list("pk", "user_id", "level", "weight", "submitted_at")
+    )
+    recovered = 0
+    chunk: list[tuple] = []
+
+    def flush() -> int:
+        lost = set(scheduler.queue_unknown([str(row[0]) for row in chunk]))
+        for pk, user_id, level, weight, submitted in chunk:
+            if str(pk) in lost:
+                logger.warning("task %s was recorded but not queued; queueing it again", pk)
+                task_release(
+                    scheduler.queue_enqueue(
+                        task_id=str(pk),
+                        user_id=user_id,
+                        level=level,
+                        weight=weight,
+                        submitted=submitted.timestamp(),
+                    )
+                )
+        chunk.clear()
+        return len(lost)
+
+    for row in rows.iterator(chunk_size=batch):
+        chunk.append(row)
+        if len(chunk) >= batch:
+            recovered += flush()
+    if chunk:
+        recovered += flush()
+    return recovered
+
+
 def task_claim(*, task_id: str, worker: str = "", redelivered: bool = False) -> TaskRecord | None:
     """Mark a queued task as started by this worker; None if it must not run.
 

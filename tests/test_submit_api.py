@@ -1,6 +1,7 @@
 """Submitting over HTTP: identity, validation, levels, records and what each costs."""
 
 import json
+import time
 
 import pytest
 from django.conf import settings
@@ -172,3 +173,13 @@ def test_the_service_is_the_one_entry_point(alice):
     record = services.task_submit(user=alice[0], x={"from": "service"})
     assert record.level == 0 and record.input == {"from": "service"}
     assert settings.PQH_LEVEL_QUEUES[0].endswith(".level0")
+
+
+def test_a_task_recorded_but_never_queued_is_queued_again(alice):
+    # A web process died between writing the record and queueing it.
+    lost = TaskRecord.objects.create(user=alice[0], level=1, weight=1, count_before=1, input="x")
+    queued = services.task_submit(user=alice[0], x="fine")
+    later = time.time() + 60
+    assert services.task_recover_lost(now=later) == 1
+    assert services.task_recover_lost(now=later) == 0  # now known: not queued twice
+    assert str(lost.pk) not in scheduler.queue_unknown([str(lost.pk), str(queued.pk)])
