@@ -12,3 +12,6 @@ os.environ.setdefault("PQH_TASK_SECONDS", "0.2")
 os.environ.setdefault("PQH_MAX_WAIT_SECONDS", "4")
 
 from pqh_site.settings import *  # noqa: E402,F403
+
+# No collectstatic in tests: serve static files from the apps, as in development.
+WHITENOISE_AUTOREFRESH = True
