@@ -11,6 +11,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django_celery_results.models import TaskResult
 
+from users_app.models import Profile
+
 from . import scheduler
 from .fairness import level_for
 from .models import TaskRecord
@@ -18,12 +20,10 @@ from .window import window_active_users, window_count
 
 
 def user_weight(user) -> int:
-    """Return the user's weight (1 when the user has no weight row)."""
+    """Return the user's weight, creating its row (weight 1) if the user has none."""
     try:
         return user.profile.weight
-    except Exception:  # no Profile row (e.g. a user created before users_app was installed)
-        from users_app.models import Profile
-
+    except Profile.DoesNotExist:
         profile, _ = Profile.objects.get_or_create(user=user)
         return profile.weight
 
