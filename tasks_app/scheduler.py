@@ -46,10 +46,14 @@ local brk = ns .. ':q:brk'
 # Enqueue one task, then pick what can be released now: one round trip per submission.
 _ENQUEUE = """
 local id, user, level, weight, ts = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-redis.call('HSET', meta, id, user .. '|' .. level .. '|' .. weight .. '|' .. ts)
-redis.call('ZADD', age, ts, id)
+-- Idempotent: a task the queue already holds (two recovery sweeps at once) is not added twice.
+local known = redis.call('HEXISTS', meta, id) == 1 or redis.call('ZSCORE', brk, id)
 local wl = wkey(level, user)
-if redis.call('RPUSH', wl, id) == 1 then
+if not known then
+  redis.call('HSET', meta, id, user .. '|' .. level .. '|' .. weight .. '|' .. ts)
+  redis.call('ZADD', age, ts, id)
+end
+if not known and redis.call('RPUSH', wl, id) == 1 then
   -- The user becomes backlogged at this level: start at the level's virtual clock, or at the
   -- user's own finish tag if it is ahead, so idle time earns no credit.
   local v = tonumber(redis.call('HGET', vt, level) or '0')

@@ -185,3 +185,12 @@ def test_enqueue_and_release_is_one_round_trip():
     with count_redis_round_trips() as calls:
         scheduler.queue_enqueue(task_id="rt", user_id=1, level=0, weight=1, submitted=1000.0)
     assert calls == ["EVALSHA"]
+
+
+def test_enqueueing_a_known_task_again_changes_nothing():
+    task = enqueue(user=1, level=2)
+    scheduler.queue_enqueue(
+        task_id=task, user_id=1, level=2, weight=1, submitted=1000.0, max_picks=0
+    )
+    assert scheduler.queue_waiting_count() == 1
+    assert [r.task_id for r in drain(5)] == [task]
