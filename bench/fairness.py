@@ -1,0 +1,1212 @@
+"""Fairness benchmark: scenarios S1-S5 of BENCHMARKS.md ("Fairness scenarios") on the real stack.
+
+Every scenario runs twice side by side in one invocation: the FIFO baseline (PQH_FAIRNESS=0,
+every task at level 0, published straight to Celery) and the fairness policy (S3 also runs the
+policy without aging, "strict"). Each (scenario, mode, W) gets its own Celery worker with
+`-c W`, its own submitting child process (this file with --child) that calls
+`tasks_app.services.task_submit` after `django.setup()`, and its own Redis prefix; times come
+from the TaskRecord rows (submitted_at, started_at, finished_at).
+
+    .venv/bin/python bench/fairness.py            # the default run (about 5 minutes)
+    .venv/bin/python bench/fairness.py --quick    # a smoke run (well under a minute)
+
+Writes bench/results/fairness.json and one timeline PNG per scenario and W. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import itertools
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/pqh_bench"
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5")
+TITLES = {
+    "S1": "hog backlog, then newcomers n1..n5 submit one task each",
+    "S2": "users backlogged at once with different weights",
+    "S3": "hog backlog, then a steady stream of fresh users",
+    "S4": "one user submits far more than the capacity",
+    "S5": "idle service, single submissions spaced apart",
+}
+# Variables the benchmark sets or clears for the processes it starts, so nothing leaks in from
+# the caller's environment (pytest sets several PQH_* of its own).
+CLEARED_ENV_PREFIXES = ("PQH_", "CELERY_")
+CLEARED_ENV = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")
+
+
+# ------------------------------------------------------------------------------------------
+# Configuration of one run: a scenario, a mode and a worker count.
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunConfig:
+    scenario: str
+    variant: str  # "" or, for S2, the weights "1:3"
+    mode: str  # "fifo", "policy" or "strict" (S3: the policy without aging)
+    workers: int
+    d: float
+    env: dict[str, str]  # PQH_* for the worker and the submitter
+    plan: dict[str, Any]  # what the submitting child does
+    expected_seconds: float  # rough duration if the service kept every slot busy
+    classes: list[str] = field(default_factory=list)  # contending classes, for shares
+
+    @property
+    def slug(self) -> str:
+        variant = f"_{self.variant.replace(':', '-')}" if self.variant else ""
+        return f"{self.scenario.lower()}{variant}_{self.mode}_w{self.workers}"
+
+
+def parse_weights(text: str) -> list[int]:
+    weights = [int(w) for w in text.split(":")]
+    if len(weights) < 2 or min(weights) < 1:
+        raise argparse.ArgumentTypeError(f"weights must be like 1:3 or 1:2:5, got {text!r}")
+    return weights
+
+
+def build_configs(args: argparse.Namespace) -> list[RunConfig]:
+    """Every run of the invocation, in order: per scenario, per W, FIFO first."""
+    d = args.d
+    configs: list[RunConfig] = []
+    base = {"PQH_TASK_SECONDS": repr(d)}
+    if args.release_buffer is not None:
+        base["PQH_RELEASE_BUFFER"] = str(args.release_buffer)
+
+    def modes(extra_policy: dict[str, str] | None = None, strict: bool = False):
+        out = [("fifo", {"PQH_FAIRNESS": "0"}), ("policy", {"PQH_FAIRNESS": "1"})]
+        if extra_policy:
+            out[1][1].update(extra_policy)
+        if strict:
+            out.append(("strict", {"PQH_FAIRNESS": "1", "PQH_MAX_WAIT_SECONDS": "1000000"}))
+        return out
+
+    for scenario in args.scenarios:
+        for w in args.workers:
+            if scenario == "S1":
+                backlog = max(w + 1, round(args.s1_backlog * w))
+                plan = {
+                    "hog": "bench_hog",
+                    "backlog": backlog,
+                    "newcomers": [f"bench_n{i}" for i in range(1, args.newcomers + 1)],
+                    "delay": args.s1_delay * d,
+                }
+                expected = (backlog + args.newcomers) * d / w + args.s1_delay * d
+                for mode, env in modes():
+                    configs.append(
+                        RunConfig(
+                            "S1", "", mode, w, d, {**base, **env}, plan, expected,
+                            ["hog", "newcomer"],
+                        )
+                    )  # fmt: skip
+            elif scenario == "S2":
+                for weights in args.s2_weights:
+                    total = max(len(weights) * 2, round(args.s2_backlog * w))
+                    users = []
+                    for i, weight in enumerate(weights):
+                        n = max(2, round(total * weight / sum(weights)))
+                        users.append(
+                            [f"bench_s2_u{i + 1}_w{weight}", weight, n, f"u{i + 1}_w{weight}"]
+                        )
+                    plan = {"users": users}
+                    expected = sum(u[2] for u in users) * d / w
+                    bounds = {}
+                    if args.s2_level_bounds != "default":
+                        bounds = {"PQH_LEVEL_BOUNDS": args.s2_level_bounds}
+                    for mode, env in modes(bounds):
+                        configs.append(
+                            RunConfig(
+                                "S2", ":".join(map(str, weights)), mode, w, d,
+                                {**base, **env}, plan, expected, [u[3] for u in users],
+                            )
+                        )  # fmt: skip
+            elif scenario == "S3":
+                backlog = max(w + 1, round(args.s3_backlog * w))
+                interval = d / (w * args.s3_load)
+                fresh = max(1, round(args.s3_stream * d / interval))
+                plan = {
+                    "hog": "bench_hog",
+                    "backlog": backlog,
+                    "fresh": [fresh_name(i) for i in range(fresh)],
+                    "interval": interval,
+                    "bound_s": args.s3_max_wait * d,
+                }
+                expected = max(fresh * interval, (backlog + fresh) * d / w)
+                aging = {"PQH_MAX_WAIT_SECONDS": repr(args.s3_max_wait * d)}
+                for mode, env in modes(aging, strict=args.s3_strict):
+                    configs.append(
+                        RunConfig(
+                            "S3", "", mode, w, d, {**base, **env}, plan, expected,
+                            ["hog", "fresh"],
+                        )
+                    )  # fmt: skip
+            elif scenario == "S4":
+                n = max(2 * w, round(args.s4_backlog * w))
+                plan = {"user": "bench_solo", "n": n}
+                for mode, env in modes():
+                    configs.append(
+                        RunConfig("S4", "", mode, w, d, {**base, **env}, plan, n * d / w, ["solo"])
+                    )
+            elif scenario == "S5":
+                gap = args.s5_gap if args.s5_gap is not None else d + 0.15
+                plan = {"user": "bench_single", "n": args.s5_count, "gap": gap, "warmup": w}
+                expected = args.s5_count * gap + 2 * d
+                for mode, env in modes():
+                    configs.append(
+                        RunConfig("S5", "", mode, w, d, {**base, **env}, plan, expected, [])
+                    )
+    return configs
+
+
+def fresh_name(i: int) -> str:
+    return f"bench_fresh_{i:04d}"
+
+
+def users_needed(configs: list[RunConfig]) -> dict[str, int]:
+    """Every user any run submits as, with its weight."""
+    users: dict[str, int] = {}
+    for cfg in configs:
+        plan = cfg.plan
+        for name in (plan.get("hog"), plan.get("user")):
+            if name:
+                users[name] = 1
+        for name in plan.get("newcomers", []) + plan.get("fresh", []):
+            users[name] = 1
+        for name, weight, _n, _label in plan.get("users", []):
+            users[name] = weight
+    return users
+
+
+# ------------------------------------------------------------------------------------------
+# The child side: Django is set up here, once per run, with the run's settings in the env.
+# ------------------------------------------------------------------------------------------
+
+
+def _django():
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def child_prepare(spec: dict[str, Any]) -> None:
+    """Migrate the benchmark database, empty its task tables and create the users."""
+    _django()
+    from django.core.management import call_command
+    from django_celery_results.models import TaskResult
+
+    from tasks_app.models import TaskRecord
+    from users_app.services import api_user_create
+
+    call_command("migrate", verbosity=0, interactive=False)
+    # The bench database is scratch space (the orchestrator holds a lock on it): rows a killed
+    # run left PENDING would otherwise be picked up by a worker's recovery sweep.
+    TaskRecord.objects.all().delete()
+    TaskResult.objects.all().delete()
+    for name, weight in spec["users"].items():
+        api_user_create(username=name, weight=weight)
+
+
+def child_run(spec: dict[str, Any]) -> None:
+    """Wait for the go, submit the run's tasks, wait until they end, write their rows."""
+    _django()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django_celery_results.models import TaskResult
+
+    from tasks_app.models import TaskRecord
+    from tasks_app.services import task_submit
+
+    workdir = Path(spec["workdir"])
+    tag, plan, scenario = spec["tag"], spec["plan"], spec["scenario"]
+    users = {
+        u.username: u
+        for u in get_user_model()
+        .objects.select_related("profile")
+        .filter(username__in=spec["usernames"])
+    }
+    for user in users.values():
+        user.profile  # noqa: B018 - load the weight now, not during the timed submissions
+    submit_ms: dict[str, float] = {}
+
+    def submit(username: str, cls: str, i: int) -> None:
+        t = time.perf_counter()
+        record = task_submit(user=users[username], x={"run": tag, "cls": cls, "i": i})
+        submit_ms[str(record.pk)] = (time.perf_counter() - t) * 1000
+
+    def sleep_until(deadline: float) -> None:
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    (workdir / "ready").write_text("")
+    go = workdir / "go"
+    while not go.exists():
+        time.sleep(0.005)
+
+    t_go = time.time()
+    marks: dict[str, float] = {}
+    if scenario == "S1":
+        for i in range(plan["backlog"]):
+            submit(plan["hog"], "hog", i)
+        time.sleep(plan["delay"])
+        marks["newcomers_arrive"] = time.time()
+        for i, name in enumerate(plan["newcomers"]):
+            submit(name, "newcomer", i)
+    elif scenario == "S2":
+        longest = max(n for _name, _w, n, _label in plan["users"])
+        for i in range(longest):  # round robin: every user submits at the same rate
+            for name, _weight, n, label in plan["users"]:
+                if i < n:
+                    submit(name, label, i)
+    elif scenario == "S3":
+        for i in range(plan["backlog"]):
+            submit(plan["hog"], "hog", i)
+        start = time.monotonic()
+        marks["stream_start"] = time.time()
+        for i, name in enumerate(plan["fresh"]):
+            sleep_until(start + i * plan["interval"])
+            submit(name, "fresh", i)
+        marks["stream_end"] = time.time()
+    elif scenario == "S4":
+        for i in range(plan["n"]):
+            submit(plan["user"], "solo", i)
+    elif scenario == "S5":
+        # Warm every pool process (its first task opens a database connection), then idle.
+        for i in range(plan["warmup"]):
+            submit(plan["user"], "warmup", i)
+        time.sleep(spec["d"] + plan["gap"])
+        start = time.monotonic()
+        for i in range(plan["n"]):
+            sleep_until(start + i * plan["gap"])
+            submit(plan["user"], "single", i)
+    marks["submitted"] = time.time()
+
+    mine = TaskRecord.objects.filter(input__run=tag)
+    deadline = time.monotonic() + spec["timeout"]
+    timed_out = False
+    while mine.filter(finished_at__isnull=True).exists():
+        if time.monotonic() > deadline:
+            timed_out = True
+            break
+        time.sleep(0.05)
+
+    def ts(value):
+        return value.timestamp() if value is not None else None
+
+    rows = [
+        {
+            "task_id": str(r.pk),
+            "user": r.user.username,
+            "cls": r.input["cls"],
+            "i": r.input["i"],
+            "level": r.level,
+            "weight": r.weight,
+            "count_before": r.count_before,
+            "aged": r.aged,
+            "status": r.status,
+            "submitted": ts(r.submitted_at),
+            "started": ts(r.started_at),
+            "finished": ts(r.finished_at),
+            "submit_ms": submit_ms.get(str(r.pk)),
+        }
+        for r in mine.select_related("user").order_by("submitted_at")
+    ]
+    effective = {
+        name: getattr(settings, name)
+        for name in (
+            "PQH_REDIS_PREFIX",
+            "PQH_FAIRNESS",
+            "PQH_TASK_SECONDS",
+            "PQH_TASK_CALLABLE",
+            "PQH_LEVEL_BOUNDS",
+            "PQH_WINDOW_SECONDS",
+            "PQH_MAX_WAIT_SECONDS",
+            "PQH_RELEASE_BUFFER",
+            "PQH_RELEASE_TICK_SECONDS",
+        )
+    }
+    out = {"rows": rows, "timed_out": timed_out, "t_go": t_go, "marks": marks}
+    out["settings"] = effective
+    (workdir / "rows.json").write_text(json.dumps(out))
+    ids = [row["task_id"] for row in rows]
+    TaskResult.objects.filter(task_id__in=ids).delete()
+    mine.delete()
+
+
+# ------------------------------------------------------------------------------------------
+# The orchestrator: database, Redis keys, processes.
+# ------------------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In a started process: get SIGTERM when the orchestrator dies (Linux), then own group."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Processes:
+    """Every process the orchestrator started, each in its own process group."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, cmd: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen:
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+        """SIGTERM the process group (a worker's warm shutdown), then SIGKILL it."""
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # The group may outlive its leader (pool processes): make sure it is gone.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            self.stop(proc)
+        self.procs.clear()
+
+
+def base_env(args: argparse.Namespace) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in CLEARED_ENV and not k.startswith(CLEARED_ENV_PREFIXES)
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="pqh_site.settings",
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        PQH_SECRET_KEY="pqh-bench-only-not-a-secret",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def ensure_database(url: str):
+    """Create the benchmark database if missing; return a connection holding its lock."""
+    import psycopg
+    from psycopg import sql
+
+    sys.path.insert(0, str(ROOT))
+    import dj_database_url
+
+    db = dj_database_url.parse(url)
+    params = {
+        "host": db.get("HOST") or "127.0.0.1",
+        "port": db.get("PORT") or 5432,
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+        "connect_timeout": 5,
+    }
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
+        ).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
+            print(f"created database {db['NAME']}")
+    lock = psycopg.connect(dbname=db["NAME"], autocommit=True, **params)
+    if not lock.execute("SELECT pg_try_advisory_lock(hashtext('pqh-bench-fairness'))").fetchone()[
+        0
+    ]:
+        lock.close()
+        raise SystemExit(
+            f"another fairness benchmark is running against {db['NAME']}; "
+            "wait for it or pass another --database-url"
+        )
+    return lock
+
+
+def clear_prefix(redis_client, prefix: str) -> int:
+    names = list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
+    names += list(redis_client.scan_iter(match=f"{prefix}.*", count=1000))
+    if names:
+        redis_client.delete(*names)
+    return len(names)
+
+
+def run_child(
+    procs: Processes, args: argparse.Namespace, cmd_args: list[str], env: dict[str, str], log: Path
+) -> None:
+    proc = procs.start([sys.executable, str(Path(__file__).resolve()), *cmd_args], env=env, log=log)
+    try:
+        rc = proc.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        rc = None
+    procs.stop(proc)
+    procs.procs.remove(proc)
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd_args)} failed ({rc}):\n{tail(log)}")
+
+
+def tail(path: Path, n: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def run_one(
+    cfg: RunConfig, args: argparse.Namespace, procs: Processes, workdir: Path, redis_client, run_id
+):
+    """Run one configuration with its own worker and submitter; return the child's output."""
+    prefix = f"pqhbench{run_id}_{cfg.slug}"
+    rundir = workdir / cfg.slug
+    rundir.mkdir()
+    env = base_env(args)
+    env.update(cfg.env)
+    env["PQH_REDIS_PREFIX"] = prefix
+    timeout = args.timeout_factor * cfg.expected_seconds + 30
+    spec = {
+        "workdir": str(rundir),
+        "tag": f"{run_id}_{cfg.slug}",
+        "scenario": cfg.scenario,
+        "plan": cfg.plan,
+        "d": cfg.d,
+        "timeout": timeout,
+        "usernames": sorted(users_needed([cfg])),
+    }
+    (rundir / "spec.json").write_text(json.dumps(spec))
+    clear_prefix(redis_client, prefix)
+    worker_log = rundir / "worker.log"
+    child_log = rundir / "child.log"
+    worker = child = None
+    try:
+        worker = procs.start(
+            [
+                sys.executable, "-m", "celery", "-A", "pqh_site", "worker",
+                "-c", str(cfg.workers), "--without-mingle", "--without-gossip",
+                # INFO, because the " ready." line that says the worker consumes is INFO.
+                "-l", "info", "-n", f"pqhbench-{run_id}-{cfg.slug}@%h",
+            ],
+            env=env,
+            log=worker_log,
+        )  # fmt: skip
+        child = procs.start(
+            [sys.executable, str(Path(__file__).resolve()), "--child", str(rundir / "spec.json")],
+            env=env,
+            log=child_log,
+        )
+        deadline = time.monotonic() + 60
+        worker_ready = child_ready = False
+        while not (worker_ready and child_ready):
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{tail(worker_log)}")
+            if child.poll() is not None:
+                raise RuntimeError(f"submitter exited early:\n{tail(child_log)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker or submitter not ready in 60 s:\n{tail(worker_log)}")
+            worker_ready = worker_ready or " ready." in tail(worker_log, 100_000)
+            child_ready = child_ready or (rundir / "ready").exists()
+            time.sleep(0.02)
+        (rundir / "go").write_text("")
+        hard_deadline = time.monotonic() + timeout + 60
+        while child.poll() is None:
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker died during the run:\n{tail(worker_log)}")
+            if time.monotonic() > hard_deadline:
+                raise RuntimeError(f"submitter did not end:\n{tail(child_log)}")
+            time.sleep(0.05)
+        if child.returncode != 0:
+            raise RuntimeError(f"submitter failed ({child.returncode}):\n{tail(child_log)}")
+        out = json.loads((rundir / "rows.json").read_text())
+        out["worker_log_errors"] = [
+            line for line in tail(worker_log, 1_000_000).splitlines() if "ERROR" in line
+        ][:20]
+        return out
+    finally:
+        for proc in (child, worker):
+            if proc is not None:
+                procs.stop(proc)
+                procs.procs.remove(proc)
+        clear_prefix(redis_client, prefix)
+
+
+# ------------------------------------------------------------------------------------------
+# Analysis
+# ------------------------------------------------------------------------------------------
+
+DT = 0.001  # the time grid for utilisation and shares: 1 ms
+
+
+def percentiles(values: list[float], scale: float) -> dict[str, Any]:
+    import numpy as np
+
+    if not values:
+        return {"n": 0, "p50": None, "p99": None, "max": None, "mean": None}
+    a = np.asarray(values) / scale
+    return {
+        "n": len(values),
+        "p50": round(float(np.percentile(a, 50)), 3),
+        "p99": round(float(np.percentile(a, 99)), 3),
+        "max": round(float(a.max()), 3),
+        "mean": round(float(a.mean()), 3),
+    }
+
+
+def jain(values: list[float]) -> float | None:
+    if not values or sum(v * v for v in values) == 0:
+        return None
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values))
+
+
+class Grid:
+    """Counts over time on a 1 ms grid: tasks waiting (submitted, not started) and running."""
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        import numpy as np
+
+        self.np = np
+        self.t0 = min(r["submitted"] for r in rows)
+        ends = [r["finished"] or r["started"] or r["submitted"] for r in rows]
+        self.t1 = max(ends)
+        self.n = int(math.ceil((self.t1 - self.t0) / DT)) + 2
+
+    def idx(self, t: float) -> int:
+        return min(self.n - 1, max(0, int(round((t - self.t0) / DT))))
+
+    def count(self, intervals: list[tuple[float, float]]):
+        arr = self.np.zeros(self.n + 1, dtype=self.np.int32)
+        for a, b in intervals:
+            i, j = self.idx(a), self.idx(b)
+            if j > i:
+                arr[i] += 1
+                arr[j] -= 1
+        return self.np.cumsum(arr)[: self.n]
+
+    def waiting(self, rows):
+        return self.count([(r["submitted"], r["started"] or self.t1) for r in rows])
+
+    def running(self, rows):
+        return self.count([(r["started"], r["finished"] or self.t1) for r in rows if r["started"]])
+
+
+def lanes(rows: list[dict[str, Any]], eps: float = 0.002) -> dict[str, int]:
+    """Give every started task a slot lane, as a reconstruction: TaskRecord names the worker,
+    not its pool process. A slot runs one task at a time; a task goes to the slot that freed
+    last before it started (the process that just finished is the one that takes it)."""
+    ends: list[float] = []
+    out: dict[str, int] = {}
+    for r in sorted((r for r in rows if r["started"]), key=lambda r: r["started"]):
+        end = r["finished"] or r["started"]
+        free = [lane for lane, lane_end in enumerate(ends) if lane_end <= r["started"] + eps]
+        if free:
+            lane = max(free, key=lambda lane: ends[lane])
+            ends[lane] = end
+        else:
+            ends.append(end)
+            lane = len(ends) - 1
+        out[r["task_id"]] = lane
+    return out
+
+
+def analyse(cfg: RunConfig, out: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    d, w = cfg.d, cfg.workers
+    rows = [r for r in out["rows"] if r["cls"] != "warmup"]
+    started = [r for r in rows if r["started"]]
+    res: dict[str, Any] = {
+        "tasks": len(rows),
+        "finished": sum(1 for r in rows if r["finished"]),
+        "timed_out": out["timed_out"],
+        "settings": out["settings"],
+        "worker_log_errors": out["worker_log_errors"],
+    }
+    if not rows:
+        return res
+    grid = Grid(rows)
+    t0 = grid.t0
+    res["elapsed_s"] = round(grid.t1 - t0, 3)
+    res["levels"] = {str(k): v for k, v in sorted(count_by(rows, "level").items())}
+    res["aged"] = sum(1 for r in rows if r["aged"])
+
+    # Waits per class, in units of d.
+    classes = sorted({r["cls"] for r in rows}, key=lambda c: (c != "hog", c))
+    waits = {c: [r["started"] - r["submitted"] for r in started if r["cls"] == c] for c in classes}
+    res["wait_d"] = {c: percentiles(v, d) for c, v in waits.items()}
+    never = [r for r in rows if not r["started"]]
+    if never:
+        res["never_started"] = len(never)
+
+    # Utilisation: busy slots / W while at least one task waits.
+    waiting = grid.waiting(rows)
+    running = grid.running(rows)
+    queued = waiting > 0
+    if queued.any():
+        res["utilisation"] = round(
+            float(np.minimum(running[queued], w).sum() / (w * queued.sum())), 4
+        )
+    else:
+        res["utilisation"] = None
+    res["queued_s"] = round(float(queued.sum() * DT), 3)
+    busy = sum((r["finished"] - r["started"]) for r in rows if r["finished"] and r["started"])
+    span = grid.t1 - min(r["started"] for r in started) if started else 0
+    res["utilisation_span"] = round(busy / (w * span), 4) if span > 0 else None
+    done = [r for r in rows if r["finished"] and r["started"]]
+    if done:
+        res["slot_time_per_task_ms"] = round(
+            1000 * float(np.mean([r["finished"] - r["started"] for r in done])), 2
+        )
+    submit_ms = [r["submit_ms"] for r in rows if r["submit_ms"] is not None]
+    if submit_ms:
+        res["submit_call_ms"] = percentiles(submit_ms, 1.0)
+
+    # Share of service per class over the contention period (every class has a task waiting).
+    if len(cfg.classes) >= 1:
+        by_class = {c: [r for r in rows if r["cls"] == c] for c in cfg.classes}
+        mask = np.ones(grid.n, dtype=bool)
+        for c in cfg.classes:
+            mask &= grid.waiting(by_class[c]) > 0
+        run_c = {c: grid.running(by_class[c]) for c in cfg.classes}
+        total = sum(float(run_c[c][mask].sum()) for c in cfg.classes)
+        res["contention_s"] = round(float(mask.sum() * DT), 3)
+        if total > 0:
+            res["share"] = {c: round(float(run_c[c][mask].sum()) / total, 4) for c in cfg.classes}
+        else:
+            res["share"] = None
+        # The same over time, in bins of 10 d, while anything waits (for the share-over-time view).
+        bin_n = max(1, int(round(10 * d / DT)))
+        series = []
+        for start in range(0, grid.n, bin_n):
+            sl = slice(start, start + bin_n)
+            tot = sum(float(run_c[c][sl].sum()) for c in cfg.classes)
+            if tot > 0 and queued[sl].any():
+                series.append(
+                    [round(start * DT, 2)]
+                    + [round(float(run_c[c][sl].sum()) / tot, 3) for c in cfg.classes]
+                )
+        res["share_over_time"] = {"bin_s": round(bin_n * DT, 3), "columns": ["t_s", *cfg.classes]}
+        res["share_over_time"]["rows"] = series
+
+    extra = SCENARIO_EXTRAS[cfg.scenario](cfg, out, rows, res)
+    res.update(extra)
+    return res
+
+
+def count_by(rows, key):
+    counts: dict[Any, int] = {}
+    for r in rows:
+        counts[r[key]] = counts.get(r[key], 0) + 1
+    return counts
+
+
+def extras_s1(cfg, out, rows, res):
+    d, w = cfg.d, cfg.workers
+    arrive = out["marks"]["newcomers_arrive"]
+    newcomers = sorted((r for r in rows if r["cls"] == "newcomer"), key=lambda r: r["i"])
+    hogs = [r for r in rows if r["cls"] == "hog"]
+    pending = [h for h in hogs if not h["started"] or h["started"] > arrive]
+    # A hog task that had not started when a newcomer arrived, yet started before it.
+    overtakes = sum(
+        1
+        for n in newcomers
+        for h in hogs
+        if n["started"]
+        and h["started"]
+        and h["started"] > n["submitted"]
+        and h["started"] < n["started"]
+    )
+    return {
+        "newcomer_wait_d": [
+            round((n["started"] - n["submitted"]) / d, 3) if n["started"] else None
+            for n in newcomers
+        ],
+        # k-th newcomer: the residual of a running task plus (k-1) d / W; at most 1 + (k-1)/W.
+        "ideal_newcomer_wait_d": [round(1 + k / w, 3) for k in range(len(newcomers))],
+        "hog_waiting_at_arrival": len(pending),
+        "fifo_expected_newcomer_wait_d": round(len(pending) / w, 2),
+        "hog_overtakes": overtakes,
+    }
+
+
+def extras_s2(cfg, out, rows, res):
+    weights = {label: weight for _name, weight, _n, label in cfg.plan["users"]}
+    share = res.get("share") or {}
+    extra: dict[str, Any] = {"weights": weights}
+    if share and all(share.get(c) for c in weights):
+        lightest = min(weights, key=lambda c: (weights[c], c))
+        extra["share_ratio"] = {c: round(share[c] / share[lightest], 3) for c in weights}
+        extra["weight_ratio"] = {c: round(weights[c] / weights[lightest], 3) for c in weights}
+        extra["ideal_share"] = {c: round(weights[c] / sum(weights.values()), 4) for c in weights}
+        extra["jain_share_per_weight"] = round(jain([share[c] / weights[c] for c in weights]), 4)
+    else:
+        extra["jain_share_per_weight"] = None
+    return extra
+
+
+def extras_s3(cfg, out, rows, res):
+    d = cfg.d
+    hogs = [r for r in rows if r["cls"] == "hog" and r["started"]]
+    bound = cfg.plan["bound_s"]  # the policy's PQH_MAX_WAIT_SECONDS, shown beside every mode
+    stream = out["marks"]["stream_end"] - out["marks"]["stream_start"]
+    hog_max = max((r["started"] - r["submitted"] for r in hogs), default=None)
+    return {
+        "max_wait_bound_d": round(bound / d, 3),
+        "aging": out["settings"]["PQH_FAIRNESS"] and out["settings"]["PQH_MAX_WAIT_SECONDS"] < 1e5,
+        "stream_d": round(stream / d, 2),
+        "hog_max_wait_d": round(hog_max / d, 3) if hog_max is not None else None,
+        # Aged tasks are released oldest first, W at a time: the last of a backlog B that aged
+        # together starts about B d / W after the bound.
+        "aged_backlog_drain_d": round(cfg.plan["backlog"] / cfg.workers, 2),
+        "hog_started_during_stream": sum(
+            1 for r in hogs if r["started"] < out["marks"]["stream_end"]
+        ),
+    }
+
+
+def extras_s4(cfg, out, rows, res):
+    d, w = cfg.d, cfg.workers
+    done = [r for r in rows if r["finished"]]
+    extra: dict[str, Any] = {"target_utilisation": 0.95}
+    if len(done) > 1:
+        first = min(r["started"] for r in done)
+        last = max(r["finished"] for r in done)
+        extra["throughput_per_s"] = round(len(done) / (last - first), 3)
+        extra["ideal_throughput_per_s"] = round(w / d, 3)
+        # The fraction of slot time spent in the work itself (d per task), not in the overhead.
+        extra["throughput_ratio"] = round(len(done) * d / (w * (last - first)), 4)
+    # Idle gaps in a slot between one task's end and the next one's start.
+    lane_of = lanes(rows)
+    per_lane: dict[int, list] = {}
+    for r in rows:
+        if r["task_id"] in lane_of:
+            per_lane.setdefault(lane_of[r["task_id"]], []).append(r)
+    gaps = []
+    for tasks in per_lane.values():
+        tasks.sort(key=lambda r: r["started"])
+        gaps += [(b["started"] - a["finished"]) * 1000 for a, b in itertools.pairwise(tasks)]
+    if gaps:
+        extra["slot_gap_ms"] = percentiles(gaps, 1.0)
+    return extra
+
+
+def extras_s5(cfg, out, rows, res):
+    lat = [(r["started"] - r["submitted"]) * 1000 for r in rows if r["started"]]
+    return {"latency_ms": percentiles(lat, 1.0), "target_p50_ms": 10}
+
+
+SCENARIO_EXTRAS = {
+    "S1": extras_s1,
+    "S2": extras_s2,
+    "S3": extras_s3,
+    "S4": extras_s4,
+    "S5": extras_s5,
+}
+
+
+# ------------------------------------------------------------------------------------------
+# Timelines
+# ------------------------------------------------------------------------------------------
+
+
+def plot(group: list[tuple[RunConfig, dict[str, Any], dict[str, Any]]], path: Path) -> None:
+    """One panel per mode: which user's task ran in which slot lane, over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    cfg0 = group[0][0]
+    w, d = cfg0.workers, cfg0.d
+    users = []
+    for _cfg, out, _res in group:
+        for r in out["rows"]:
+            if r["user"] not in users and r["cls"] != "warmup":
+                users.append(r["user"])
+    special = {"bench_hog": "#d62728"}
+    palette = [plt.get_cmap("tab10")(i) for i in (0, 2, 1, 4, 5, 6, 8, 9, 7)]
+    many = len(users) > 10
+    # tab20 without its two reds, which stay the hog's.
+    many_palette = [plt.get_cmap("tab20")(i) for i in range(20) if i not in (6, 7)]
+    colour = {}
+    k = 0
+    for u in users:
+        if u in special:
+            colour[u] = special[u]
+        else:
+            colour[u] = palette[k % len(palette)] if not many else many_palette[k % 18]
+            k += 1
+    fig, axes = plt.subplots(
+        len(group), 1, figsize=(13, 1.3 + len(group) * (0.9 + 0.45 * w)), sharex=True, squeeze=False
+    )
+    for ax, (cfg, out, res) in zip(axes[:, 0], group, strict=True):
+        rows = [r for r in out["rows"] if r["cls"] != "warmup"]
+        if not rows:
+            continue
+        t0 = min(r["submitted"] for r in rows)
+        lane_of = lanes(rows)
+        n_lanes = max([w, *[v + 1 for v in lane_of.values()]])
+        for r in rows:
+            if r["task_id"] not in lane_of:
+                continue
+            lane = lane_of[r["task_id"]]
+            start = r["started"] - t0
+            length = (r["finished"] or r["started"] + d) - r["started"]
+            ax.broken_barh(
+                [(start, length)],
+                (lane + 0.1, 0.8),
+                facecolors=colour[r["user"]],
+                edgecolors="black" if r["aged"] else "white",
+                linewidth=1.2 if r["aged"] else 0.4,
+                hatch="//" if r["aged"] else None,
+            )
+        for name, t in out["marks"].items():
+            if name in ("newcomers_arrive", "stream_start", "stream_end"):
+                ax.axvline(t - t0, color="black", linestyle="--", linewidth=0.8)
+                ax.text(t - t0, n_lanes + 0.05, name.replace("_", " "), fontsize=7, va="bottom")
+        ax.set_ylim(0, n_lanes + 0.45)
+        ax.set_yticks([i + 0.5 for i in range(n_lanes)], [f"slot {i + 1}" for i in range(n_lanes)])
+        label = {
+            "fifo": "FIFO baseline (PQH_FAIRNESS=0)",
+            "policy": "fairness policy",
+            "strict": "policy without aging",
+        }[cfg.mode]
+        util = res.get("utilisation")
+        util_text = f", utilisation {util:.3f}" if util is not None else ""
+        ax.set_title(f"{label}{util_text}", fontsize=9, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel(f"seconds since the first submission (d = {d} s, W = {w})")
+    if many:
+        handles = [Patch(color=special["bench_hog"], label="hog")] if "bench_hog" in users else []
+        handles.append(Patch(color=plt.get_cmap("tab20")(0), label="fresh users (one colour each)"))
+    else:
+        handles = [Patch(color=colour[u], label=u.removeprefix("bench_")) for u in users]
+    if any(r["aged"] for _c, out, _r in group for r in out["rows"]):
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="aged"))
+    fig.legend(handles=handles, loc="upper right", fontsize=8, ncol=min(len(handles), 6))
+    variant = f" weights {cfg0.variant}" if cfg0.variant else ""
+    fig.suptitle(
+        f"{cfg0.scenario}{variant}: {TITLES[cfg0.scenario]}", x=0.01, ha="left", fontsize=11
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for scenario, data in results["scenarios"].items():
+        lines.append(f"\n{scenario}: {TITLES[scenario]}")
+        for run in data["runs"]:
+            variant = f" weights {run['variant']}" if run["variant"] else ""
+            lines.append(f"  W={run['W']}{variant}  ({run.get('png') or 'no png'})")
+            for mode, res in run["modes"].items():
+                if "error" in res:
+                    lines.append(f"    {mode:7s} ERROR {res['error'].splitlines()[0]}")
+                    continue
+                waits = "  ".join(
+                    f"{c}: {fmt(v['p50'])}/{fmt(v['p99'])}/{fmt(v['max'])}"
+                    for c, v in res.get("wait_d", {}).items()
+                    if len(res.get("wait_d", {})) <= 4
+                )
+                parts = [f"    {mode:7s} util {fmt(res.get('utilisation'), 3)}"]
+                if waits:
+                    parts.append(f"wait d p50/p99/max {waits}")
+                if scenario == "S1":
+                    parts.append(f"newcomers {res.get('newcomer_wait_d')}")
+                    parts.append(f"overtakes {res.get('hog_overtakes')}")
+                if scenario == "S2":
+                    share = res.get("share") or {}
+                    parts.append("share " + " ".join(f"{c}={fmt(v, 3)}" for c, v in share.items()))
+                    parts.append(f"Jain {fmt(res.get('jain_share_per_weight'), 3)}")
+                if scenario == "S3":
+                    parts.append(
+                        f"hog max {fmt(res.get('hog_max_wait_d'))} d "
+                        f"(bound {fmt(res.get('max_wait_bound_d'))} d), "
+                        f"fresh max {fmt(res.get('wait_d', {}).get('fresh', {}).get('max'))} d, "
+                        f"aged {res.get('aged')}"
+                    )
+                if scenario == "S4":
+                    parts.append(
+                        f"throughput {fmt(res.get('throughput_per_s'))}/s "
+                        f"of {fmt(res.get('ideal_throughput_per_s'))}/s "
+                        f"(ratio {fmt(res.get('throughput_ratio'), 3)}), "
+                        f"slot time/task {fmt(res.get('slot_time_per_task_ms'), 1)} ms, "
+                        f"slot gap p50 {fmt((res.get('slot_gap_ms') or {}).get('p50'))} ms"
+                    )
+                if scenario == "S5":
+                    lat = res.get("latency_ms") or {}
+                    parts.append(
+                        f"submit->start ms p50 {fmt(lat.get('p50'))} p99 {fmt(lat.get('p99'))} "
+                        f"max {fmt(lat.get('max'))}"
+                    )
+                if res.get("timed_out"):
+                    parts.append("TIMED OUT")
+                lines.append("  ".join(parts))
+    return lines
+
+
+# ------------------------------------------------------------------------------------------
+# Main
+# ------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Fairness scenarios S1-S5 against real Celery workers, Redis and PostgreSQL.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--d", type=float, default=0.2, help="task duration in seconds")
+    p.add_argument("--workers", default="1,4", help="worker slot counts W, comma-separated")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, e.g. S1,S4")
+    p.add_argument("--s1-backlog", type=float, default=30, help="S1 hog backlog, tasks per slot")
+    p.add_argument("--s1-delay", type=float, default=5, help="S1 newcomers arrive after, in d")
+    p.add_argument("--newcomers", type=int, default=5, help="S1 newcomers, one task each")
+    p.add_argument(
+        "--s2-weights", default="1:3,1:2:5", help="S2 weight sets, comma-separated, e.g. 1:3,1:2:5"
+    )
+    p.add_argument(
+        "--s2-backlog", type=float, default=40,
+        help="S2 tasks per slot over all users, split in proportion to the weights",
+    )  # fmt: skip
+    p.add_argument(
+        "--s2-level-bounds", default="1000000",
+        help="PQH_LEVEL_BOUNDS of the S2 policy run: the default puts every task at level 0 so "
+        "the users share one level; 'default' keeps the service's bounds",
+    )  # fmt: skip
+    p.add_argument("--s3-backlog", type=float, default=5, help="S3 hog backlog, tasks per slot")
+    p.add_argument("--s3-stream", type=float, default=50, help="S3 stream duration, in d")
+    p.add_argument(
+        "--s3-load", type=float, default=1.0, help="S3 stream rate as a fraction of W / d"
+    )
+    p.add_argument("--s3-max-wait", type=float, default=10, help="S3 PQH_MAX_WAIT_SECONDS, in d")
+    p.add_argument(
+        "--s3-strict", action=argparse.BooleanOptionalAction, default=True,
+        help="S3 also runs the policy without aging",
+    )  # fmt: skip
+    p.add_argument("--s4-backlog", type=float, default=50, help="S4 tasks per slot")
+    p.add_argument("--s5-count", type=int, default=20, help="S5 single submissions")
+    p.add_argument("--s5-gap", type=float, default=None, help="S5 seconds apart (d + 0.15)")
+    p.add_argument(
+        "--release-buffer", type=int, default=None, help="PQH_RELEASE_BUFFER (service default)"
+    )
+    p.add_argument(
+        "--timeout-factor", type=float, default=4.0, help="run timeout: x expected + 30 s"
+    )
+    p.add_argument("--quick", action="store_true", help="a small smoke run (well under a minute)")
+    p.add_argument("--out", type=Path, default=RESULTS / "fairness.json")
+    p.add_argument("--png-dir", type=Path, default=None, help="where PNGs go (next to --out)")
+    p.add_argument("--no-png", action="store_true")
+    p.add_argument("--raw", action="store_true", help="also write every task's row to *_rows.json")
+    p.add_argument("--database-url", default=os.environ.get("PQH_BENCH_DATABASE_URL", DEFAULT_DB))
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+    p.add_argument("--keep-logs", action="store_true", help="keep the worker and child logs")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child-prepare", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        # Small sizes, one W, no strict S3 run and one S2 weight set: about 10 runs of ~1-2 s.
+        quick = {
+            "d": 0.1,
+            "workers": "2",
+            "s1_backlog": 10,
+            "s1_delay": 2,
+            "newcomers": 3,
+            "s2_weights": "1:3",
+            "s2_backlog": 10,
+            "s3_backlog": 2,
+            "s3_stream": 10,
+            "s3_max_wait": 4,
+            "s3_strict": False,
+            "s4_backlog": 10,
+            "s5_count": 5,
+        }
+        defaults = {a.dest: a.default for a in p._actions}
+        for name, value in quick.items():
+            if getattr(args, name) == defaults[name]:
+                setattr(args, name, value)
+    args.workers = [int(w) for w in str(args.workers).split(",")]
+    args.scenarios = [s.strip().upper() for s in args.scenarios.split(",")]
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown or min(args.workers) < 1 or args.d <= 0:
+        p.error(f"scenarios are {SCENARIOS}, W >= 1, d > 0 (got {unknown}, {args.workers})")
+    args.s2_weights = [parse_weights(x) for x in args.s2_weights.split(",")]
+    if args.png_dir is None:
+        args.png_dir = args.out.parent
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        child_run(json.loads(Path(args.child).read_text()))
+        return 0
+    if args.child_prepare:
+        child_prepare(json.loads(Path(args.child_prepare).read_text()))
+        return 0
+
+    import redis
+
+    # A SIGTERM (e.g. a test's timeout) unwinds through the finally blocks, so workers stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.monotonic()
+    run_id = f"{os.getpid():x}"
+    configs = build_configs(args)
+    print(
+        f"pqh fairness benchmark: {len(configs)} runs, d={args.d} s, W={args.workers}, "
+        f"scenarios {','.join(args.scenarios)}",
+        flush=True,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.png_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="pqhbench-"))
+    procs = Processes()
+    redis_client = redis.Redis.from_url(args.redis_url, decode_responses=True)
+    lock = ensure_database(args.database_url)
+    failed = False
+    results: dict[str, Any] = {
+        "meta": {
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "git": git_describe(),
+            "d": args.d,
+            "workers": args.workers,
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        },
+        "scenarios": {},
+    }
+    raw: dict[str, Any] = {}
+    try:
+        prep = workdir / "prepare.json"
+        prep.write_text(json.dumps({"users": users_needed(configs)}))
+        run_child(
+            procs, args, ["--child-prepare", str(prep)], base_env(args), workdir / "prepare.log"
+        )
+        groups: dict[tuple, list] = {}
+        for n, cfg in enumerate(configs, 1):
+            t = time.monotonic()
+            try:
+                out = run_one(cfg, args, procs, workdir, redis_client, run_id)
+                res = analyse(cfg, out)
+            except Exception as exc:  # one broken run must not lose the others
+                failed = True
+                out, res = {"rows": [], "marks": {}}, {"error": str(exc)}
+            print(
+                f"[{n}/{len(configs)}] {cfg.slug}: {time.monotonic() - t:.1f} s"
+                + (f"  ERROR {res['error'][:2000]}" if "error" in res else ""),
+                flush=True,
+            )
+            groups.setdefault((cfg.scenario, cfg.variant, cfg.workers), []).append((cfg, out, res))
+            if args.raw:
+                raw[cfg.slug] = out
+        for (scenario, variant, w), group in groups.items():
+            png = None
+            if not args.no_png and any(out["rows"] for _c, out, _r in group):
+                variant_slug = f"_{variant.replace(':', '-')}" if variant else ""
+                path = args.png_dir / f"fairness_{scenario.lower()}{variant_slug}_w{w}.png"
+                plot(group, path)
+                png = str(rel(path))
+            entry = results["scenarios"].setdefault(
+                scenario, {"title": TITLES[scenario], "runs": []}
+            )
+            entry["runs"].append(
+                {
+                    "W": w,
+                    "variant": variant,
+                    "png": png,
+                    "plan": {
+                        k: v for k, v in group[0][0].plan.items() if k not in ("fresh", "newcomers")
+                    },
+                    "modes": {cfg.mode: res for cfg, _out, res in group},
+                }
+            )
+    finally:
+        procs.stop_all()
+        lock.close()
+        if args.keep_logs or failed:
+            print(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    results["meta"]["elapsed_s"] = round(elapsed, 1)
+    args.out.write_text(json.dumps(results, indent=1))
+    if args.raw:
+        args.out.with_name(args.out.stem + "_rows.json").write_text(json.dumps(raw))
+    for line in summary_lines(results):
+        print(line)
+    print(f"\nwrote {rel(args.out)}; elapsed {elapsed:.1f} s")
+    return 1 if failed else 0
+
+
+def rel(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(ROOT)
+    except ValueError:
+        return path
+
+
+def git_describe() -> str | None:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "tasks_app", "pqh_site", "users_app"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except OSError:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
