@@ -28,7 +28,10 @@ from django.conf import settings
 
 from .redis_client import get_redis, get_script, key
 
-# Shared Lua: fields of a waiting task are "user|level|weight|submitted|target|aged".
+# Shared Lua: fields of a waiting task are "user|level|weight|submitted|seq", then "|target|aged"
+# once picked. A backlogged user's entry in a level's sorted set is "<seq of its head>|<user>":
+# users with equal tags are then served in the order their waiting heads arrived (Redis orders
+# equal scores by member), not by user id.
 _LUA_HELPERS = """
 local ns = ARGV[1]
 local function split(s)
@@ -41,6 +44,9 @@ end
 local function wkey(level, user) return ns .. ':q:wait:' .. level .. ':' .. user end
 local meta, age, rel, vt = ns .. ':q:meta', ns .. ':q:age', ns .. ':q:rel', ns .. ':q:vt'
 local brk = ns .. ':q:brk'
+local function member(id, user)
+  return string.format('%016d', tonumber(split(redis.call('HGET', meta, id))[5])) .. '|' .. user
+end
 """
 
 # Enqueue one task, then pick what can be released now: one round trip per submission.
@@ -50,7 +56,8 @@ local id, user, level, weight, ts = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local known = redis.call('HEXISTS', meta, id) == 1 or redis.call('ZSCORE', brk, id)
 local wl = wkey(level, user)
 if not known then
-  redis.call('HSET', meta, id, user .. '|' .. level .. '|' .. weight .. '|' .. ts)
+  local seq = redis.call('INCR', ns .. ':q:seq')
+  redis.call('HSET', meta, id, user .. '|' .. level .. '|' .. weight .. '|' .. ts .. '|' .. seq)
   redis.call('ZADD', age, ts, id)
 end
 if not known and redis.call('RPUSH', wl, id) == 1 then
@@ -60,7 +67,7 @@ if not known and redis.call('RPUSH', wl, id) == 1 then
   local fin = ns .. ':q:fin:' .. level
   local f = tonumber(redis.call('HGET', fin, user) or '0')
   redis.call('HDEL', fin, user)
-  redis.call('ZADD', ns .. ':q:lvl:' .. level, math.max(v, f), user)
+  redis.call('ZADD', ns .. ':q:lvl:' .. level, math.max(v, f), member(id, user))
 end
 """
 
@@ -86,7 +93,7 @@ for _, id in ipairs(stale) do
   if m then
     local f = split(m)
     redis.call('ZADD', rel, now, id)
-    table.insert(out, {id, f[5] or f[2], f[6] or '0', 'recovered'})
+    table.insert(out, {id, f[6] or f[2], f[7] or '0', 'recovered'})
   else
     redis.call('ZREM', rel, id)
   end
@@ -104,7 +111,7 @@ for _ = 1, max_picks do
     for l = 0, levels - 1 do
       local u = redis.call('ZRANGE', ns .. ':q:lvl:' .. l, 0, 0)
       if #u > 0 then
-        user, level, target, aged = u[1], tostring(l), tostring(l), '0'
+        user, level, target, aged = string.match(u[1], '|(.*)$'), tostring(l), tostring(l), '0'
         cand = redis.call('LINDEX', wkey(level, user), 0)
         break
       end
@@ -118,17 +125,18 @@ for _ = 1, max_picks do
   local m = redis.call('HGET', meta, cand)
   local weight = tonumber(split(m)[3])
   local wl = wkey(level, user)
+  local lvl = ns .. ':q:lvl:' .. level
+  local entry = member(redis.call('LINDEX', wl, 0), user)
+  local tag = tonumber(redis.call('ZSCORE', lvl, entry) or redis.call('HGET', vt, level) or '0')
   if redis.call('LINDEX', wl, 0) == cand then redis.call('LPOP', wl)
   else redis.call('LREM', wl, 1, cand) end
-  local lvl = ns .. ':q:lvl:' .. level
-  local tag = tonumber(redis.call('ZSCORE', lvl, user) or redis.call('HGET', vt, level) or '0')
+  redis.call('ZREM', lvl, entry)
   local finish = tag + 1 / weight
   -- The level's virtual clock follows the start tag of the task sent to service.
   redis.call('HSET', vt, level, math.max(tag, tonumber(redis.call('HGET', vt, level) or '0')))
   if redis.call('LLEN', wl) > 0 then
-    redis.call('ZADD', lvl, finish, user)
+    redis.call('ZADD', lvl, finish, member(redis.call('LINDEX', wl, 0), user))
   else
-    redis.call('ZREM', lvl, user)
     redis.call('HSET', ns .. ':q:fin:' .. level, user, finish)
   end
   redis.call('ZREM', age, cand)
@@ -149,8 +157,15 @@ if not m or redis.call('ZSCORE', rel, id) then return 0 end
 local f = split(m)
 local user, level = f[1], f[2]
 local wl = wkey(level, user)
+local lvl = ns .. ':q:lvl:' .. level
+local entry = member(redis.call('LINDEX', wl, 0), user)
+local tag = redis.call('ZSCORE', lvl, entry)
 redis.call('LREM', wl, 1, id)
-if redis.call('LLEN', wl) == 0 then redis.call('ZREM', ns .. ':q:lvl:' .. level, user) end
+redis.call('ZREM', lvl, entry)
+if redis.call('LLEN', wl) > 0 and tag then
+  -- Same tag, renamed after the (possibly new) head.
+  redis.call('ZADD', lvl, tag, member(redis.call('LINDEX', wl, 0), user))
+end
 redis.call('ZREM', age, id)
 redis.call('HDEL', meta, id)
 return 1

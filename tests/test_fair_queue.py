@@ -194,3 +194,17 @@ def test_enqueueing_a_known_task_again_changes_nothing():
     )
     assert scheduler.queue_waiting_count() == 1
     assert [r.task_id for r in drain(5)] == [task]
+
+
+def test_users_with_equal_tags_are_served_in_arrival_order_not_by_id():
+    # User ids as text would order 10 < 2 < 3; arrival order is 2, 10, 3.
+    arrivals = [enqueue(user=u, level=0, at=1000.0 + i) for i, u in enumerate((2, 10, 3))]
+    assert [r.task_id for r in drain(3)] == arrivals
+
+
+def test_cancelling_a_head_keeps_the_users_place():
+    first = enqueue(user=1, level=2, at=1000.0)
+    second = enqueue(user=1, level=2, at=1001.0)
+    other = enqueue(user=2, level=2, at=1002.0)
+    assert scheduler.queue_cancel(first) is True
+    assert [r.task_id for r in drain(2)] == [second, other]
