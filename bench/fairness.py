@@ -124,7 +124,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
                         users.append(
                             [f"bench_s2_u{i + 1}_w{weight}", weight, n, f"u{i + 1}_w{weight}"]
                         )
-                    plan = {"users": users}
+                    plan = {"users": users, "history": args.s2_history}
                     expected = sum(u[2] for u in users) * d / w
                     bounds = {}
                     if args.s2_level_bounds != "default":
@@ -254,6 +254,15 @@ def child_run(spec: dict[str, Any]) -> None:
         delay = deadline - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+
+    if scenario == "S2" and plan.get("history"):
+        # Give every user a window history of 36 x weight submissions, so that all of them
+        # are at level 5 under the default bounds: what weights buy within one level.
+        from tasks_app.window import window_record
+
+        for name, weight, _n, _label in plan["users"]:
+            for i in range(36 * weight):
+                window_record(user_id=users[name].pk, member=f"history-{tag}-{i}")
 
     (workdir / "ready").write_text("")
     go = workdir / "go"
@@ -418,6 +427,10 @@ def base_env(args: argparse.Namespace) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",
     )
+    # --env KEY=VALUE: extra settings for every run, e.g. a Celery option's before/after.
+    for item in args.env or []:
+        name, _, value = item.partition("=")
+        env[name] = value
     return env
 
 
@@ -1019,6 +1032,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the users share one level; 'default' keeps the service's bounds",
     )  # fmt: skip
     p.add_argument("--s3-backlog", type=float, default=5, help="S3 hog backlog, tasks per slot")
+    p.add_argument(
+        "--s2-history",
+        action="store_true",
+        help="give every S2 user 36 x weight earlier submissions in its window first, so that "
+        "with --s2-level-bounds default all of them contend at level 5",
+    )
     p.add_argument("--s3-stream", type=float, default=50, help="S3 stream duration, in d")
     p.add_argument(
         "--s3-load", type=float, default=1.0, help="S3 stream rate as a fraction of W / d"
@@ -1045,6 +1064,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--database-url", default=os.environ.get("PQH_BENCH_DATABASE_URL", DEFAULT_DB))
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     p.add_argument("--keep-logs", action="store_true", help="keep the worker and child logs")
+    p.add_argument(
+        "--env",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an extra setting for every run (repeatable), e.g. PQH_WORKER_DISABLE_PREFETCH=0",
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-prepare", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -219,8 +219,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # the broker can still be overtaken by a better level that arrives after it.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_DISABLE_PREFETCH = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("PQH_WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
+CELERY_WORKER_DISABLE_PREFETCH = env_bool("PQH_WORKER_DISABLE_PREFETCH", True)
 # The soft limit raises inside the task, so it fails through the normal path and is recorded;
 # the hard limit kills the process 30 s later if the work ignores it.
 CELERY_TASK_SOFT_TIME_LIMIT = PQH_TASK_TIME_LIMIT
