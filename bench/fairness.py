@@ -437,26 +437,16 @@ def base_env(args: argparse.Namespace) -> dict[str, str]:
 def ensure_database(url: str):
     """Create the benchmark database if missing; return a connection holding its lock."""
     import psycopg
-    from psycopg import sql
 
     sys.path.insert(0, str(ROOT))
     import dj_database_url
 
+    from pqh_site.database import connect_params, database_create_if_missing
+
     db = dj_database_url.parse(url)
-    params = {
-        "host": db.get("HOST") or "127.0.0.1",
-        "port": db.get("PORT") or 5432,
-        "user": db.get("USER") or None,
-        "password": db.get("PASSWORD") or None,
-        "connect_timeout": 5,
-    }
-    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
-        ).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
-            print(f"created database {db['NAME']}")
+    params = connect_params(db)
+    if database_create_if_missing(db):
+        print(f"created database {db['NAME']}")
     lock = psycopg.connect(dbname=db["NAME"], autocommit=True, **params)
     if not lock.execute("SELECT pg_try_advisory_lock(hashtext('pqh-bench-fairness'))").fetchone()[
         0

@@ -8,8 +8,8 @@ import redis
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from psycopg import sql
 
+from pqh_site.database import database_create_if_missing
 from users_app.services import api_user_create
 
 PG_HINT = (
@@ -50,25 +50,14 @@ class Command(BaseCommand):
 
     def _ensure_database(self) -> None:
         db = settings.DATABASES["default"]
-        params = {
-            "host": db.get("HOST") or "127.0.0.1",
-            "port": db.get("PORT") or 5432,
-            "user": db.get("USER") or None,
-            "password": db.get("PASSWORD") or None,
-            "connect_timeout": 3,
-        }
         try:
-            with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
-                exists = conn.execute(
-                    "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
-                ).fetchone()
-                if not exists:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
-                    self.stdout.write(f"created database {db['NAME']}")
+            if database_create_if_missing(db):
+                self.stdout.write(f"created database {db['NAME']}")
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            where = f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
             raise CommandError(
-                f"PostgreSQL at {params['host']}:{params['port']} is unreachable ({first}); {PG_HINT}"
+                f"PostgreSQL at {where} is unreachable ({first}); {PG_HINT}"
             ) from None
 
     def _demo_users(self) -> None:
