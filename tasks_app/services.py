@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from celery import states
 from django.conf import settings
 from django.db import transaction
@@ -16,11 +17,11 @@ from django.utils.module_loading import import_string
 from pqh_site.celery import app as celery_app
 from pqh_site.celery import level_queue_name
 
-from . import scheduler
+from . import scheduler, window
 from .fairness import level_for
 from .models import TaskRecord
 from .selectors import user_weight
-from .window import window_forget, window_record
+from .window import window_forget
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,10 @@ def task_submit(*, user, x: Any, now: float | None = None) -> TaskRecord:
     now = time.time() if now is None else now
     task_id = uuid.uuid4()
     weight = user_weight(user)
-    count_before = window_record(user_id=user.pk, member=str(task_id), now=now)
+    try:
+        count_before = window.window_record(user_id=user.pk, member=str(task_id), now=now)
+    except redis.RedisError as exc:
+        raise QueueUnavailable(f"the queue is unavailable: {exc}") from exc
     level = level_for(count_before=count_before, weight=weight, bounds=settings.PQH_LEVEL_BOUNDS)
     if not settings.PQH_FAIRNESS:
         level = 0

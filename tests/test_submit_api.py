@@ -183,3 +183,18 @@ def test_a_task_recorded_but_never_queued_is_queued_again(alice):
     assert services.task_recover_lost(now=later) == 1
     assert services.task_recover_lost(now=later) == 0  # now known: not queued twice
     assert str(lost.pk) not in scheduler.queue_unknown([str(lost.pk), str(queued.pk)])
+
+
+def test_a_submission_is_refused_whole_when_redis_is_down(alice_client, monkeypatch):
+    import redis
+
+    from tasks_app import window
+
+    def down(**kwargs):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(window, "window_record", down)
+    response = post_task(alice_client, {"x": 1})
+    assert response.status_code == 503
+    assert "Connection refused" in response.json()["detail"]
+    assert TaskRecord.objects.count() == 0
