@@ -116,16 +116,36 @@ def test_cancelling_a_released_task_keeps_it_from_running(celery_worker, live_se
 
 
 @pytest.fixture
-def own_worker(worker_env, celery_worker):
-    """A worker with longer tasks, alone on the queues while it runs."""
+def own_worker(worker_env, celery_worker, request):
+    """A worker with settings of its own (longer tasks by default), alone on the queues."""
     celery_worker.stop()
-    worker = Worker(concurrency=1, env={**worker_env, "PQH_TASK_SECONDS": "1.5"})
+    worker = Worker(concurrency=1, env={**worker_env, **getattr(request, "param", {})})
     worker.start()
     yield worker
     worker.stop()
     celery_worker.start()
 
 
+@pytest.mark.parametrize(
+    "own_worker", [{"PQH_TASK_CALLABLE": "tests.callables.echo_or_explode"}], indirect=True
+)
+def test_the_work_is_the_operators_callable_and_its_failures_are_reported(own_worker, live_server):
+    _, token = make_user("alice")
+    _, ok = http("POST", f"{live_server.url}/api/tasks/", token.key, {"x": [1, 2]})
+    _, bad = http("POST", f"{live_server.url}/api/tasks/", token.key, {"x": "boom"})
+
+    def result(task):
+        _, body = http("GET", f"{live_server.url}/result/{task['task_id']}", token.key)
+        return body if body["task_status"] in ("SUCCESS", "FAILURE") else None
+
+    assert wait_for(lambda: result(ok))["task_result"] == {"echo": [1, 2]}
+    failed = wait_for(lambda: result(bad))
+    assert failed["task_status"] == "FAILURE"
+    assert failed["task_result"] == {"error": "ValueError", "message": "the service refused boom"}
+    assert TaskRecord.objects.get(pk=bad["task_id"]).finished_at is not None
+
+
+@pytest.mark.parametrize("own_worker", [{"PQH_TASK_SECONDS": "1.5"}], indirect=True)
 def test_a_task_whose_worker_process_dies_runs_again(own_worker):
     user, _ = make_user("alice")
     record = task_submit(user=user, x="survive")
