@@ -186,6 +186,9 @@ PQH_RELEASE_BUFFER = env_int("PQH_RELEASE_BUFFER", 1, minimum=1)
 # A release whose publish was not confirmed within this many seconds is published again.
 PQH_RELEASE_RECOVER_SECONDS = env_float("PQH_RELEASE_RECOVER_SECONDS", 10.0, minimum=0.1)
 PQH_RELEASE_TICK_SECONDS = env_float("PQH_RELEASE_TICK_SECONDS", 1.0, minimum=0.05)
+# A task recorded but not queued for this long (its web process died in between) is queued
+# again by a worker's sweep, which runs about this often.
+PQH_RECOVER_LOST_SECONDS = env_float("PQH_RECOVER_LOST_SECONDS", 30.0, minimum=1.0)
 PQH_TASK_SECONDS = env_float("PQH_TASK_SECONDS", 60.0, minimum=0.0)
 PQH_TASK_CALLABLE = env_str("PQH_TASK_CALLABLE", "tasks_app.work.limited_f")
 PQH_MAX_INPUT_BYTES = env_int("PQH_MAX_INPUT_BYTES", 65536, minimum=1)
@@ -237,6 +240,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # the queue order above, so kombu's priority steps are not involved.
     "priority_steps": [0],
     "visibility_timeout": PQH_VISIBILITY_TIMEOUT,
+    # Look for messages of vanished workers (unacknowledged past the visibility timeout) every
+    # PQH_RESTORE_SECONDS, not kombu's default of every tenth 10-second tick.
+    "unacked_restore_interval": env_int("PQH_RESTORE_SECONDS", 10, minimum=1),
+    "unacked_restore_throttle": 1,
     # Keys of the broker live under our prefix too.
     "global_keyprefix": f"{PQH_REDIS_PREFIX}:broker:",
 }

@@ -130,16 +130,20 @@ def task_dispatch_pending(*, now: float | None = None, started: str = "") -> int
     return task_release(scheduler.queue_pick(now=now, started=started))
 
 
-def task_recover_lost(*, now: float | None = None, grace: float = 30.0, batch: int = 1000) -> int:
+def task_recover_lost(
+    *, now: float | None = None, grace: float | None = None, batch: int = 1000
+) -> int:
     """Queue again the accepted tasks that a crash left recorded but not queued; return how many.
 
     A web process that dies between writing the record and queueing it leaves a PENDING row the
-    fair queue does not know. Every PENDING row is, after `grace` seconds, either waiting,
+    fair queue does not know. Every PENDING row is, after `grace` seconds (default
+    PQH_RECOVER_LOST_SECONDS), either waiting,
     being released, or released and not yet started; one that is none of these was lost.
     """
     if not settings.PQH_FAIRNESS:
         return 0
     now = time.time() if now is None else now
+    grace = settings.PQH_RECOVER_LOST_SECONDS if grace is None else grace
     cutoff = datetime.fromtimestamp(now - grace, tz=UTC)
     since = datetime.fromtimestamp(now - settings.PQH_VISIBILITY_TIMEOUT, tz=UTC)
     rows = (

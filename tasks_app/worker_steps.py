@@ -1,11 +1,12 @@
 """A worker bootstep that releases waiting tasks every second, whatever else happens.
 
 Releases are triggered by submissions and by task starts; this tick covers what no event
-triggers: picks whose releaser died, aged tasks while nothing else moves, and (every
-RECOVER_EVERY ticks) accepted tasks whose web process died before queueing them.
+triggers: picks whose releaser died, aged tasks while nothing else moves, and (about every
+PQH_RECOVER_LOST_SECONDS) accepted tasks whose web process died before queueing them.
 """
 
 import logging
+import time
 
 from celery import bootsteps
 
@@ -15,12 +16,10 @@ logger = logging.getLogger(__name__)
 class ReleaseTicker(bootsteps.StartStopStep):
     requires = {"celery.worker.components:Timer"}
 
-    RECOVER_EVERY = 30
-
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)
         self.tref = None
-        self.ticks = 0
+        self.last_sweep = time.monotonic()
 
     def start(self, worker) -> None:
         from django.conf import settings
@@ -33,11 +32,13 @@ class ReleaseTicker(bootsteps.StartStopStep):
             self.tref = None
 
     def tick(self) -> None:
+        from django.conf import settings
+
         from .services import task_dispatch_pending, task_recover_lost
 
-        self.ticks += 1
         try:
-            if self.ticks % self.RECOVER_EVERY == 0:
+            if time.monotonic() - self.last_sweep >= settings.PQH_RECOVER_LOST_SECONDS:
+                self.last_sweep = time.monotonic()
                 task_recover_lost()
             task_dispatch_pending()
         except Exception:

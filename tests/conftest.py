@@ -154,6 +154,17 @@ def celery_worker(worker_env):
     worker.stop()
 
 
+@pytest.fixture
+def solo_worker(worker_env, celery_worker, request):
+    """A worker with settings of its own (`request.param`), alone on the queues while it runs."""
+    celery_worker.stop()
+    worker = Worker(concurrency=1, env={**worker_env, **getattr(request, "param", {})})
+    worker.start()
+    yield worker
+    worker.stop()
+    celery_worker.start()
+
+
 def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05):
     """Poll `predicate` until it returns a truthy value; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

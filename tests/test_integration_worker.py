@@ -14,7 +14,7 @@ from django_celery_results.models import TaskResult
 from tasks_app.models import TaskRecord
 from tasks_app.services import task_submit
 
-from .conftest import Worker, make_user, wait_for
+from .conftest import make_user, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -115,21 +115,10 @@ def test_cancelling_a_released_task_keeps_it_from_running(celery_worker, live_se
     assert TaskResult.objects.get(task_id=str(released.pk)).status == "REVOKED"
 
 
-@pytest.fixture
-def own_worker(worker_env, celery_worker, request):
-    """A worker with settings of its own (longer tasks by default), alone on the queues."""
-    celery_worker.stop()
-    worker = Worker(concurrency=1, env={**worker_env, **getattr(request, "param", {})})
-    worker.start()
-    yield worker
-    worker.stop()
-    celery_worker.start()
-
-
 @pytest.mark.parametrize(
-    "own_worker", [{"PQH_TASK_CALLABLE": "tests.callables.echo_or_explode"}], indirect=True
+    "solo_worker", [{"PQH_TASK_CALLABLE": "tests.callables.echo_or_explode"}], indirect=True
 )
-def test_the_work_is_the_operators_callable_and_its_failures_are_reported(own_worker, live_server):
+def test_the_work_is_the_operators_callable_and_its_failures_are_reported(solo_worker, live_server):
     _, token = make_user("alice")
     _, ok = http("POST", f"{live_server.url}/api/tasks/", token.key, {"x": [1, 2]})
     _, bad = http("POST", f"{live_server.url}/api/tasks/", token.key, {"x": "boom"})
@@ -145,13 +134,13 @@ def test_the_work_is_the_operators_callable_and_its_failures_are_reported(own_wo
     assert TaskRecord.objects.get(pk=bad["task_id"]).finished_at is not None
 
 
-@pytest.mark.parametrize("own_worker", [{"PQH_TASK_SECONDS": "1.5"}], indirect=True)
-def test_a_task_whose_worker_process_dies_runs_again(own_worker):
+@pytest.mark.parametrize("solo_worker", [{"PQH_TASK_SECONDS": "1.5"}], indirect=True)
+def test_a_task_whose_worker_process_dies_runs_again(solo_worker):
     user, _ = make_user("alice")
     record = task_submit(user=user, x="survive")
     wait_for(lambda: TaskRecord.objects.filter(pk=record.pk, status="STARTED").exists())
     children = subprocess.run(
-        ["pgrep", "-P", str(own_worker.proc.pid)], capture_output=True, text=True
+        ["pgrep", "-P", str(solo_worker.proc.pid)], capture_output=True, text=True
     ).stdout.split()
     assert children
     for pid in children:
