@@ -198,3 +198,13 @@ def test_a_submission_is_refused_whole_when_redis_is_down(alice_client, monkeypa
     assert response.status_code == 503
     assert "Connection refused" in response.json()["detail"]
     assert TaskRecord.objects.count() == 0
+
+
+@pytest.mark.parametrize("name", ["celery", "_kombu.binding.celery", "pqh:q:meta", "unacked"])
+def test_user_names_that_look_like_broker_keys_submit_normally(name, alice_client):
+    from .conftest import client_for, make_user
+
+    _, token = make_user(name)
+    client = client_for(token)
+    assert [post_task(client, {"x": i}).json()["level"] for i in range(2)] == [0, 1]
+    assert post_task(alice_client, {"x": 0}).json()["level"] == 0
