@@ -11,9 +11,10 @@ A release moves a task into the Celery queue of its level only while fewer than
 PQH_RELEASE_BUFFER released tasks that would run before or with it sit unstarted in the
 broker, so released tasks cannot pile up ahead of a better task that arrives later. A released
 task that has waited PQH_MAX_WAIT_SECONDS in the broker (a worse level, overtaken by better
-ones) stops all releases until the workers have taken it. Every
-pick is one Lua script, atomic across any number of web processes and workers. A picked task
-is parked in a "releasing" set until its publish is confirmed; a pick whose releaser died
+ones) stops all releases until the workers have taken it.
+
+Every pick is one Lua script, atomic across any number of web processes and workers. A picked
+task is parked in a "releasing" set until its publish is confirmed; a pick whose releaser died
 before confirming is picked again after PQH_RELEASE_RECOVER_SECONDS (the worker's claim in
 PostgreSQL drops a duplicate).
 
