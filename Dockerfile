@@ -5,5 +5,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+# Static files (the admin's, the browsable API's) go into the image, served by WhiteNoise;
+# every container has its own filesystem, so the setup service cannot collect them for web.
+RUN PQH_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0
 RUN useradd --create-home pqh && chown -R pqh /app
 USER pqh
