@@ -28,6 +28,13 @@ def user_weight(user) -> int:
         return profile.weight
 
 
+def level_of(*, count_before: int, weight: int) -> int:
+    """Return the level the configured policy gives (0 for everyone when PQH_FAIRNESS is off)."""
+    if not settings.PQH_FAIRNESS:
+        return 0
+    return level_for(count_before=count_before, weight=weight, bounds=settings.PQH_LEVEL_BOUNDS)
+
+
 def task_list_for_user(user):
     """Return the user's tasks, newest first."""
     return TaskRecord.objects.for_user(user).order_by("-submitted_at")
@@ -83,9 +90,7 @@ def user_usage(user, *, now: float | None = None) -> Usage:
     """Return the user's window count, weight and the level their next task would get."""
     count = window_count(user_id=user.pk, now=now)
     weight = user_weight(user)
-    level = level_for(count_before=count, weight=weight, bounds=settings.PQH_LEVEL_BOUNDS)
-    if not settings.PQH_FAIRNESS:
-        level = 0
+    level = level_of(count_before=count, weight=weight)
     return Usage(
         count=count, weight=weight, next_level=level, window_seconds=settings.PQH_WINDOW_SECONDS
     )
@@ -116,9 +121,7 @@ def queue_stats(*, now: float | None = None) -> dict[str, Any]:
                 "user": user.get_username(),
                 "count": counts[user.pk],
                 "weight": weight,
-                "next_level": level_for(
-                    count_before=counts[user.pk], weight=weight, bounds=settings.PQH_LEVEL_BOUNDS
-                ),
+                "next_level": level_of(count_before=counts[user.pk], weight=weight),
             }
         )
     return {

@@ -18,10 +18,8 @@ from pqh_site.celery import app as celery_app
 from pqh_site.celery import level_queue_name
 
 from . import scheduler, window
-from .fairness import level_for
 from .models import TaskRecord
-from .selectors import user_weight
-from .window import window_forget
+from .selectors import level_of, user_weight
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +57,7 @@ def task_submit(*, user, x: Any, now: float | None = None) -> TaskRecord:
         count_before = window.window_record(user_id=user.pk, member=str(task_id), now=now)
     except redis.RedisError as exc:
         raise QueueUnavailable(f"the queue is unavailable: {exc}") from exc
-    level = level_for(count_before=count_before, weight=weight, bounds=settings.PQH_LEVEL_BOUNDS)
-    if not settings.PQH_FAIRNESS:
-        level = 0
+    level = level_of(count_before=count_before, weight=weight)
     try:
         record = TaskRecord.objects.create(
             task_id=task_id,
@@ -73,7 +69,7 @@ def task_submit(*, user, x: Any, now: float | None = None) -> TaskRecord:
             submitted_at=datetime.fromtimestamp(now, tz=UTC),
         )
     except Exception:
-        window_forget(user_id=user.pk, member=str(task_id))
+        window.window_forget(user_id=user.pk, member=str(task_id))
         raise
     try:
         if settings.PQH_FAIRNESS:
@@ -86,7 +82,7 @@ def task_submit(*, user, x: Any, now: float | None = None) -> TaskRecord:
     except Exception as exc:
         # The record must not outlive a failed enqueue: take both back and refuse.
         record.delete()
-        window_forget(user_id=user.pk, member=str(task_id))
+        window.window_forget(user_id=user.pk, member=str(task_id))
         raise QueueUnavailable(f"the queue is unavailable: {exc}") from exc
     task_release(releases)
     return record
