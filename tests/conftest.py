@@ -125,22 +125,60 @@ class Worker:
                 self.proc.wait()
 
 
-@pytest.fixture(scope="session")
-def worker_env(django_db_setup, django_db_blocker) -> dict[str, str]:
-    """The environment a worker needs to use the test database and the test Redis prefix."""
+def test_database_url() -> str:
+    """The URL of the database pytest-django made for this run (not the one `make run` uses)."""
     from django.db import connection
 
     db = connection.settings_dict
-    url = f"postgres://{db['USER'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return f"postgres://{db['USER'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment of a child process (a worker, a command) on the test database and prefix."""
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
-        DATABASE_URL=url,
-        PQH_REDIS_PREFIX=settings.PQH_REDIS_PREFIX,
-        PQH_TASK_SECONDS=str(settings.PQH_TASK_SECONDS),
-        PQH_MAX_WAIT_SECONDS=str(settings.PQH_MAX_WAIT_SECONDS),
+        DATABASE_URL=test_database_url(),
+        PQH_TEST_REDIS_PREFIX=settings.PQH_REDIS_PREFIX,
         PQH_SECRET_KEY=settings.SECRET_KEY,
         PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def scratch_database(django_db_setup):
+    """Make URLs of extra databases named after the test database; drop them afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    from pqh_site.database import connect_params
+
+    db = dict(settings.DATABASES["default"])
+    made: list[str] = []
+
+    def make(suffix: str) -> str:
+        name = f"{db['TEST']['NAME']}_{suffix}"
+        made.append(name)
+        user = db["USER"] or ""
+        return f"postgres://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
+
+    yield make
+    with psycopg.connect(dbname="postgres", autocommit=True, **connect_params(db)) as conn:
+        for name in made:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, django_db_blocker) -> dict[str, str]:
+    """The environment a worker needs to use the test database and the test Redis prefix."""
+    env = subprocess_env()
+    env.update(
+        PQH_TASK_SECONDS=str(settings.PQH_TASK_SECONDS),
+        PQH_MAX_WAIT_SECONDS=str(settings.PQH_MAX_WAIT_SECONDS),
     )
     return env
 

@@ -6,12 +6,18 @@ The prefix keeps the tests' window counters, fair queue and broker queues apart 
 
 import os
 
-os.environ.setdefault("PQH_REDIS_PREFIX", "pqhtest")
+# Never the prefix of `make run` ("pqh"), even if PQH_REDIS_PREFIX is exported in the shell:
+# the tests delete every key under theirs. PQH_TEST_REDIS_PREFIX lets two suites run at once.
+os.environ["PQH_REDIS_PREFIX"] = os.environ.get("PQH_TEST_REDIS_PREFIX") or "pqhtest"
 os.environ.setdefault("PQH_SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("PQH_TASK_SECONDS", "0.2")
 os.environ.setdefault("PQH_MAX_WAIT_SECONDS", "4")
 
 from pqh_site.settings import *  # noqa: E402,F403
+
+# pytest-django's database, never the one `make run` uses; PQH_TEST_DATABASE_NAME lets two
+# suites run at once on one server.
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("PQH_TEST_DATABASE_NAME") or "test_pqh"}  # noqa: F405
 
 # No collectstatic in tests: serve static files from the apps, as in development.
 WHITENOISE_AUTOREFRESH = True

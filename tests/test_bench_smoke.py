@@ -6,7 +6,6 @@ a newcomer overtakes the hog under the policy and not under FIFO, weights tilt t
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,11 +16,9 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
-# A database of its own, so a full benchmark running at the same time is not disturbed.
-SMOKE_DB = "postgres://postgres@127.0.0.1:5432/pqh_bench_smoke"
 
 
-def run_quick_bench(tmp_path: Path) -> dict:
+def run_quick_bench(tmp_path: Path, database_url: str) -> dict:
     out = tmp_path / "fairness.json"
     proc = subprocess.Popen(
         [
@@ -31,7 +28,7 @@ def run_quick_bench(tmp_path: Path) -> dict:
             "--out",
             str(out),
             "--database-url",
-            os.environ.get("PQH_BENCH_SMOKE_DATABASE_URL", SMOKE_DB),
+            database_url,
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -49,8 +46,9 @@ def run_quick_bench(tmp_path: Path) -> dict:
     return json.loads(out.read_text())
 
 
-def test_quick_fairness_benchmark_reports_every_scenario(tmp_path):
-    data = run_quick_bench(tmp_path)
+def test_quick_fairness_benchmark_reports_every_scenario(tmp_path, scratch_database):
+    # A database of its own, dropped afterwards, so a full benchmark is not disturbed.
+    data = run_quick_bench(tmp_path, scratch_database("bench_smoke"))
 
     assert data["meta"]["elapsed_s"] < 60
     assert set(data["scenarios"]) == {"S1", "S2", "S3", "S4", "S5"}

@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 from tasks_app.services import task_submit
 from users_app.models import Profile
 
-from .conftest import ROOT
+from .conftest import ROOT, subprocess_env
 
 pytestmark = pytest.mark.django_db
 
@@ -56,18 +56,93 @@ def test_bad_input_is_a_clear_error(alice, args, message):
         run(*args)
 
 
-def test_bad_input_exits_non_zero_with_one_line():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    proc = subprocess.run(
-        [sys.executable, "manage.py", "set_weight", "nobody-at-all", "2"],
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run manage.py in a child process on the test database and Redis prefix."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=env,
+        env=subprocess_env(**env),
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_bad_input_exits_non_zero_with_one_line():
+    proc = manage("set_weight", "nobody-at-all", "2")
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == ["CommandError: no user named 'nobody-at-all'"]
+
+
+COMMANDS = [
+    ("set_weight", "alice", "2"),
+    ("create_api_user", "alice"),
+    ("queue_stats",),
+    ("queue_stats", "--json"),
+]
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_a_missing_database_is_one_line_naming_it_and_the_fix(args):
+    missing = f"pqh_no_such_database_{os.getpid()}"
+    proc = manage(*args, DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{missing}")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"database '{missing}' does not exist" in lines[0]
+    assert "manage.py bootstrap" in lines[0] and "make run" in lines[0]
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_an_unreachable_postgres_is_one_line_with_the_start_command(args):
+    # Nothing listens on port 1 of the loopback.
+    proc = manage(*args, DATABASE_URL="postgres://postgres@127.0.0.1:1/pqh")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "PostgreSQL at 127.0.0.1:1 is unreachable" in lines[0]
+    assert "pg_ctlcluster" in lines[0]
+
+
+@pytest.mark.parametrize("args", [("queue_stats",), ("bootstrap", "--no-demo")], ids=" ".join)
+def test_an_unreachable_redis_is_one_line_with_the_start_command(args):
+    proc = manage(*args, REDIS_URL="redis://127.0.0.1:1/0")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Redis at redis://127.0.0.1:1/0 is unreachable" in lines[0]
+    assert "redis-server" in lines[0]
+
+
+def test_a_missing_setting_is_one_line():
+    proc = manage("queue_stats", PQH_VISIBILITY_TIMEOUT="ten")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "ImproperlyConfigured: PQH_VISIBILITY_TIMEOUT must be an integer, got 'ten'"
+    ]
+
+
+def test_bootstrap_prints_the_weights_that_are_stored(settings, tmp_path):
+    settings.STATIC_ROOT = tmp_path / "static"
+    first = run("bootstrap")
+    assert "  token for demo1 (weight 1): " in first
+    assert "  token for demo2 (weight 3): " in first
+    assert Profile.objects.get(user__username="demo2").weight == 3
+    # An operator changes a demo user's weight: the next start keeps it and says so.
+    run("set_weight", "demo2", "5")
+    again = run("bootstrap")
+    assert "  token for demo2 (weight 5): " in again
+    assert Profile.objects.get(user__username="demo2").weight == 5
+    tokens = {
+        line.split(": ")[0]: line.split(": ")[1] for line in again.splitlines() if "token" in line
+    }
+    assert tokens["  token for demo2 (weight 5)"] == Token.objects.get(user__username="demo2").key
+
+
+def test_create_api_user_prints_the_weight_it_stored():
+    assert "created user dora with weight 4" in run("create_api_user", "dora", "--weight", "4")
+    assert "updated user dora with weight 4" in run("create_api_user", "dora")
 
 
 def test_queue_stats_shows_levels_and_live_windows(alice, bob):

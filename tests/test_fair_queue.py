@@ -19,12 +19,13 @@ BIG_BUFFER = 10_000
 @pytest.fixture(autouse=True)
 def own_prefix(settings):
     """Keys of their own: a test worker running beside must not pick or take these tasks."""
-    settings.PQH_REDIS_PREFIX = "pqhunit"
+    prefix = f"{settings.PQH_REDIS_PREFIX}unit"
+    settings.PQH_REDIS_PREFIX = prefix
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
         **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
-        "global_keyprefix": "pqhunit:broker:",
+        "global_keyprefix": f"{prefix}:broker:",
     }
-    clear = lambda: [get_redis().delete(k) for k in get_redis().scan_iter("pqhunit:*")]  # noqa: E731
+    clear = lambda: [get_redis().delete(k) for k in get_redis().scan_iter(f"{prefix}:*")]  # noqa: E731
     clear()
     yield
     clear()

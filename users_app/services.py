@@ -41,7 +41,12 @@ def api_user_create(
     elif created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
-    profile, _ = Profile.objects.get_or_create(user=user)
+    # Through the user, so `user.profile` is the row this function saves, never a stale copy
+    # (a new user's post_save signal has already created and cached one).
+    try:
+        profile = user.profile
+    except Profile.DoesNotExist:
+        profile = Profile.objects.create(user=user)
     if weight is not None and profile.weight != weight:
         profile.weight = weight
         profile.save(update_fields=["weight"])

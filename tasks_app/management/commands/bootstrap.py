@@ -6,23 +6,21 @@ import secrets
 import psycopg
 import redis
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from pqh_site.commands import PqhCommand, explain_postgres, explain_redis
 from pqh_site.database import database_create_if_missing
+from users_app.models import Profile
 from users_app.services import api_user_create
 
-PG_HINT = (
-    "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start "
-    "(or set DATABASE_URL)"
-)
-REDIS_HINT = (
-    "start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
-    "(or set REDIS_URL)"
-)
+# The demo users and the weight each gets when bootstrap creates it; an operator's later change
+# to a demo user's weight is kept.
+DEMO_USERS = [("demo1", 1), ("demo2", 3)]
 
 
-class Command(BaseCommand):
+class Command(PqhCommand):
     help = (
         "Check PostgreSQL and Redis, create the database if missing, migrate, collect static "
         "files, and create a demo admin and two demo users, printing their tokens."
@@ -44,9 +42,7 @@ class Command(BaseCommand):
         try:
             redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
         except redis.RedisError as exc:
-            raise CommandError(
-                f"Redis at {settings.REDIS_URL} is unreachable ({exc}); {REDIS_HINT}"
-            ) from None
+            raise CommandError(explain_redis(exc)) from None
 
     def _ensure_database(self) -> None:
         db = settings.DATABASES["default"]
@@ -54,11 +50,7 @@ class Command(BaseCommand):
             if database_create_if_missing(db):
                 self.stdout.write(f"created database {db['NAME']}")
         except psycopg.OperationalError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            where = f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
-            raise CommandError(
-                f"PostgreSQL at {where} is unreachable ({first}); {PG_HINT}"
-            ) from None
+            raise CommandError(explain_postgres(exc)) from None
 
     def _demo_users(self) -> None:
         admin_password = os.environ.get("PQH_DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
@@ -66,9 +58,11 @@ class Command(BaseCommand):
         if not admin.is_superuser:
             admin.is_staff = admin.is_superuser = True
             admin.save(update_fields=["is_staff", "is_superuser"])
-        demo = [("demo1", 1), ("demo2", 3)]
         self.stdout.write(f"admin login: admin / {admin_password} at http://127.0.0.1:8000/admin/")
         self.stdout.write(f"  token for admin: {admin_token.key}")
-        for username, weight in demo:
-            user, token, _ = api_user_create(username=username, weight=weight)
-            self.stdout.write(f"  token for {username} (weight {user.profile.weight}): {token.key}")
+        for username, weight in DEMO_USERS:
+            exists = get_user_model().objects.filter(username=username).exists()
+            user, token, _ = api_user_create(username=username, weight=None if exists else weight)
+            # Print what is stored, not what this run meant to store.
+            stored = Profile.objects.get(user=user).weight
+            self.stdout.write(f"  token for {username} (weight {stored}): {token.key}")

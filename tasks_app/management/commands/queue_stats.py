@@ -2,12 +2,11 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
-
+from pqh_site.commands import PqhCommand
 from tasks_app.selectors import queue_stats
 
 
-class Command(BaseCommand):
+class Command(PqhCommand):
     help = (
         "Show queued tasks per level, and per user with a live window: count, weight, next level."
     )
@@ -16,10 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print JSON for machines")
 
     def handle(self, *args, **options):
-        try:
-            stats = queue_stats()
-        except Exception as exc:  # Redis or PostgreSQL down: one line, non-zero exit
-            raise CommandError(f"cannot read the queue: {exc}") from None
+        stats = queue_stats()
         if options["json"]:
             self.stdout.write(json.dumps(stats, indent=2))
             return

@@ -1,11 +1,12 @@
 """Create an API user (or update one), set its weight, and print its token last."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from pqh_site.commands import PqhCommand
 from users_app.services import UserError, api_user_create
 
 
-class Command(BaseCommand):
+class Command(PqhCommand):
     help = "Create USERNAME if missing, set its weight, and print its API token as the last line."
 
     def add_arguments(self, parser) -> None:

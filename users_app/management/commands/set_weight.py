@@ -1,11 +1,12 @@
 """Set a user's weight."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from pqh_site.commands import PqhCommand
 from users_app.services import UserError, user_set_weight
 
 
-class Command(BaseCommand):
+class Command(PqhCommand):
     help = "Set the weight of USERNAME to N (an integer >= 1); applies to the next submission."
 
     def add_arguments(self, parser) -> None:
