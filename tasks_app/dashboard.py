@@ -53,7 +53,7 @@ def line_chart(
 
     `series` is (name, css class, counts); every list has one count per bucket from `since`.
     """
-    left, right, top, bottom = 40, 10, 10, height - 24
+    left, right, top, bottom = 40, 24, 10, height - 24
     buckets = max((len(counts) for _, _, counts in series), default=0)
     peak = max((max(counts, default=0) for _, _, counts in series), default=0)
     y_max = max(peak, 1)

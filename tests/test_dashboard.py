@@ -36,16 +36,16 @@ def test_the_chart_scales_counts_into_the_plot_and_labels_clock_times():
         height=124,
         x_tick_every=2,
     )
-    # Plot area: x from 40 to 230, y from 100 (zero) up to 10 (the peak, 4).
-    assert chart.series[0].points == "40.0,100.0 135.0,10.0 230.0,55.0"
-    assert chart.series[1].points == "40.0,77.5 135.0,77.5 230.0,100.0"
+    # Plot area: x from 40 to 216, y from 100 (zero) up to 10 (the peak, 4).
+    assert chart.series[0].points == "40.0,100.0 128.0,10.0 216.0,55.0"
+    assert chart.series[1].points == "40.0,77.5 128.0,77.5 216.0,100.0"
     assert [s.total for s in chart.series] == [6, 2]
     assert [(t.label, t.position) for t in chart.y_ticks] == [
         ("0", 100.0),
         ("2", 55.0),
         ("4", 10.0),
     ]
-    assert [(t.label, t.position) for t in chart.x_ticks] == [("12:00", 40.0), ("12:02", 230.0)]
+    assert [(t.label, t.position) for t in chart.x_ticks] == [("12:00", 40.0), ("12:02", 216.0)]
 
 
 def test_an_empty_chart_is_a_flat_line_not_a_division_by_zero():
