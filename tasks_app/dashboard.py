@@ -137,7 +137,7 @@ def fairness_dashboard(request, *, context: dict):
             "total_running": sum(row.running for row in load),
             "windows": windows,
             "contending": len(shares),
-            "service_hours": sum(s.service_seconds for s in shares) / 3600,
+            "service": duration_text(sum(s.service_seconds for s in shares)),
             "jain": reports.share_fairness(shares),
             "waits": [
                 {

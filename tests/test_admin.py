@@ -243,6 +243,7 @@ def _queries(client, url: str) -> int:
     [
         "/admin/tasks_app/taskrecord/",
         "/admin/tasks_app/taskrecord/?status__exact=PENDING&o=-9",
+        "/admin/tasks_app/taskrecord/?_facets=True&level=1",
         "/admin/users_app/profile/",
         "/admin/auth/user/",
     ],
@@ -259,4 +260,4 @@ def test_a_list_page_costs_the_same_queries_for_3_rows_as_for_50(staff_client, u
         )
     many = _queries(staff_client, url)
     assert many == few, f"{url}: {few} queries for 3 rows, {many} for 50"
-    assert many <= 12, f"{url}: {many} queries"
+    assert many <= 20, f"{url}: {many} queries"  # counts shown (_facets) add one per filter

@@ -123,7 +123,9 @@ def test_shares_beside_entitlements_are_shown(root_client, alice, charlie):
     # Alice: 30 of 120 s received, weight 1 of 7 entitled; Charlie: 90 s, 6 of 7.
     assert re.search(r">alice<.*?>0\.250<.*?>0\.143<", windows, re.S)
     assert re.search(r">charlie<.*?>0\.750<.*?>0\.857<", windows, re.S)
-    assert "2 user(s) contended" in windows
+    assert "2 user(s) contended in the last 60 minutes, receiving 2 min 00 s of worker time" in (
+        windows
+    )
 
 
 @pytest.mark.django_db
