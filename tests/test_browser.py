@@ -20,7 +20,7 @@ from tasks_app.models import TaskRecord
 from tasks_app.services import task_submit
 from tasks_app.window import window_record
 
-from .conftest import ROOT, make_user
+from .conftest import ROOT, Worker, make_user
 
 CHROMIUM = Path(os.environ.get("PQH_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -165,9 +165,16 @@ def test_the_dashboard_counts_a_queued_task(page, operator, alice, no_worker):
     sync_api.expect(page.locator("#result_list tbody tr")).to_have_count(1)
 
 
-def test_a_user_submits_with_the_browsable_api_form_and_opens_the_result(
-    page, alice, celery_worker
-):
+@pytest.fixture
+def own_worker(worker_env):
+    """A real worker for this test only: the tests after this file find no worker left behind."""
+    worker = Worker(concurrency=1, env=worker_env)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def test_a_user_submits_with_the_browsable_api_form_and_opens_the_result(page, alice, own_worker):
     page.goto("/api-auth/login/?next=/api/tasks/")
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill("pw-alice")
