@@ -100,7 +100,7 @@ CSRF_TRUSTED_ORIGINS = [
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "pqh_site.admin_site.PqhAdminConfig",  # django.contrib.admin with the fairness dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -1,11 +1,77 @@
-"""Admin: the task history, with filters by user, level and status and search by task id."""
+"""Admin: the task history, with sortable waits and run times, filters, and a cancel action."""
 
+from datetime import timedelta
+
+from celery import states
+from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import TextField
-from django.db.models.functions import Cast
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Case, DurationField, F, Q, TextField, When
+from django.db.models.functions import Cast, Coalesce, Now
 
 from . import selectors, services
 from .models import TaskRecord
+
+
+def duration_text(value: timedelta | float | None) -> str:
+    """Show a duration as an operator reads it: 4.2 s, 3 min 05 s, 2 h 07 min."""
+    if value is None:
+        return "-"
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+class LevelFilter(admin.SimpleListFilter):
+    """Tasks of one level; the levels come from the settings, so listing them costs no query."""
+
+    title = "level"
+    parameter_name = "level"
+
+    def lookups(self, request, model_admin):
+        return [(str(level), f"level {level}") for level in range(settings.PQH_LEVELS)]
+
+    def queryset(self, request, queryset):
+        if self.value() is not None and self.value().isdigit():
+            return queryset.filter(level=int(self.value()))
+        return queryset
+
+
+class UserNameFilter(admin.SimpleListFilter):
+    """Tasks of one user, by name; offers the users with tasks queued or running now."""
+
+    title = "user (queued or running now)"
+    parameter_name = "user"
+
+    def lookups(self, request, model_admin):
+        # Bounded: users with live tasks, found through the (status, level, submitted_at) index.
+        names = list(
+            TaskRecord.objects.filter(status__in=[states.PENDING, states.STARTED])
+            .order_by("user__username")
+            .values_list("user__username", flat=True)
+            .distinct()[:50]
+        )
+        if self.value() and self.value() not in names:
+            names.append(self.value())
+        return [(name, name) for name in names]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(user__username=self.value())
+        return queryset
+
+
+class TaskChangeList(ChangeList):
+    """The history list: queue positions of a whole page come from one batched query."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        positions = selectors.task_positions(self.result_list)
+        for record in self.result_list:
+            record.queue_position = positions.get(record.pk)
 
 
 @admin.register(TaskRecord)
@@ -20,15 +86,20 @@ class TaskRecordAdmin(admin.ModelAdmin):
         "aged",
         "submitted_at",
         "wait",
+        "run_time",
         "position",
     ]
-    list_filter = ["status", "level", "aged", ("user", admin.RelatedOnlyFieldListFilter)]
+    # A date filter, not date_hierarchy: the hierarchy lists the distinct days of the whole
+    # history, a scan that grows with it; the filter's choices cost no query.
+    list_filter = ["status", LevelFilter, "aged", UserNameFilter, "submitted_at"]
     search_fields = ["task_id"]
+    search_help_text = "A user name (exact), or part of a task id."
     list_select_related = ["user"]
-    date_hierarchy = "submitted_at"
-    readonly_fields = [f.name for f in TaskRecord._meta.fields] + ["wait", "position"]
+    readonly_fields = [f.name for f in TaskRecord._meta.fields] + ["wait", "run_time", "position"]
     actions = ["cancel_selected"]
     list_per_page = 50
+    # One COUNT of the filtered history per page, not a second one of the whole history.
+    show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -36,31 +107,75 @@ class TaskRecordAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="wait (s)")
+    def get_queryset(self, request):
+        # Computed in SQL so that the list can sort on them: the wait so far of a queued task,
+        # and the run time so far of a running one.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                wait_time=Case(
+                    When(started_at__isnull=False, then=F("started_at") - F("submitted_at")),
+                    When(status=states.PENDING, then=Now() - F("submitted_at")),
+                    default=None,
+                    output_field=DurationField(),
+                ),
+                run_time=Case(
+                    When(
+                        started_at__isnull=False,
+                        then=Coalesce(F("finished_at"), Now()) - F("started_at"),
+                    ),
+                    default=None,
+                    output_field=DurationField(),
+                ),
+            )
+        )
+
+    def get_changelist(self, request, **kwargs):
+        return TaskChangeList
+
+    @admin.display(description="wait", ordering="wait_time")
     def wait(self, obj: TaskRecord) -> str:
-        wait = obj.wait_seconds()
-        return "-" if wait is None else f"{wait:.1f}"
+        return duration_text(getattr(obj, "wait_time", None) or obj.wait_seconds())
+
+    @admin.display(description="run time", ordering="run_time")
+    def run_time(self, obj: TaskRecord) -> str:
+        return duration_text(getattr(obj, "run_time", None))
 
     @admin.display(description="position")
     def position(self, obj: TaskRecord) -> str:
-        position = selectors.task_position(obj)
+        if hasattr(obj, "queue_position"):  # the list: batched for the page
+            position = obj.queue_position
+        else:  # the detail page: one task
+            position = selectors.task_position(obj)
         return "-" if position is None else str(position)
 
     def get_search_results(self, request, queryset, search_term):
-        # The primary key is a UUID: search it by its text, so a partial id finds it too.
+        # The primary key is a UUID: search it by its text, so a partial id finds it too; a
+        # user name finds that user's tasks.
         term = search_term.strip()
         if term:
             queryset = queryset.annotate(task_id_text=Cast("task_id", TextField()))
-            return queryset.filter(task_id_text__icontains=term), False
+            return (
+                queryset.filter(Q(task_id_text__icontains=term) | Q(user__username__iexact=term)),
+                False,
+            )
         return queryset, False
 
-    @admin.action(description="Cancel selected tasks that have not started")
+    def has_cancel_permission(self, request) -> bool:
+        # The history is read-only (no change form), but cancelling is a change to the task.
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    @admin.action(description="Cancel selected queued tasks", permissions=["cancel"])
     def cancel_selected(self, request, queryset) -> None:
-        cancelled = 0
-        for record in queryset:
-            try:
-                services.task_cancel(user=record.user, task_id=record.pk)
-                cancelled += 1
-            except services.TaskNotCancellable:
-                pass
-        self.message_user(request, f"Cancelled {cancelled} task(s).", messages.SUCCESS)
+        queued = queryset.filter(status=states.PENDING).select_related("user")
+        others = queryset.exclude(status=states.PENDING).count()
+        outcome = services.task_cancel_many(tasks=queued)
+        skipped = others + outcome.not_cancellable
+        self.message_user(
+            request,
+            f"Cancelled {len(outcome.cancelled)} queued task(s)"
+            + (f"; {skipped} had already started or ended." if skipped else "."),
+            messages.SUCCESS if outcome.cancelled else messages.WARNING,
+        )

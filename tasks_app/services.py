@@ -4,6 +4,8 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -217,3 +219,29 @@ def task_cancel(*, user, task_id: uuid.UUID) -> TaskRecord:
     if settings.PQH_FAIRNESS:
         scheduler.queue_cancel(str(task_id))
     return TaskRecord.objects.get(pk=task_id)
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What a cancellation of many tasks did: the ids cancelled, and how many had started."""
+
+    cancelled: list[uuid.UUID]
+    not_cancellable: int
+
+
+def task_cancel_many(*, tasks: Iterable[TaskRecord]) -> CancelOutcome:
+    """Cancel each of `tasks` that has not started, one by one through task_cancel.
+
+    For the admin's action and `manage.py cancel_queued`: each task is cancelled exactly as the
+    API cancels it, and a task that started meanwhile is counted, not an error.
+    """
+    cancelled: list[uuid.UUID] = []
+    not_cancellable = 0
+    for record in tasks:
+        try:
+            task_cancel(user=record.user, task_id=record.pk)
+        except TaskNotCancellable:
+            not_cancellable += 1
+        else:
+            cancelled.append(record.pk)
+    return CancelOutcome(cancelled=cancelled, not_cancellable=not_cancellable)

@@ -60,3 +60,19 @@ def window_active_users(*, now: float | None = None) -> dict[int, int]:
             if count:
                 counts[int(user_id)] = count
     return counts
+
+
+def window_reset(*, user_id: int, now: float | None = None) -> int:
+    """Forget every submission in the user's window; return how many were still counting.
+
+    The next submission of the user is then counted as their first (an operator's reset).
+    """
+    now = time.time() if now is None else now
+    name = window_key(user_id)
+    # One MULTI/EXEC round trip: a submission recorded between the count and the delete would
+    # otherwise be dropped without being reported.
+    pipe = get_redis().pipeline(transaction=True)
+    pipe.zremrangebyscore(name, "-inf", now - settings.PQH_WINDOW_SECONDS)
+    pipe.zcard(name)
+    pipe.delete(name)
+    return int(pipe.execute()[1])

@@ -74,6 +74,8 @@ def bob_client(bob):
 class Worker:
     """A real `celery worker` subprocess on the test database and the test Redis prefix."""
 
+    running: "set[Worker]" = set()  # so a test can pause whichever workers are up (no_worker)
+
     def __init__(self, *, concurrency: int, env: dict[str, str]):
         self.concurrency = concurrency
         self.env = env
@@ -110,12 +112,14 @@ class Worker:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log.read_text()[-3000:]}")
             if " ready." in self.log.read_text():
+                Worker.running.add(self)
                 return
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"worker did not become ready:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
+        Worker.running.discard(self)
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -201,6 +205,17 @@ def solo_worker(worker_env, celery_worker, request):
     yield worker
     worker.stop()
     celery_worker.start()
+
+
+@pytest.fixture
+def no_worker():
+    """No worker runs during the test, so queued tasks stay queued; paused ones restart after."""
+    paused = list(Worker.running)
+    for worker in paused:
+        worker.stop()
+    yield
+    for worker in paused:
+        worker.start()
 
 
 def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05):

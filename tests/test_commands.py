@@ -79,6 +79,8 @@ COMMANDS = [
     ("create_api_user", "alice"),
     ("queue_stats",),
     ("queue_stats", "--json"),
+    ("cancel_queued", "alice", "--level", "1"),
+    ("fairness_report", "--json"),
 ]
 
 
@@ -105,7 +107,9 @@ def test_an_unreachable_postgres_is_one_line_with_the_start_command(args):
     assert "pg_ctlcluster" in lines[0]
 
 
-@pytest.mark.parametrize("args", [("queue_stats",), ("bootstrap", "--no-demo")], ids=" ".join)
+@pytest.mark.parametrize(
+    "args", [("queue_stats",), ("bootstrap", "--no-demo"), ("reset_window", "--all")], ids=" ".join
+)
 def test_an_unreachable_redis_is_one_line_with_the_start_command(args):
     proc = manage(*args, REDIS_URL="redis://127.0.0.1:1/0")
     assert proc.returncode == 1

@@ -5,7 +5,13 @@ import threading
 from django.conf import settings
 
 from tasks_app.redis_client import get_redis
-from tasks_app.window import window_count, window_forget, window_key, window_record
+from tasks_app.window import (
+    window_count,
+    window_forget,
+    window_key,
+    window_record,
+    window_reset,
+)
 
 from .redis_count import count_redis_round_trips
 
@@ -82,3 +88,18 @@ def test_a_refused_submission_can_be_taken_back():
     window_record(user_id=4, member="refused", now=11.0)
     window_forget(user_id=4, member="refused")
     assert window_count(user_id=4, now=12.0) == 1
+
+
+def test_a_reset_forgets_the_window_in_one_round_trip_and_says_how_many_counted():
+    window_record(user_id=3, member="expired", now=1000.0)
+    for i in range(4):
+        window_record(user_id=3, member=f"live{i}", now=1000.0 + T + i)
+    window_record(user_id=4, member="other", now=1000.0 + T)
+    with count_redis_round_trips() as calls:
+        forgotten = window_reset(user_id=3, now=1000.0 + T + 5)
+    assert forgotten == 4
+    assert len(calls) == 1
+    assert window_count(user_id=3, now=1000.0 + T + 5) == 0
+    assert window_record(user_id=3, member="next", now=1000.0 + T + 6) == 0
+    assert window_count(user_id=4, now=1000.0 + T + 5) == 1
+    assert window_reset(user_id=99) == 0

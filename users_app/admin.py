@@ -1,31 +1,90 @@
-"""Admin for weights: on each user's page, and as one list where many can be edited at once."""
+"""Admin for weights: on each user's page, as one editable list, and a reset of users' windows."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from tasks_app import selectors
+from tasks_app.window import window_reset
 
 from .models import Profile
+
+# A user's fairness settings, shown together on the user's page, on the weight's page and as
+# editable columns of the weights list.
+# MERGE(core): core adds Profile.max_active (the per-user cap of active tasks); append
+# "max_active" here once the field is on this branch, and it shows in all three places.
+PROFILE_SETTINGS = ["weight"]
+
+
+def reset_windows(modeladmin, request, users) -> None:
+    """Forget the window of each user; their next submission counts as their first."""
+    forgotten = {user.get_username(): window_reset(user_id=user.pk) for user in users}
+    modeladmin.message_user(
+        request,
+        f"Reset the windows of {len(forgotten)} user(s), forgetting "
+        f"{sum(forgotten.values())} submission(s): "
+        + ", ".join(f"{name} ({n})" for name, n in sorted(forgotten.items())),
+        messages.SUCCESS,
+    )
 
 
 class ProfileInline(admin.StackedInline):
     model = Profile
     can_delete = False
-    fields = ["weight"]
-    verbose_name_plural = "weight"
+    fields = PROFILE_SETTINGS
+    verbose_name_plural = "fairness settings"
 
 
 @admin.register(Profile)
 class ProfileAdmin(admin.ModelAdmin):
-    list_display = ["user", "weight"]
-    list_editable = ["weight"]
+    list_display = ["username", *PROFILE_SETTINGS, "tasks"]
+    list_display_links = ["username"]
+    list_editable = PROFILE_SETTINGS
     list_select_related = ["user"]
     search_fields = ["user__username"]
+    search_help_text = "Part of a user name."
     ordering = ["user__username"]
     list_per_page = 100
+    actions = ["reset_window"]
+    fieldsets = [
+        (None, {"fields": ["user"]}),
+        ("Fairness settings", {"fields": PROFILE_SETTINGS}),
+        ("Now", {"fields": ["window", "tasks"]}),
+    ]
+    readonly_fields = ["user", "window", "tasks"]
 
     def has_add_permission(self, request) -> bool:
         # A weight row is created with its user; add users on the user page.
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # It goes with its user; delete the user instead.
+        return False
+
+    @admin.display(description="user", ordering="user__username")
+    def username(self, obj: Profile) -> str:
+        return obj.user.get_username()
+
+    @admin.display(description="window")
+    def window(self, obj: Profile) -> str:
+        # One user's page: one Redis round trip. Lists never show this column.
+        usage = selectors.user_usage(obj.user)
+        return (
+            f"{usage.count} submission(s) in the last {usage.window_seconds} s; "
+            f"the next task gets level {usage.next_level}"
+        )
+
+    @admin.display(description="tasks")
+    def tasks(self, obj: Profile) -> str:
+        url = reverse("admin:tasks_app_taskrecord_changelist")
+        name = obj.user.get_username()
+        return format_html('<a href="{}?user={}">history of {}</a>', url, name, name)
+
+    @admin.action(description="Reset the window of selected users", permissions=["change"])
+    def reset_window(self, request, queryset) -> None:
+        reset_windows(self, request, [profile.user for profile in queryset.select_related("user")])
 
 
 User = get_user_model()
@@ -37,7 +96,12 @@ class UserAdmin(BaseUserAdmin):
     inlines = [ProfileInline]
     list_display = [*BaseUserAdmin.list_display, "weight"]
     list_select_related = ["profile"]
+    actions = ["reset_window"]
 
     @admin.display(description="weight", ordering="profile__weight")
     def weight(self, obj) -> int:
         return getattr(getattr(obj, "profile", None), "weight", 1)
+
+    @admin.action(description="Reset the window of selected users", permissions=["change"])
+    def reset_window(self, request, queryset) -> None:
+        reset_windows(self, request, list(queryset))

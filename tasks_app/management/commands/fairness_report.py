@@ -1,0 +1,85 @@
+"""Print how fair the service was over a recent period: waits per level, shares per user."""
+
+import json
+import re
+from dataclasses import asdict
+from datetime import timedelta
+
+from django.core.management.base import CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_duration
+
+from pqh_site.commands import PqhCommand
+from tasks_app import reports
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str) -> timedelta:
+    """Return the period `text` names: 90s, 15m, 1h, 2d, or what Django parses (1:30:00, PT1H)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    period = timedelta(seconds=float(match[1]) * UNITS[match[2]]) if match else parse_duration(text)
+    if period is None or period <= timedelta(0):
+        raise CommandError(
+            f"--since must be a positive duration like 90s, 15m, 1h or 2d, got {text!r}"
+        )
+    return period
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+class Command(PqhCommand):
+    help = (
+        "Print, over the last --since (default 1h), the wait p50/p95 per level of the tasks "
+        "that started, and each contending user's share of worker time beside the share its "
+        "weight entitles it to (definitions: docs/fairness.md)."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--since", default="1h", help="how far back to look: 90s, 15m, 1h, 2d (default 1h)"
+        )
+        parser.add_argument("--json", action="store_true", help="print JSON for machines")
+
+    def handle(self, *args, since: str, **options):
+        period = parse_since(since)
+        now = timezone.now()
+        start = now - period
+        waits = reports.wait_percentiles(since=start, now=now)
+        shares = reports.user_shares(since=start, now=now)
+        jain = reports.share_fairness(shares)
+        started = sum(row.started for row in waits)
+        if options["json"]:
+            report = {
+                "since": start.isoformat(),
+                "now": now.isoformat(),
+                "levels": [asdict(row) for row in waits],
+                "users": [asdict(row) for row in shares],
+                "jain_index": jain,
+            }
+            self.stdout.write(json.dumps(report, indent=2))
+            return
+        self.stdout.write(f"from {start:%Y-%m-%d %H:%M:%S} to {now:%H:%M:%S} UTC ({since})")
+        self.stdout.write("wait (s) of the tasks that started, per level:")
+        self.stdout.write("level  started      p50      p95  longest")
+        for row in waits:
+            self.stdout.write(
+                f"{row.level:>5}  {row.started:>7}  {seconds(row.p50):>7}  "
+                f"{seconds(row.p95):>7}  {seconds(row.longest):>7}"
+            )
+        self.stdout.write("share of worker time per contending user:")
+        if not shares:
+            self.stdout.write("  none")
+        for row in shares:
+            ratio = row.share / row.entitled if row.entitled else 0.0
+            self.stdout.write(
+                f"  {row.username}: weight {row.weight}, {row.service_seconds:.1f} s, "
+                f"share {row.share:.3f}, entitled {row.entitled:.3f} ({ratio:.2f}x)"
+            )
+        fairness = "-" if jain is None else f"{jain:.3f}"
+        self.stdout.write(
+            f"{started} task(s) started, {len(shares)} user(s) contended; "
+            f"Jain's index over share/entitled: {fairness}"
+        )
