@@ -97,6 +97,12 @@ class TaskRecord(models.Model):
         indexes = [
             models.Index(fields=["user", "-submitted_at"], name="taskrecord_user_recent"),
             models.Index(fields=["status", "level", "submitted_at"], name="taskrecord_queue"),
+            # The start estimate reads the most recently finished tasks.
+            models.Index(
+                fields=["-finished_at"],
+                name="taskrecord_recent_finished",
+                condition=models.Q(finished_at__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(level__lte=9), name="taskrecord_level_range"),

@@ -3,6 +3,7 @@
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import states
@@ -14,8 +15,10 @@ from django_celery_results.models import TaskResult
 from users_app.models import Profile
 
 from . import scheduler
+from .estimates import estimate_start
 from .fairness import level_for
 from .models import TaskRecord
+from .progress import PROGRESS
 from .window import window_active_users, window_count
 
 
@@ -130,3 +133,88 @@ def queue_stats(*, now: float | None = None) -> dict[str, Any]:
         "users": rows,
         "window_seconds": settings.PQH_WINDOW_SECONDS,
     }
+
+
+# --- Events, progress and the start estimate -------------------------------------------------
+
+# The start estimate uses the mean run time of this many recently finished tasks.
+RECENT_RUNS = 20
+
+
+def task_get(*, task_id) -> TaskRecord | None:
+    """Return the task with this id and its user (for the events a worker logs), or None."""
+    return TaskRecord.objects.select_related("user").filter(pk=task_id).first()
+
+
+def task_counts_by_status_level() -> dict[tuple[str, int], int]:
+    """Return {(status, level): n} for the queued and running tasks, in one query."""
+    rows = (
+        TaskRecord.objects.filter(status__in=[states.PENDING, states.STARTED])
+        .values_list("status", "level")
+        .annotate(n=Count("pk"))
+        .values_list("status", "level", "n")
+    )
+    return {(status, level): n for status, level, n in rows}
+
+
+def task_progress(record: TaskRecord) -> dict[str, Any] | None:
+    """Return what a running task last reported (fraction, message, updated_at), or None."""
+    if record.status != states.STARTED:
+        return None
+    stored = (
+        TaskResult.objects.filter(task_id=str(record.pk), status=PROGRESS)
+        .values_list("result", flat=True)
+        .first()
+    )
+    if not stored:
+        return None
+    meta = json.loads(stored)
+    return meta if isinstance(meta, dict) else None
+
+
+def recent_run_seconds(*, limit: int = RECENT_RUNS) -> float | None:
+    """Return the mean run time of the last `limit` finished tasks, or None before the first."""
+    runs = list(
+        TaskRecord.objects.filter(
+            finished_at__isnull=False,
+            started_at__isnull=False,
+            status__in=[states.SUCCESS, states.FAILURE],
+        )
+        .order_by("-finished_at")
+        .values_list("started_at", "finished_at")[:limit]
+    )
+    if not runs:
+        return None
+    return sum((end - start).total_seconds() for start, end in runs) / len(runs)
+
+
+def task_start_estimate(
+    record: TaskRecord, *, position: int | None = None, now: float | None = None
+) -> datetime | None:
+    """Return when a queued task should start, or None (not queued, or no run measured yet).
+
+    From its position, the tasks running now (one slot each) and the mean run time of the last
+    RECENT_RUNS finished tasks (estimates.estimate_start says how).
+    """
+    if record.status != states.PENDING:
+        return None
+    if position is None:
+        position = task_position(record)
+    if position is None:
+        return None
+    mean_run = recent_run_seconds()
+    if mean_run is None:
+        return None
+    now = time.time() if now is None else now
+    # A STARTED row older than the hard time limit belongs to a worker that vanished.
+    alive_since = datetime.fromtimestamp(now - settings.PQH_TASK_TIME_LIMIT - 30, tz=UTC)
+    running = TaskRecord.objects.filter(
+        status=states.STARTED, started_at__gte=alive_since
+    ).values_list("started_at", flat=True)
+    start = estimate_start(
+        position=position,
+        running_since=[started.timestamp() for started in running],
+        mean_run=mean_run,
+        now=now,
+    )
+    return datetime.fromtimestamp(start, tz=UTC)
