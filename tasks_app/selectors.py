@@ -15,7 +15,7 @@ from django_celery_results.models import TaskResult
 from users_app.models import Profile
 
 from . import scheduler
-from .estimates import estimate_start
+from .estimates import estimate_start, max_overlap
 from .fairness import level_for
 from .models import TaskRecord
 from .progress import PROGRESS
@@ -172,9 +172,9 @@ def task_progress(record: TaskRecord) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
-def recent_run_seconds(*, limit: int = RECENT_RUNS) -> float | None:
-    """Return the mean run time of the last `limit` finished tasks, or None before the first."""
-    runs = list(
+def recent_runs(*, limit: int = RECENT_RUNS) -> list[tuple[float, float]]:
+    """Return (started, finished) epoch seconds of the last `limit` finished tasks."""
+    rows = (
         TaskRecord.objects.filter(
             finished_at__isnull=False,
             started_at__isnull=False,
@@ -183,9 +183,7 @@ def recent_run_seconds(*, limit: int = RECENT_RUNS) -> float | None:
         .order_by("-finished_at")
         .values_list("started_at", "finished_at")[:limit]
     )
-    if not runs:
-        return None
-    return sum((end - start).total_seconds() for start, end in runs) / len(runs)
+    return [(start.timestamp(), end.timestamp()) for start, end in rows]
 
 
 def task_start_estimate(
@@ -193,8 +191,8 @@ def task_start_estimate(
 ) -> datetime | None:
     """Return when a queued task should start, or None (not queued, or no run measured yet).
 
-    From its position, the tasks running now (one slot each) and the mean run time of the last
-    RECENT_RUNS finished tasks (estimates.estimate_start says how).
+    From its position, the tasks running now, the mean run time of the last RECENT_RUNS finished
+    tasks and the slots they were seen to use at once (estimates.estimate_start says how).
     """
     if record.status != states.PENDING:
         return None
@@ -202,19 +200,23 @@ def task_start_estimate(
         position = task_position(record)
     if position is None:
         return None
-    mean_run = recent_run_seconds()
-    if mean_run is None:
+    runs = recent_runs()
+    if not runs:
         return None
+    mean_run = sum(end - start for start, end in runs) / len(runs)
     now = time.time() if now is None else now
     # A STARTED row older than the hard time limit belongs to a worker that vanished.
     alive_since = datetime.fromtimestamp(now - settings.PQH_TASK_TIME_LIMIT - 30, tz=UTC)
     running = TaskRecord.objects.filter(
         status=states.STARTED, started_at__gte=alive_since
     ).values_list("started_at", flat=True)
+    running_since = [started.timestamp() for started in running]
     start = estimate_start(
         position=position,
-        running_since=[started.timestamp() for started in running],
+        running_since=running_since,
         mean_run=mean_run,
         now=now,
+        # Slots: as many as ran at once among the recent tasks, or run now if more.
+        slots=max(len(running_since), max_overlap(runs)),
     )
     return datetime.fromtimestamp(start, tz=UTC)

@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from tasks_app.estimates import estimate_start
+from tasks_app.estimates import estimate_start, max_overlap
 from tasks_app.models import TaskRecord
 from tasks_app.services import task_submit
 
@@ -31,6 +31,25 @@ def test_an_overdue_run_frees_its_slot_now():
 def test_with_nothing_running_one_slot_is_free_now():
     assert estimate_start(position=0, running_since=[], mean_run=2.0, now=NOW) == NOW
     assert estimate_start(position=4, running_since=[], mean_run=2.0, now=NOW) == NOW + 8
+
+
+def test_slots_seen_in_use_but_idle_now_are_free_now():
+    # Two slots were used at once recently; one runs now: the next task starts at once.
+    assert (
+        estimate_start(position=0, running_since=[NOW - 0.5], mean_run=1, now=NOW, slots=2) == NOW
+    )
+    assert estimate_start(position=1, running_since=[NOW - 0.5], mean_run=1, now=NOW, slots=2) == (
+        NOW + 0.5
+    )
+    assert estimate_start(position=2, running_since=[NOW - 0.5], mean_run=1, now=NOW, slots=2) == (
+        NOW + 1
+    )
+
+
+def test_the_slots_seen_are_the_most_runs_at_one_time():
+    assert max_overlap([]) == 0
+    assert max_overlap([(0, 1), (1, 2), (2, 3)]) == 1  # back to back: one slot
+    assert max_overlap([(0, 2), (1, 3), (1.5, 4), (3.5, 5)]) == 3
 
 
 def test_negative_inputs_are_refused():
