@@ -7,6 +7,7 @@ all. Queue depths and shares are not counted by anyone: they are read when scrap
 """
 
 import os
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,9 +22,24 @@ from prometheus_client import (
     Counter,
     Histogram,
     multiprocess,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
+
+
+def multiprocess_dir() -> str | None:
+    """Return prometheus-client's multiprocess directory, or None in single-process mode."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
+
+
+if multiprocess_dir():
+    os.makedirs(multiprocess_dir(), exist_ok=True)
+    # Each process writes its own files, named after its pid by default; containers that share
+    # the directory (web and worker in docker-compose) each start counting pids at 1, so the
+    # host name goes into the name too.
+    _host = socket.gethostname().replace("_", "-")
+    values.ValueClass = values.MultiProcessValue(lambda: f"{_host}-{os.getpid()}")
 
 REFUSAL_REASONS = ("user_cap", "queue_full", "unavailable", "invalid", "idempotency_conflict")
 FINAL_STATUSES = ("SUCCESS", "FAILURE")
@@ -77,11 +93,6 @@ def user_shares(*, since: datetime, now: datetime) -> list[UserShare]:
     (mapping its rows to UserShare) when both are in one tree. Until then no user is reported.
     """
     return []
-
-
-def multiprocess_dir() -> str | None:
-    """Return prometheus-client's multiprocess directory, or None in single-process mode."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
 
 
 class _ThisProcess:
