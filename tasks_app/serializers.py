@@ -74,7 +74,8 @@ class TaskDetailSerializer(TaskSerializer):
         help_text="queued tasks ahead of this one (better levels, then older at its level)"
     )
     estimated_start_at = serializers.SerializerMethodField(
-        help_text="while queued: when it should start, from its position and recent run times"
+        help_text="while queued: when it should start, from its position and recent run times "
+        "(null in the answer to a submission: poll the task)"
     )
     progress = serializers.SerializerMethodField(
         help_text="while running: its last report, {fraction (0..1), message, updated_at}; "
@@ -106,7 +107,9 @@ class TaskDetailSerializer(TaskSerializer):
         return positions[obj.pk]
 
     def get_estimated_start_at(self, obj: TaskRecord) -> str | None:
-        if obj.status != states.PENDING:
+        # Not in the answer to a submission (context "estimate": False): two more queries on
+        # the hot path. A poll of the task shows it.
+        if obj.status != states.PENDING or not self.context.get("estimate", True):
             return None
         start = task_start_estimate(obj, position=self.get_position(obj))
         return None if start is None else start.isoformat().replace("+00:00", "Z")

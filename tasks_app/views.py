@@ -136,7 +136,8 @@ class TaskViewSet(
     def create(self, request, *args, **kwargs):
         """Submit a task: answers 202 with the queued task."""
         record = _submit(request)
-        data = TaskDetailSerializer(record, context=self.get_serializer_context()).data
+        context = {**self.get_serializer_context(), "estimate": False}
+        data = TaskDetailSerializer(record, context=context).data
         return Response(data, status=status.HTTP_202_ACCEPTED)
 
     def destroy(self, request, *args, **kwargs):

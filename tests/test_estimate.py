@@ -119,3 +119,15 @@ def test_estimated_starts_match_what_happened(two_slot_worker):
     print("estimate errors (position, predicted wait, error):", errors)
     positions = sorted(position for position, _, _ in errors)
     assert positions == list(range(len(positions))), errors
+
+
+@pytest.mark.django_db
+def test_the_answer_to_a_submission_costs_no_estimate_queries(
+    alice_client, django_assert_num_queries
+):
+    alice_client.post("/api/tasks/", {"x": "warm-up"}, format="json")
+    # Token + user + weight, the task row, and the position: the estimate's two reads wait
+    # for a poll of the task.
+    with django_assert_num_queries(3):
+        body = alice_client.post("/api/tasks/", {"x": 1}, format="json").json()
+    assert body["estimated_start_at"] is None and body["position"] == 1
