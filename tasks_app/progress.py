@@ -45,9 +45,10 @@ def call_with_progress(func: Callable[..., Any], x: Any, progress: Progress | No
 class ProgressReporter:
     """A `progress` function that stores each report, at most once per `interval` seconds.
 
-    A report that comes sooner than `interval` after the last stored one is dropped, except a
-    final one (fraction 1), so a callable may report as often as it likes. Storing is best
-    effort: a failed write is logged and the work goes on.
+    A report that comes sooner than `interval` after the start or the last stored one is
+    dropped, except a final one (fraction 1), so a callable may report as often as it likes and
+    a task shorter than `interval` costs no write. Storing is best effort: a failed write is
+    logged and the work goes on.
     """
 
     def __init__(
@@ -62,12 +63,12 @@ class ProgressReporter:
         self.interval = interval
         self.clock = clock
         self.wall_clock = wall_clock
-        self.last: float | None = None
+        self.last = clock()
 
     def __call__(self, fraction: float, message: str = "") -> None:
         fraction = min(1.0, max(0.0, float(fraction)))
         now = self.clock()
-        if self.last is not None and now - self.last < self.interval and fraction < 1.0:
+        if now - self.last < self.interval and fraction < 1.0:
             return
         self.last = now
         meta = {

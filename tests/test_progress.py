@@ -43,6 +43,9 @@ def test_a_callable_without_progress_is_called_as_before():
 def test_reports_are_stored_at_most_once_per_interval_but_the_last_always():
     clock, stored = Clock(), []
     report = ProgressReporter(stored.append, interval=1.0, clock=clock, wall_clock=lambda: 5.0)
+    clock.now += 0.5
+    report(0.05, "dropped: the task started 0.5 s ago")
+    clock.now += 0.6
     report(0.1, "a")
     clock.now += 0.5
     report(0.2, "dropped: too soon")
@@ -56,6 +59,13 @@ def test_reports_are_stored_at_most_once_per_interval_but_the_last_always():
         (1.0, "final, even if soon"),
     ]
     assert stored[0]["updated_at"] == 5.0
+
+
+def test_a_task_shorter_than_the_interval_stores_no_progress(settings):
+    settings.PQH_TASK_SECONDS = 0.05
+    stored = []
+    limited_f("x", progress=ProgressReporter(stored.append, interval=1.0))
+    assert stored == []
 
 
 def test_a_failed_store_does_not_stop_the_work():
