@@ -8,5 +8,6 @@ COPY . .
 # Static files (the admin's, the browsable API's) go into the image, served by WhiteNoise;
 # every container has its own filesystem, so the setup service cannot collect them for web.
 RUN PQH_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0
-RUN useradd --create-home pqh && chown -R pqh /app
+# The directory of the shared `metrics` volume (docker-compose), owned by the user that writes it.
+RUN mkdir -p /app/.run/metrics && useradd --create-home pqh && chown -R pqh /app
 USER pqh

@@ -16,7 +16,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 setup: $(STAMP)
 
-# Local secrets, made once and kept out of git: the secret key and the demo admin's password.
+# Local secrets, made once and kept out of git: the secret key and the demo admin's password
+# (`make run` adds Flower's login).
 .env:
 	$(PYTHON) -c "import secrets; print('PQH_SECRET_KEY=' + secrets.token_urlsafe(50)); print('PQH_DEMO_ADMIN_PASSWORD=' + secrets.token_urlsafe(9))" > .env
 
@@ -24,9 +25,16 @@ setup: $(STAMP)
 services: $(STAMP) .env
 	set -a && . ./.env && set +a && $(PY) manage.py bootstrap
 
+# prometheus-client's multiprocess mode: every web and worker process writes its counts here and
+# /metrics adds them up. Emptied at each start (Flower stays out of it: see the Procfile).
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/.run/metrics
+
 run: services
+	@grep -q '^FLOWER_BASIC_AUTH=.' .env || $(PYTHON) -c "import secrets; print('FLOWER_BASIC_AUTH=flower:' + secrets.token_urlsafe(12))" >> .env
+	mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && rm -f $(PROMETHEUS_MULTIPROC_DIR)/*.db
+	@set -a && . ./.env && echo "Flower login: $${FLOWER_BASIC_AUTH%%:*} / $${FLOWER_BASIC_AUTH#*:}"
 	@echo "Starting web (http://127.0.0.1:8000), worker and Flower (http://127.0.0.1:5555). Ctrl-C stops all."
-	set -a && . ./.env && set +a && exec $(VENV)/bin/honcho -f Procfile start
+	set -a && . ./.env && set +a && PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) exec $(VENV)/bin/honcho -f Procfile start
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -41,4 +49,4 @@ bench-fairness: services
 bench: bench-fairness
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles .run

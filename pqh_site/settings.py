@@ -250,9 +250,59 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("PQH_TASK_EVENTS", True)
 CELERY_TASK_SEND_SENT_EVENT = False
 
+# --- Logs, metrics, health ----------------------------------------------------------------
+# One line per submission, refusal, start and finish on the `pqh.events` logger (events.py), as
+# key=value pairs, or JSON (python-json-logger) with PQH_LOG_JSON=1. The events logger has a
+# handler of its own, so Celery's worker, which takes over the root logger, keeps the format.
+PQH_LOG_JSON = env_bool("PQH_LOG_JSON", False)
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_JSON_FORMATTER = "pythonjsonlogger.json.JsonFormatter"
+_JSON_NAMES = {"levelname": "level", "name": "logger"}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "plain": {"format": _LOG_FORMAT},
+        "json": {
+            "()": _JSON_FORMATTER,
+            "fmt": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": _JSON_NAMES,
+            "timestamp": "time",
+        },
+        "events": {
+            "()": "pqh_site.log_format.KeyValueFormatter",
+            "fmt": "%(asctime)s event=%(message)s",
+        },
+        "events_json": {
+            "()": _JSON_FORMATTER,
+            "fmt": "%(message)s",
+            "rename_fields": {"message": "event"},
+            "timestamp": "time",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if PQH_LOG_JSON else "plain",
+        },
+        "events": {
+            "class": "logging.StreamHandler",
+            "formatter": "events_json" if PQH_LOG_JSON else "events",
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("PQH_LOG_LEVEL", "WARNING")},
+    "loggers": {
+        "pqh.events": {
+            "handlers": ["events"],
+            "level": env_str("PQH_EVENT_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+    },
 }
+# Who may read /metrics (it names users): staff users, and a scraper that sends
+# `Authorization: Bearer <PQH_METRICS_TOKEN>` (nobody but staff while it is empty).
+PQH_METRICS_TOKEN = os.environ.get("PQH_METRICS_TOKEN", "")
+# How long /readyz waits for Redis and for a worker's answer to a ping.
+PQH_HEALTH_TIMEOUT = env_float("PQH_HEALTH_TIMEOUT", 1.0, minimum=0.05)
+# A running task's progress is stored at most this often (one SQL write each).
+PQH_PROGRESS_INTERVAL = env_float("PQH_PROGRESS_INTERVAL", 1.0, minimum=0.0)

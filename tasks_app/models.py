@@ -97,7 +97,8 @@ class TaskRecord(models.Model):
         indexes = [
             models.Index(fields=["user", "-submitted_at"], name="taskrecord_user_recent"),
             models.Index(fields=["status", "level", "submitted_at"], name="taskrecord_queue"),
-            # The fairness figures (tasks_app/reports.py) select by time over a period.
+            # The fairness figures (tasks_app/reports.py) select by time over a period; the start
+            # estimate reads the most recently finished tasks (a backward scan of the last one).
             models.Index(fields=["submitted_at"], name="taskrecord_submitted"),
             models.Index(fields=["started_at"], name="taskrecord_started"),
             models.Index(fields=["finished_at"], name="taskrecord_finished"),

@@ -3,6 +3,7 @@
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import states
@@ -14,8 +15,10 @@ from django_celery_results.models import TaskResult
 from users_app.models import Profile
 
 from . import scheduler
+from .estimates import estimate_start, max_overlap
 from .fairness import level_for
 from .models import TaskRecord
+from .progress import PROGRESS
 from .window import window_active_users, window_count
 
 
@@ -160,3 +163,90 @@ def queue_stats(*, now: float | None = None) -> dict[str, Any]:
         "users": rows,
         "window_seconds": settings.PQH_WINDOW_SECONDS,
     }
+
+
+# --- Events, progress and the start estimate -------------------------------------------------
+
+# The start estimate uses the mean run time of this many recently finished tasks.
+RECENT_RUNS = 20
+
+
+def task_get(*, task_id) -> TaskRecord | None:
+    """Return the task with this id and its user (for the events a worker logs), or None."""
+    return TaskRecord.objects.select_related("user").filter(pk=task_id).first()
+
+
+def task_counts_by_status_level() -> dict[tuple[str, int], int]:
+    """Return {(status, level): n} for the queued and running tasks, in one query."""
+    rows = (
+        TaskRecord.objects.filter(status__in=[states.PENDING, states.STARTED])
+        .values_list("status", "level")
+        .annotate(n=Count("pk"))
+        .values_list("status", "level", "n")
+    )
+    return {(status, level): n for status, level, n in rows}
+
+
+def task_progress(record: TaskRecord) -> dict[str, Any] | None:
+    """Return what a running task last reported (fraction, message, updated_at), or None."""
+    if record.status != states.STARTED:
+        return None
+    stored = (
+        TaskResult.objects.filter(task_id=str(record.pk), status=PROGRESS)
+        .values_list("result", flat=True)
+        .first()
+    )
+    if not stored:
+        return None
+    meta = json.loads(stored)
+    return meta if isinstance(meta, dict) else None
+
+
+def recent_runs(*, limit: int = RECENT_RUNS) -> list[tuple[float, float]]:
+    """Return (started, finished) epoch seconds of the last `limit` finished tasks."""
+    rows = (
+        TaskRecord.objects.filter(
+            finished_at__isnull=False,
+            started_at__isnull=False,
+            status__in=[states.SUCCESS, states.FAILURE],
+        )
+        .order_by("-finished_at")
+        .values_list("started_at", "finished_at")[:limit]
+    )
+    return [(start.timestamp(), end.timestamp()) for start, end in rows]
+
+
+def task_start_estimate(
+    record: TaskRecord, *, position: int | None = None, now: float | None = None
+) -> datetime | None:
+    """Return when a queued task should start, or None (not queued, or no run measured yet).
+
+    From its position, the tasks running now, the mean run time of the last RECENT_RUNS finished
+    tasks and the slots they were seen to use at once (estimates.estimate_start says how).
+    """
+    if record.status != states.PENDING:
+        return None
+    if position is None:
+        position = task_position(record)
+    if position is None:
+        return None
+    runs = recent_runs()
+    if not runs:
+        return None
+    mean_run = sum(end - start for start, end in runs) / len(runs)
+    now = time.time() if now is None else now
+    # A STARTED row older than the hard time limit belongs to a worker that vanished.
+    alive_since = datetime.fromtimestamp(now - settings.PQH_TASK_TIME_LIMIT - 30, tz=UTC)
+    running = TaskRecord.objects.filter(
+        status=states.STARTED, started_at__gte=alive_since
+    ).values_list("started_at", flat=True)
+    running_since = [started.timestamp() for started in running]
+    start = estimate_start(
+        position=position,
+        running_since=running_since,
+        mean_run=mean_run,
+        now=now,
+        # Slots: as many as ran at once among the recent tasks, or run now if more.
+        slots=max(len(running_since), max_overlap(runs)),
+    )
+    return datetime.fromtimestamp(start, tz=UTC)

@@ -1,10 +1,12 @@
 """Shapes of the task API: submissions in, task records and usage out."""
 
+from celery import states
 from django.urls import reverse
 from rest_framework import serializers
 
 from .models import TaskRecord
-from .selectors import task_position, task_result_value
+from .progress import PROGRESS
+from .selectors import task_position, task_progress, task_result_value, task_start_estimate
 
 
 class SubmitSerializer(serializers.Serializer):
@@ -71,14 +73,49 @@ class TaskDetailSerializer(TaskSerializer):
     position = serializers.SerializerMethodField(
         help_text="queued tasks ahead of this one (better levels, then older at its level)"
     )
+    estimated_start_at = serializers.SerializerMethodField(
+        help_text="while queued: when it should start, from its position and recent run times "
+        "(null in the answer to a submission: poll the task)"
+    )
+    progress = serializers.SerializerMethodField(
+        help_text="while running: its last report, {fraction (0..1), message, updated_at}; "
+        "status is then PROGRESS"
+    )
     result = serializers.SerializerMethodField()
 
     class Meta(TaskSerializer.Meta):
-        fields = [*TaskSerializer.Meta.fields, "position", "result"]
+        fields = [
+            *TaskSerializer.Meta.fields,
+            "position",
+            "estimated_start_at",
+            "progress",
+            "result",
+        ]
         read_only_fields = fields
 
+    def to_representation(self, instance: TaskRecord):
+        data = super().to_representation(instance)
+        if data["progress"] is not None:
+            data["status"] = PROGRESS
+        return data
+
     def get_position(self, obj: TaskRecord) -> int | None:
-        return task_position(obj)
+        # Asked once per task: the start estimate uses it too.
+        positions = self.__dict__.setdefault("_positions", {})
+        if obj.pk not in positions:
+            positions[obj.pk] = task_position(obj)
+        return positions[obj.pk]
+
+    def get_estimated_start_at(self, obj: TaskRecord) -> str | None:
+        # Not in the answer to a submission (context "estimate": False): two more queries on
+        # the hot path. A poll of the task shows it.
+        if obj.status != states.PENDING or not self.context.get("estimate", True):
+            return None
+        start = task_start_estimate(obj, position=self.get_position(obj))
+        return None if start is None else start.isoformat().replace("+00:00", "Z")
+
+    def get_progress(self, obj: TaskRecord) -> dict | None:
+        return task_progress(obj)
 
     def get_result(self, obj: TaskRecord):
         return task_result_value(obj)

@@ -19,8 +19,9 @@ from django.utils.module_loading import import_string
 from pqh_site.celery import app as celery_app
 from pqh_site.celery import level_queue_name
 
-from . import scheduler, window
+from . import events, scheduler, window
 from .models import TaskRecord
+from .progress import Progress, call_with_progress
 from .selectors import level_of, user_weight
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def task_submit(*, user, x: Any, now: float | None = None) -> TaskRecord:
         window.window_forget(user_id=user.pk, member=str(task_id))
         raise QueueUnavailable(f"the queue is unavailable: {exc}") from exc
     task_release(releases)
+    events.event_submitted(record)
     return record
 
 
@@ -194,9 +196,12 @@ def task_claim(*, task_id: str, worker: str = "", redelivered: bool = False) -> 
     return TaskRecord.objects.get(pk=task_id)
 
 
-def task_execute(record: TaskRecord) -> Any:
-    """Run the configured intensive callable (PQH_TASK_CALLABLE) on the task's input."""
-    return import_string(settings.PQH_TASK_CALLABLE)(record.input)
+def task_execute(record: TaskRecord, *, progress: Progress | None = None) -> Any:
+    """Run the configured intensive callable (PQH_TASK_CALLABLE) on the task's input.
+
+    A callable that takes a `progress` keyword gets `progress`, to report how far it is.
+    """
+    return call_with_progress(import_string(settings.PQH_TASK_CALLABLE), record.input, progress)
 
 
 def task_finish(*, task_id: str, status: str) -> None:

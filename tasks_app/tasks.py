@@ -5,8 +5,10 @@ from typing import Any
 from celery import shared_task, states
 from celery.exceptions import Ignore
 from celery.signals import task_postrun
+from django.conf import settings
 
-from . import services
+from . import events, selectors, services
+from .progress import PROGRESS, ProgressReporter
 
 
 @shared_task(bind=True, name="pqh.run", acks_late=True, ignore_result=False)
@@ -23,7 +25,12 @@ def run_task(self, task_id: str) -> Any:
     if record is None:
         # Cancelled, or a duplicate of a delivery that already ran: store nothing.
         raise Ignore()
-    return services.task_execute(record)
+    events.event_started(record)
+    progress = ProgressReporter(
+        lambda meta: self.update_state(state=PROGRESS, meta=meta),
+        interval=settings.PQH_PROGRESS_INTERVAL,
+    )
+    return services.task_execute(record, progress=progress)
 
 
 @task_postrun.connect(sender=run_task)
@@ -33,3 +40,6 @@ def _record_end(
     """Mark the history row once Celery has stored the result, so a poll never sees a gap."""
     if state in (states.SUCCESS, states.FAILURE):
         services.task_finish(task_id=task_id, status=state)
+        record = selectors.task_get(task_id=task_id)
+        if record is not None and record.status == state:
+            events.event_finished(record)

@@ -1,15 +1,26 @@
 """HTTP edges: parse, authorise, call a service or selector, shape the answer."""
 
+import hmac
 import uuid
 
-from django.http import Http404, JsonResponse
+from django.conf import settings
+from django.http import Http404, HttpResponse, JsonResponse
 from django.urls import reverse
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.exceptions import (
+    APIException,
+    ParseError,
+    PermissionDenied,
+    UnsupportedMediaType,
+    ValidationError,
+)
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import selectors, services
+from . import events, health, metrics, selectors, services
+from .progress import PROGRESS
 from .serializers import SubmitSerializer, TaskDetailSerializer, TaskSerializer, UsageSerializer
 
 
@@ -23,19 +34,32 @@ class Conflict(APIException):
     default_detail = "conflict"
 
 
+def _refused(request, reason: str, error: APIException) -> APIException:
+    """Log and count a refused submission, and return the error that answers it."""
+    events.event_refused(user=request.user, reason=reason, detail=str(error.detail))
+    return error
+
+
 def _submit(request):
     """Validate a submission body and hand it to task_submit; shared by both routes."""
-    serializer = SubmitSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
+    try:
+        serializer = SubmitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+    except (ParseError, UnsupportedMediaType, ValidationError) as exc:
+        raise _refused(request, "invalid", exc) from exc
     claimed = serializer.validated_data.get("user_id")
     if claimed is not None and claimed not in (request.user.get_username(), str(request.user.pk)):
-        raise PermissionDenied({"user_id": "you may only submit tasks as yourself"})
+        raise _refused(
+            request,
+            "invalid",
+            PermissionDenied({"user_id": "you may only submit tasks as yourself"}),
+        )
     try:
         return services.task_submit(user=request.user, x=serializer.validated_data["x"])
     except services.SubmissionRefused as exc:
-        raise ValidationError({"x": [str(exc)]}) from exc
+        raise _refused(request, "invalid", ValidationError({"x": [str(exc)]})) from exc
     except services.QueueUnavailable as exc:
-        raise ServiceUnavailable(str(exc)) from exc
+        raise _refused(request, "unavailable", ServiceUnavailable(str(exc))) from exc
 
 
 def _parse_uuid(value: str) -> uuid.UUID:
@@ -68,13 +92,16 @@ class SeedResultView(APIView):
         record = selectors.task_get_for_user(user=request.user, task_id=_parse_uuid(task_id))
         if record is None:
             raise Http404
-        return Response(
-            {
-                "task_id": str(record.pk),
-                "task_status": record.status,
-                "task_result": selectors.task_result_value(record),
-            }
-        )
+        body = {
+            "task_id": str(record.pk),
+            "task_status": record.status,
+            "task_result": selectors.task_result_value(record),
+        }
+        # The original's three keys, plus Celery's custom state while the work reports progress.
+        progress = selectors.task_progress(record)
+        if progress is not None:
+            body.update(task_status=PROGRESS, progress=progress)
+        return Response(body)
 
 
 class TaskViewSet(
@@ -109,7 +136,8 @@ class TaskViewSet(
     def create(self, request, *args, **kwargs):
         """Submit a task: answers 202 with the queued task."""
         record = _submit(request)
-        data = TaskDetailSerializer(record, context=self.get_serializer_context()).data
+        context = {**self.get_serializer_context(), "estimate": False}
+        data = TaskDetailSerializer(record, context=context).data
         return Response(data, status=status.HTTP_202_ACCEPTED)
 
     def destroy(self, request, *args, **kwargs):
@@ -137,3 +165,52 @@ def json_not_found(request, exception=None):
 
 def json_server_error(request):
     return JsonResponse({"detail": "Internal server error."}, status=500)
+
+
+def healthz(request):
+    """Liveness: the process answers. No I/O, no authentication."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    """Readiness: PostgreSQL, Redis and a live worker; 503 naming what failed otherwise."""
+    checks = health.readiness()
+    failed = [name for name, check in checks.items() if not check.ok]
+    body = {
+        "status": "unready" if failed else "ready",
+        "failed": failed,
+        "checks": {name: check.as_dict() for name, check in checks.items()},
+    }
+    return JsonResponse(body, status=503 if failed else 200)
+
+
+class MetricsReader(BasePermission):
+    """Staff users, or a scraper that sends `Authorization: Bearer <PQH_METRICS_TOKEN>`."""
+
+    def has_permission(self, request, view) -> bool:
+        token = settings.PQH_METRICS_TOKEN
+        scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if token and scheme.lower() == "bearer":
+            return hmac.compare_digest(given.strip().encode(), token.encode())
+        return bool(request.user and request.user.is_staff)
+
+
+class JsonErrorsOnly(BaseContentNegotiation):
+    """The Accept header picks the metrics format, not a DRF renderer: errors are JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class MetricsView(APIView):
+    """Prometheus metrics of this host's web and worker processes, and the queue right now."""
+
+    permission_classes = [MetricsReader]
+    content_negotiation_class = JsonErrorsOnly
+
+    def get(self, request):
+        body, content_type = metrics.metrics_exposition(accept=request.META.get("HTTP_ACCEPT", ""))
+        return HttpResponse(body, content_type=content_type)
