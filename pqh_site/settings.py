@@ -114,7 +114,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "pqh_site.errors.JSONErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "pqh_site.request_limits.RequestLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -125,6 +127,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "pqh_site.urls"
+CSRF_FAILURE_VIEW = "pqh_site.errors.csrf_failure"
 APPEND_SLASH = False
 
 TEMPLATES = [
@@ -167,9 +170,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "tasks_app.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": env_int("PQH_PAGE_SIZE", 20, minimum=1),
     "UNAUTHENTICATED_USER": None,
+    # JSON within bounds; forms for the browsable API's HTML form (`x` is then JSON text).
+    "DEFAULT_PARSER_CLASSES": [
+        "tasks_app.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # DRF's, plus the `code` and Retry-After of pqh_site.errors.RefusedError (429, 503).
+    "EXCEPTION_HANDLER": "pqh_site.errors.api_exception_handler",
 }
 
 # --- pqh: the fairness policy -------------------------------------------------------------
@@ -209,6 +220,20 @@ if (
         f"PQH_LEVEL_BOUNDS must be strictly increasing positive integers, got {PQH_LEVEL_BOUNDS}"
     )
 PQH_LEVELS = len(PQH_LEVEL_BOUNDS) + 1
+
+# --- pqh: what a request may carry; past each limit the answer is a 4xx in JSON ------------
+# A request body (413 past it): room for a pretty-printed `x` of PQH_MAX_INPUT_BYTES.
+PQH_MAX_BODY_BYTES = env_int("PQH_MAX_BODY_BYTES", 1048576, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = PQH_MAX_BODY_BYTES
+# Arrays and objects nested in a JSON body, the outer one included (400 past it).
+PQH_MAX_JSON_DEPTH = env_int("PQH_MAX_JSON_DEPTH", 32, minimum=2)
+# One header field, `Name: value` (431 past it).
+PQH_MAX_HEADER_BYTES = env_int("PQH_MAX_HEADER_BYTES", 8192, minimum=1024)
+if PQH_MAX_BODY_BYTES < PQH_MAX_INPUT_BYTES:
+    raise ImproperlyConfigured(
+        "PQH_MAX_BODY_BYTES must be at least PQH_MAX_INPUT_BYTES, "
+        f"got {PQH_MAX_BODY_BYTES} < {PQH_MAX_INPUT_BYTES}"
+    )
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)

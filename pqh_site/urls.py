@@ -11,5 +11,7 @@ urlpatterns = [
     path("", include("tasks_app.urls")),
 ]
 
-handler404 = "tasks_app.views.json_not_found"
-handler500 = "tasks_app.views.json_server_error"
+handler400 = "pqh_site.errors.bad_request"
+handler403 = "pqh_site.errors.permission_denied"
+handler404 = "pqh_site.errors.not_found"
+handler500 = "pqh_site.errors.server_error"

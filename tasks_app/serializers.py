@@ -1,19 +1,44 @@
 """Shapes of the task API: submissions in, task records and usage out."""
 
+from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
 from .models import TaskRecord
+from .parsers import JSONInputError, json_parse, json_text_problem
 from .selectors import task_position, task_result_value
+
+
+class JSONInputField(serializers.JSONField):
+    """Any JSON value that PostgreSQL's jsonb can store, also when a form sends it as text."""
+
+    def to_internal_value(self, data):
+        """Parse form text strictly (a JSON body is parsed already); refuse text jsonb refuses."""
+        if isinstance(data, bytes | str) and (self.binary or getattr(data, "is_json_string", 0)):
+            try:
+                data = json_parse(data, max_depth=settings.PQH_MAX_JSON_DEPTH)
+            except JSONInputError as exc:
+                raise serializers.ValidationError(str(exc)) from None
+        elif not isinstance(data, dict | list | str | int | float | bool):
+            self.fail("invalid")  # e.g. a file uploaded in a multipart form
+        problem = json_text_problem(data, path=self.field_name)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return data
 
 
 class SubmitSerializer(serializers.Serializer):
     """A submission: `x` is required and may be any JSON value."""
 
-    x = serializers.JSONField(
+    x = JSONInputField(
         required=True,
         allow_null=True,
-        help_text="The task's input, any JSON value (size-capped by PQH_MAX_INPUT_BYTES).",
+        help_text=(
+            "The task's input, any JSON value: at most PQH_MAX_INPUT_BYTES (default 65536) "
+            "bytes as compact JSON, nested at most PQH_MAX_JSON_DEPTH (default 32) levels "
+            "counting the request body, no NaN or Infinity, and no control characters in "
+            "strings or keys other than tab, newline and carriage return."
+        ),
     )
     user_id = serializers.CharField(
         required=False,

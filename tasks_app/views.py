@@ -2,20 +2,26 @@
 
 import uuid
 
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from django.urls import reverse
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from pqh_site.errors import RefusedError
+
 from . import selectors, services
+from .parsers import StrictJSONParser
 from .serializers import SubmitSerializer, TaskDetailSerializer, TaskSerializer, UsageSerializer
 
 
-class ServiceUnavailable(APIException):
+class ServiceUnavailable(RefusedError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "the queue is unavailable; try again shortly"
+
+    def __init__(self, detail: str = "the queue is unavailable; try again shortly"):
+        # Redis blinks are short: a few seconds is worth waiting before a retry.
+        super().__init__(detail, code="unavailable", retry_after=5)
 
 
 class Conflict(APIException):
@@ -29,7 +35,7 @@ def _submit(request):
     serializer.is_valid(raise_exception=True)
     claimed = serializer.validated_data.get("user_id")
     if claimed is not None and claimed not in (request.user.get_username(), str(request.user.pk)):
-        raise PermissionDenied({"user_id": "you may only submit tasks as yourself"})
+        raise PermissionDenied("user_id must name you: you may only submit tasks as yourself")
     try:
         return services.task_submit(user=request.user, x=serializer.validated_data["x"])
     except services.SubmissionRefused as exc:
@@ -47,6 +53,8 @@ def _parse_uuid(value: str) -> uuid.UUID:
 
 class SeedTaskView(APIView):
     """POST /task: the original project's submission route."""
+
+    parser_classes = [StrictJSONParser]  # as the original: a JSON body only
 
     def post(self, request):
         record = _submit(request)
@@ -128,12 +136,3 @@ class UsageView(APIView):
     def get(self, request):
         usage = selectors.user_usage(request.user)
         return Response(UsageSerializer(usage).data)
-
-
-def json_not_found(request, exception=None):
-    """Unknown routes answer in JSON too, like the API."""
-    return JsonResponse({"detail": "Not found."}, status=404)
-
-
-def json_server_error(request):
-    return JsonResponse({"detail": "Internal server error."}, status=500)
