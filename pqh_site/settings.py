@@ -108,6 +108,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_results",
     "users_app",
     "tasks_app",
@@ -179,8 +181,27 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # DRF's, plus the `code` and Retry-After of pqh_site.errors.RefusedError (429, 503).
     "EXCEPTION_HANDLER": "pqh_site.errors.api_exception_handler",
+}
+
+# The OpenAPI schema at /api/schema/ and its Swagger UI at /api/docs/, served from local static
+# files (drf-spectacular-sidecar): no CDN, so the docs work on a machine without internet.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "pqh API",
+    "DESCRIPTION": (
+        "The fair prioritized request handler: submit work, get a task id at once, poll for "
+        "the result. Every call but the schema and the docs needs authentication: a token "
+        "(`Authorization: Token <key>`), a session, or HTTP basic. Every error is JSON: "
+        '`{"detail": "..."}`, or for a field `{"<field>": ["..."]}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"TaskStatusEnum": "tasks_app.models.STATUS_CHOICES"},
 }
 
 # --- pqh: the fairness policy -------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Shapes of the task API: submissions in, task records and usage out."""
+"""Shapes of the task API: submissions in, task records, usage and errors out."""
 
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import TaskRecord
+from .models import STATUS_CHOICES, TaskRecord
 from .parsers import JSONInputError, json_parse, json_text_problem
 from .selectors import task_position, task_result_value
 
@@ -105,6 +107,7 @@ class TaskDetailSerializer(TaskSerializer):
     def get_position(self, obj: TaskRecord) -> int | None:
         return task_position(obj)
 
+    @extend_schema_field(OpenApiTypes.ANY)
     def get_result(self, obj: TaskRecord):
         return task_result_value(obj)
 
@@ -114,3 +117,52 @@ class UsageSerializer(serializers.Serializer):
     weight = serializers.IntegerField()
     next_level = serializers.IntegerField(help_text="the level your next task would get")
     window_seconds = serializers.IntegerField()
+
+
+class SeedAcceptedSerializer(serializers.Serializer):
+    """The answer of POST /task, as the original project gave it."""
+
+    task_id = serializers.UUIDField(help_text="The task's id.")
+    result_url = serializers.CharField(help_text="Where to poll: /result/<task_id>.")
+    user_id = serializers.CharField(help_text="Who submitted it: the authenticated user's name.")
+    level = serializers.IntegerField(min_value=0, help_text="The priority level, 0 (best) to 5.")
+
+
+class SeedResultSerializer(serializers.Serializer):
+    """The answer of GET /result/<task_id>, as the original project gave it."""
+
+    task_id = serializers.UUIDField(help_text="The task's id.")
+    task_status = serializers.ChoiceField(choices=STATUS_CHOICES, help_text="Celery's state.")
+    task_result = serializers.JSONField(
+        allow_null=True,
+        help_text=(
+            "null until the task ends; then what the work returned, or for a FAILURE "
+            '{"error": <exception type>, "message": ...}.'
+        ),
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """An error: what is wrong, in one sentence."""
+
+    detail = serializers.CharField()
+
+
+class FieldErrorsSerializer(serializers.Serializer):
+    """Validation errors: each field named with its messages (mapped in tasks_app.openapi)."""
+
+
+class UserCapErrorSerializer(serializers.Serializer):
+    """429: the user already has as many tasks queued or running as they may."""
+
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(choices=["user_cap"])
+    limit = serializers.IntegerField(help_text="The user's cap on active tasks.")
+    active = serializers.IntegerField(help_text="The user's tasks queued or running now.")
+
+
+class UnavailableErrorSerializer(serializers.Serializer):
+    """503: the queue is full, or Redis or PostgreSQL cannot be reached; nothing was recorded."""
+
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(choices=["queue_full", "unavailable"])

@@ -4,14 +4,14 @@ import uuid
 
 from django.http import Http404
 from django.urls import reverse
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, routers, status, viewsets
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pqh_site.errors import RefusedError
 
-from . import selectors, services
+from . import openapi, selectors, services
 from .parsers import StrictJSONParser
 from .serializers import SubmitSerializer, TaskDetailSerializer, TaskSerializer, UsageSerializer
 
@@ -56,6 +56,7 @@ class SeedTaskView(APIView):
 
     parser_classes = [StrictJSONParser]  # as the original: a JSON body only
 
+    @openapi.seed_submit
     def post(self, request):
         record = _submit(request)
         return Response(
@@ -72,6 +73,7 @@ class SeedTaskView(APIView):
 class SeedResultView(APIView):
     """GET /result/<task_id>: the original project's polling route."""
 
+    @openapi.seed_result
     def get(self, request, task_id: str):
         record = selectors.task_get_for_user(user=request.user, task_id=_parse_uuid(task_id))
         if record is None:
@@ -85,6 +87,7 @@ class SeedResultView(APIView):
         )
 
 
+@openapi.tasks
 class TaskViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -94,6 +97,7 @@ class TaskViewSet(
     """Your tasks: list (newest first), submit, retrieve, and cancel one that has not started."""
 
     lookup_field = "pk"
+    lookup_url_kwarg = "task_id"
     lookup_value_regex = "[^/]+"
 
     def get_queryset(self):
@@ -108,7 +112,7 @@ class TaskViewSet(
 
     def get_object(self):
         record = selectors.task_get_for_user(
-            user=self.request.user, task_id=_parse_uuid(self.kwargs["pk"])
+            user=self.request.user, task_id=_parse_uuid(self.kwargs["task_id"])
         )
         if record is None:
             raise Http404
@@ -133,6 +137,19 @@ class TaskViewSet(
 class UsageView(APIView):
     """Your window count, weight and the level your next task would get."""
 
+    @openapi.usage
     def get(self, request):
         usage = selectors.user_usage(request.user)
         return Response(UsageSerializer(usage).data)
+
+
+class APIRootView(routers.APIRootView):
+    """The API: your tasks and your usage; its schema, and the docs that render it."""
+
+    schema = APIView.schema  # DRF leaves the root out of schemas; it is a route like the others
+    links = {"usage": "api-usage", "schema": "api-schema", "docs": "api-docs"}
+
+    @openapi.api_root
+    def get(self, request, *args, **kwargs):
+        self.api_root_dict = {**self.api_root_dict, **self.links}
+        return super().get(request, *args, **kwargs)
