@@ -89,8 +89,9 @@ if not SECRET_KEY:
         raise ImproperlyConfigured(
             "PQH_SECRET_KEY is not set; set it (or PQH_DEBUG=1 for local development)"
         )
-    # Development only: a fixed key is acceptable when debug is explicitly on.
-    SECRET_KEY = "pqh-insecure-development-key-do-not-use-in-production"
+    # Development only: a fixed key is acceptable when debug is explicitly on. Its prefix makes
+    # `check --deploy` flag it (security.W009) wherever it is used.
+    SECRET_KEY = "django-insecure-pqh-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = [
     h.strip() for h in env_str("PQH_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
@@ -98,6 +99,18 @@ ALLOWED_HOSTS = [
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("PQH_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
+
+# --- Production: HTTPS. Defaults keep `make run` working on plain http://127.0.0.1; the README
+# lists the values for a deployment behind TLS, which `manage.py check --deploy` passes.
+SECURE_SSL_REDIRECT = env_bool("PQH_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("PQH_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PQH_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("PQH_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("PQH_SECURE_COOKIES", False)
+# Only behind a proxy that sets X-Forwarded-Proto itself (and drops the client's): otherwise a
+# client could claim HTTPS.
+if env_bool("PQH_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -248,12 +261,20 @@ PQH_MAX_BODY_BYTES = env_int("PQH_MAX_BODY_BYTES", 1048576, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PQH_MAX_BODY_BYTES
 # Arrays and objects nested in a JSON body, the outer one included (400 past it).
 PQH_MAX_JSON_DEPTH = env_int("PQH_MAX_JSON_DEPTH", 32, minimum=2)
-# One header field, `Name: value` (431 past it).
+# One header field, `Name: value` (431 past it). The web server lets fields up to
+# PQH_SERVER_MAX_HEADER_BYTES through so that Django can answer in JSON; past that the server
+# answers on its own (gunicorn: an HTML 431).
 PQH_MAX_HEADER_BYTES = env_int("PQH_MAX_HEADER_BYTES", 8192, minimum=1024)
+PQH_SERVER_MAX_HEADER_BYTES = env_int("PQH_SERVER_MAX_HEADER_BYTES", 131072, minimum=1024)
 if PQH_MAX_BODY_BYTES < PQH_MAX_INPUT_BYTES:
     raise ImproperlyConfigured(
         "PQH_MAX_BODY_BYTES must be at least PQH_MAX_INPUT_BYTES, "
         f"got {PQH_MAX_BODY_BYTES} < {PQH_MAX_INPUT_BYTES}"
+    )
+if PQH_SERVER_MAX_HEADER_BYTES <= PQH_MAX_HEADER_BYTES:
+    raise ImproperlyConfigured(
+        "PQH_SERVER_MAX_HEADER_BYTES must be larger than PQH_MAX_HEADER_BYTES, "
+        f"got {PQH_SERVER_MAX_HEADER_BYTES} <= {PQH_MAX_HEADER_BYTES}"
     )
 
 # --- Celery -------------------------------------------------------------------------------
