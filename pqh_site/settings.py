@@ -89,8 +89,9 @@ if not SECRET_KEY:
         raise ImproperlyConfigured(
             "PQH_SECRET_KEY is not set; set it (or PQH_DEBUG=1 for local development)"
         )
-    # Development only: a fixed key is acceptable when debug is explicitly on.
-    SECRET_KEY = "pqh-insecure-development-key-do-not-use-in-production"
+    # Development only: a fixed key is acceptable when debug is explicitly on. Its prefix makes
+    # `check --deploy` flag it (security.W009) wherever it is used.
+    SECRET_KEY = "django-insecure-pqh-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = [
     h.strip() for h in env_str("PQH_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
@@ -98,6 +99,18 @@ ALLOWED_HOSTS = [
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("PQH_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
+
+# --- Production: HTTPS. Defaults keep `make run` working on plain http://127.0.0.1; the README
+# lists the values for a deployment behind TLS, which `manage.py check --deploy` passes.
+SECURE_SSL_REDIRECT = env_bool("PQH_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("PQH_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PQH_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("PQH_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("PQH_SECURE_COOKIES", False)
+# Only behind a proxy that sets X-Forwarded-Proto itself (and drops the client's): otherwise a
+# client could claim HTTPS.
+if env_bool("PQH_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "pqh_site.admin_site.PqhAdminConfig",  # django.contrib.admin with the fairness dashboard
@@ -108,13 +121,17 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_results",
     "users_app",
     "tasks_app",
 ]
 
 MIDDLEWARE = [
+    "pqh_site.errors.JSONErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "pqh_site.request_limits.RequestLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -125,6 +142,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "pqh_site.urls"
+CSRF_FAILURE_VIEW = "pqh_site.errors.csrf_failure"
 APPEND_SLASH = False
 
 TEMPLATES = [
@@ -167,9 +185,36 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "tasks_app.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": env_int("PQH_PAGE_SIZE", 20, minimum=1),
     "UNAUTHENTICATED_USER": None,
+    # JSON within bounds; forms for the browsable API's HTML form (`x` is then JSON text).
+    "DEFAULT_PARSER_CLASSES": [
+        "tasks_app.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's, plus the `code` and Retry-After of pqh_site.errors.RefusedError (429, 503).
+    "EXCEPTION_HANDLER": "pqh_site.errors.api_exception_handler",
+}
+
+# The OpenAPI schema at /api/schema/ and its Swagger UI at /api/docs/, served from local static
+# files (drf-spectacular-sidecar): no CDN, so the docs work on a machine without internet.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "pqh API",
+    "DESCRIPTION": (
+        "The fair prioritized request handler: submit work, get a task id at once, poll for "
+        "the result. Every call but the schema and the docs needs authentication: a token "
+        "(`Authorization: Token <key>`), a session, or HTTP basic. Every error is JSON: "
+        '`{"detail": "..."}`, or for a field `{"<field>": ["..."]}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"TaskStatusEnum": "tasks_app.serializers.API_STATUS_CHOICES"},
 }
 
 # --- pqh: the fairness policy -------------------------------------------------------------
@@ -209,6 +254,28 @@ if (
         f"PQH_LEVEL_BOUNDS must be strictly increasing positive integers, got {PQH_LEVEL_BOUNDS}"
     )
 PQH_LEVELS = len(PQH_LEVEL_BOUNDS) + 1
+
+# --- pqh: what a request may carry; past each limit the answer is a 4xx in JSON ------------
+# A request body (413 past it): room for a pretty-printed `x` of PQH_MAX_INPUT_BYTES.
+PQH_MAX_BODY_BYTES = env_int("PQH_MAX_BODY_BYTES", 1048576, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = PQH_MAX_BODY_BYTES
+# Arrays and objects nested in a JSON body, the outer one included (400 past it).
+PQH_MAX_JSON_DEPTH = env_int("PQH_MAX_JSON_DEPTH", 32, minimum=2)
+# One header field, `Name: value` (431 past it). The web server lets fields up to
+# PQH_SERVER_MAX_HEADER_BYTES through so that Django can answer in JSON; past that the server
+# answers on its own (gunicorn: an HTML 431).
+PQH_MAX_HEADER_BYTES = env_int("PQH_MAX_HEADER_BYTES", 8192, minimum=1024)
+PQH_SERVER_MAX_HEADER_BYTES = env_int("PQH_SERVER_MAX_HEADER_BYTES", 131072, minimum=1024)
+if PQH_MAX_BODY_BYTES < PQH_MAX_INPUT_BYTES:
+    raise ImproperlyConfigured(
+        "PQH_MAX_BODY_BYTES must be at least PQH_MAX_INPUT_BYTES, "
+        f"got {PQH_MAX_BODY_BYTES} < {PQH_MAX_INPUT_BYTES}"
+    )
+if PQH_SERVER_MAX_HEADER_BYTES <= PQH_MAX_HEADER_BYTES:
+    raise ImproperlyConfigured(
+        "PQH_SERVER_MAX_HEADER_BYTES must be larger than PQH_MAX_HEADER_BYTES, "
+        f"got {PQH_SERVER_MAX_HEADER_BYTES} <= {PQH_MAX_HEADER_BYTES}"
+    )
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)

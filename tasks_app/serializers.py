@@ -1,21 +1,48 @@
-"""Shapes of the task API: submissions in, task records and usage out."""
+"""Shapes of the task API: submissions in, task records, usage and errors out."""
 
 from celery import states
+from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import TaskRecord
+from .models import STATUS_CHOICES, TaskRecord
+from .parsers import JSONInputError, json_parse, json_text_problem
 from .progress import PROGRESS
 from .selectors import task_position, task_progress, task_result_value, task_start_estimate
+
+
+class JSONInputField(serializers.JSONField):
+    """Any JSON value that PostgreSQL's jsonb can store, also when a form sends it as text."""
+
+    def to_internal_value(self, data):
+        """Parse form text strictly (a JSON body is parsed already); refuse text jsonb refuses."""
+        if isinstance(data, bytes | str) and (self.binary or getattr(data, "is_json_string", 0)):
+            try:
+                data = json_parse(data, max_depth=settings.PQH_MAX_JSON_DEPTH)
+            except JSONInputError as exc:
+                raise serializers.ValidationError(str(exc)) from None
+        elif not isinstance(data, dict | list | str | int | float | bool):
+            self.fail("invalid")  # e.g. a file uploaded in a multipart form
+        problem = json_text_problem(data, path=self.field_name)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return data
 
 
 class SubmitSerializer(serializers.Serializer):
     """A submission: `x` is required and may be any JSON value."""
 
-    x = serializers.JSONField(
+    x = JSONInputField(
         required=True,
         allow_null=True,
-        help_text="The task's input, any JSON value (size-capped by PQH_MAX_INPUT_BYTES).",
+        help_text=(
+            "The task's input, any JSON value: at most PQH_MAX_INPUT_BYTES (default 65536) "
+            "bytes as compact JSON, nested at most PQH_MAX_JSON_DEPTH (default 32) levels "
+            "counting the request body, no NaN or Infinity, and no control characters in "
+            "strings or keys other than tab, newline and carriage return."
+        ),
     )
     user_id = serializers.CharField(
         required=False,
@@ -23,9 +50,15 @@ class SubmitSerializer(serializers.Serializer):
     )
 
 
+# The states a task shows through the API: the history's, plus Celery's custom PROGRESS state
+# while a running task has reported progress.
+API_STATUS_CHOICES = [*STATUS_CHOICES, (PROGRESS, "PROGRESS (running, with a progress report)")]
+
+
 class TaskSerializer(serializers.ModelSerializer):
     """A task as its owner sees it in lists."""
 
+    status = serializers.ChoiceField(choices=API_STATUS_CHOICES, read_only=True)
     x = serializers.JSONField(source="input", read_only=True)
     wait_seconds = serializers.SerializerMethodField(
         help_text="start - submit, or for a queued task the wait so far"
@@ -67,6 +100,14 @@ class TaskSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request else path
 
 
+class ProgressSerializer(serializers.Serializer):
+    """What a running task last reported through its `progress` function."""
+
+    fraction = serializers.FloatField(min_value=0, max_value=1, help_text="done so far, 0..1")
+    message = serializers.CharField(allow_blank=True, help_text="a short message of the work's")
+    updated_at = serializers.FloatField(help_text="when it was reported, epoch seconds")
+
+
 class TaskDetailSerializer(TaskSerializer):
     """A single task: adds its queue position while queued, and its result once finished."""
 
@@ -106,6 +147,7 @@ class TaskDetailSerializer(TaskSerializer):
             positions[obj.pk] = task_position(obj)
         return positions[obj.pk]
 
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_estimated_start_at(self, obj: TaskRecord) -> str | None:
         # Not in the answer to a submission (context "estimate": False): two more queries on
         # the hot path. A poll of the task shows it.
@@ -114,9 +156,11 @@ class TaskDetailSerializer(TaskSerializer):
         start = task_start_estimate(obj, position=self.get_position(obj))
         return None if start is None else start.isoformat().replace("+00:00", "Z")
 
+    @extend_schema_field(ProgressSerializer(allow_null=True))
     def get_progress(self, obj: TaskRecord) -> dict | None:
         return task_progress(obj)
 
+    @extend_schema_field(OpenApiTypes.ANY)
     def get_result(self, obj: TaskRecord):
         return task_result_value(obj)
 
@@ -126,3 +170,55 @@ class UsageSerializer(serializers.Serializer):
     weight = serializers.IntegerField()
     next_level = serializers.IntegerField(help_text="the level your next task would get")
     window_seconds = serializers.IntegerField()
+
+
+class SeedAcceptedSerializer(serializers.Serializer):
+    """The answer of POST /task, as the original project gave it."""
+
+    task_id = serializers.UUIDField(help_text="The task's id.")
+    result_url = serializers.CharField(help_text="Where to poll: /result/<task_id>.")
+    user_id = serializers.CharField(help_text="Who submitted it: the authenticated user's name.")
+    level = serializers.IntegerField(min_value=0, help_text="The priority level, 0 (best) to 5.")
+
+
+class SeedResultSerializer(serializers.Serializer):
+    """The answer of GET /result/<task_id>, as the original project gave it."""
+
+    task_id = serializers.UUIDField(help_text="The task's id.")
+    task_status = serializers.ChoiceField(choices=API_STATUS_CHOICES, help_text="Celery's state.")
+    task_result = serializers.JSONField(
+        allow_null=True,
+        help_text=(
+            "null until the task ends; then what the work returned, or for a FAILURE "
+            '{"error": <exception type>, "message": ...}.'
+        ),
+    )
+    progress = ProgressSerializer(
+        required=False, help_text="Only while the task runs and has reported progress."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """An error: what is wrong, in one sentence."""
+
+    detail = serializers.CharField()
+
+
+class FieldErrorsSerializer(serializers.Serializer):
+    """Validation errors: each field named with its messages (mapped in tasks_app.openapi)."""
+
+
+class UserCapErrorSerializer(serializers.Serializer):
+    """429: the user already has as many tasks queued or running as they may."""
+
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(choices=["user_cap"])
+    limit = serializers.IntegerField(help_text="The user's cap on active tasks.")
+    active = serializers.IntegerField(help_text="The user's tasks queued or running now.")
+
+
+class UnavailableErrorSerializer(serializers.Serializer):
+    """503: the queue is full, or Redis or PostgreSQL cannot be reached; nothing was recorded."""
+
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(choices=["queue_full", "unavailable"])

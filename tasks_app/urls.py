@@ -1,20 +1,28 @@
 """Routes: the original project's /task and /result, the REST API under /api/, health, metrics."""
 
-from django.urls import include, path, re_path
+from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from . import views
 
+# No `.json` suffix routes: `?format=json` or an Accept header choose the rendering.
 router = DefaultRouter()
+router.include_format_suffixes = False
+router.APIRootView = views.APIRootView
 router.register("tasks", views.TaskViewSet, basename="api-task")
 
+# The trailing-slash twins answer alike; the schema lists each route once (schema=None).
 urlpatterns = [
     path("task", views.SeedTaskView.as_view(), name="task"),
-    path("task/", views.SeedTaskView.as_view()),
-    re_path(r"^result/(?P<task_id>[^/]+)/?$", views.SeedResultView.as_view(), name="result"),
+    path("task/", views.SeedTaskView.as_view(schema=None)),
+    path("result/<str:task_id>", views.SeedResultView.as_view(), name="result"),
+    path("result/<str:task_id>/", views.SeedResultView.as_view(schema=None)),
     path("api/usage/", views.UsageView.as_view(), name="api-usage"),
-    re_path(r"^healthz/?$", views.healthz, name="healthz"),
-    re_path(r"^readyz/?$", views.readyz, name="readyz"),
-    re_path(r"^metrics/?$", views.MetricsView.as_view(), name="metrics"),
+    path("healthz", views.healthz, name="healthz"),
+    path("healthz/", views.healthz),
+    path("readyz", views.readyz, name="readyz"),
+    path("readyz/", views.readyz),
+    path("metrics", views.MetricsView.as_view(), name="metrics"),
+    path("metrics/", views.MetricsView.as_view()),
     path("api/", include(router.urls)),
 ]

@@ -6,7 +6,7 @@ import uuid
 from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
 from django.urls import reverse
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, routers, status, viewsets
 from rest_framework.exceptions import (
     APIException,
     ParseError,
@@ -19,14 +19,20 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import events, health, metrics, selectors, services
+from pqh_site.errors import RefusedError
+
+from . import events, health, metrics, openapi, selectors, services
+from .parsers import StrictJSONParser
 from .progress import PROGRESS
 from .serializers import SubmitSerializer, TaskDetailSerializer, TaskSerializer, UsageSerializer
 
 
-class ServiceUnavailable(APIException):
+class ServiceUnavailable(RefusedError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "the queue is unavailable; try again shortly"
+
+    def __init__(self, detail: str = "the queue is unavailable; try again shortly"):
+        # Redis blinks are short: a few seconds is worth waiting before a retry.
+        super().__init__(detail, code="unavailable", retry_after=5)
 
 
 class Conflict(APIException):
@@ -52,7 +58,7 @@ def _submit(request):
         raise _refused(
             request,
             "invalid",
-            PermissionDenied({"user_id": "you may only submit tasks as yourself"}),
+            PermissionDenied("user_id must name you: you may only submit tasks as yourself"),
         )
     try:
         return services.task_submit(user=request.user, x=serializer.validated_data["x"])
@@ -72,6 +78,9 @@ def _parse_uuid(value: str) -> uuid.UUID:
 class SeedTaskView(APIView):
     """POST /task: the original project's submission route."""
 
+    parser_classes = [StrictJSONParser]  # as the original: a JSON body only
+
+    @openapi.seed_submit
     def post(self, request):
         record = _submit(request)
         return Response(
@@ -88,6 +97,7 @@ class SeedTaskView(APIView):
 class SeedResultView(APIView):
     """GET /result/<task_id>: the original project's polling route."""
 
+    @openapi.seed_result
     def get(self, request, task_id: str):
         record = selectors.task_get_for_user(user=request.user, task_id=_parse_uuid(task_id))
         if record is None:
@@ -104,6 +114,7 @@ class SeedResultView(APIView):
         return Response(body)
 
 
+@openapi.tasks
 class TaskViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -113,6 +124,7 @@ class TaskViewSet(
     """Your tasks: list (newest first), submit, retrieve, and cancel one that has not started."""
 
     lookup_field = "pk"
+    lookup_url_kwarg = "task_id"
     lookup_value_regex = "[^/]+"
 
     def get_queryset(self):
@@ -127,7 +139,7 @@ class TaskViewSet(
 
     def get_object(self):
         record = selectors.task_get_for_user(
-            user=self.request.user, task_id=_parse_uuid(self.kwargs["pk"])
+            user=self.request.user, task_id=_parse_uuid(self.kwargs["task_id"])
         )
         if record is None:
             raise Http404
@@ -153,18 +165,22 @@ class TaskViewSet(
 class UsageView(APIView):
     """Your window count, weight and the level your next task would get."""
 
+    @openapi.usage
     def get(self, request):
         usage = selectors.user_usage(request.user)
         return Response(UsageSerializer(usage).data)
 
 
-def json_not_found(request, exception=None):
-    """Unknown routes answer in JSON too, like the API."""
-    return JsonResponse({"detail": "Not found."}, status=404)
+class APIRootView(routers.APIRootView):
+    """The API: your tasks and your usage; its schema, and the docs that render it."""
 
+    schema = APIView.schema  # DRF leaves the root out of schemas; it is a route like the others
+    links = {"usage": "api-usage", "schema": "api-schema", "docs": "api-docs"}
 
-def json_server_error(request):
-    return JsonResponse({"detail": "Internal server error."}, status=500)
+    @openapi.api_root
+    def get(self, request, *args, **kwargs):
+        self.api_root_dict = {**self.api_root_dict, **self.links}
+        return super().get(request, *args, **kwargs)
 
 
 def healthz(request):
@@ -207,6 +223,8 @@ class JsonErrorsOnly(BaseContentNegotiation):
 
 class MetricsView(APIView):
     """Prometheus metrics of this host's web and worker processes, and the queue right now."""
+
+    schema = None  # Prometheus text for scrapers, not part of the JSON API's schema
 
     permission_classes = [MetricsReader]
     content_negotiation_class = JsonErrorsOnly

@@ -21,6 +21,7 @@ DATABASES["default"]["TEST"] = {"NAME": os.environ.get("PQH_TEST_DATABASE_NAME")
 
 # No collectstatic in tests: serve static files from the apps, as in development.
 WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
 
 # Tests create many users with passwords: a fast hasher keeps that from dominating the suite
 # (only here: the service itself keeps Django's default PBKDF2).

@@ -1,0 +1,115 @@
+"""The OpenAPI schema: valid, complete (every route, every error), and its docs page works offline."""
+
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from drf_spectacular.validation import validate_schema
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+SUBMIT_CODES = {"200", "202", "400", "401", "403", "409", "413", "415", "429", "503"}
+OPERATIONS = {
+    ("/task", "post"): SUBMIT_CODES,
+    ("/result/{task_id}", "get"): {"200", "401", "404"},
+    ("/api/", "get"): {"200", "401"},
+    ("/api/tasks/", "get"): {"200", "401", "404"},
+    ("/api/tasks/", "post"): SUBMIT_CODES,
+    ("/api/tasks/{task_id}/", "get"): {"200", "401", "404"},
+    ("/api/tasks/{task_id}/", "delete"): {"200", "401", "403", "404", "409"},
+    ("/api/usage/", "get"): {"200", "401"},
+}
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker):
+    with django_db_blocker.unblock():
+        response = APIClient().get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return response.json()
+
+
+def operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                yield path, method, operation
+
+
+def test_the_schema_is_valid_openapi_3(schema):
+    assert schema["openapi"].startswith("3.")
+    validate_schema(schema)  # raises jsonschema.ValidationError if not
+
+
+def test_the_schema_generates_without_warnings():
+    # drf-spectacular's own check: any guess it had to make about a view is a failure here.
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=StringIO())
+
+
+def test_the_schema_lists_every_route_and_method(schema):
+    assert {(path, method) for path, method, _ in operations(schema)} == set(OPERATIONS)
+
+
+@pytest.mark.parametrize(("path", "method"), sorted(OPERATIONS))
+def test_each_operation_documents_its_answers_with_examples(schema, path, method):
+    operation = schema["paths"][path][method]
+    responses = operation["responses"]
+    assert set(responses) == OPERATIONS[path, method]
+    for code, response in responses.items():
+        media = response["content"]["application/json"]
+        assert media["examples"], f"{method} {path} {code} has no example"
+        if code >= "400":
+            for example in media["examples"].values():
+                value = example["value"]
+                assert "detail" in value or all(isinstance(v, list) for v in value.values())
+    assert operation["security"] == [{"tokenAuth": []}, {"cookieAuth": []}, {"basicAuth": []}]
+    if method == "post":
+        assert operation["requestBody"]["content"]["application/json"]["examples"]
+
+
+@pytest.mark.parametrize("path", ["/task", "/api/tasks/"])
+def test_submissions_document_idempotency_and_retry_after(schema, path):
+    operation = schema["paths"][path]["post"]
+    headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+    assert set(headers) == {"Idempotency-Key"}
+    assert headers["Idempotency-Key"].get("required", False) is False
+    for code in ("429", "503"):
+        assert operation["responses"][code]["headers"]["Retry-After"]["required"] is True
+    refusals = schema["components"]["schemas"]
+    assert refusals["UserCapError"]["required"] == ["active", "code", "detail", "limit"]
+    assert refusals["UnavailableErrorCodeEnum"]["enum"] == ["queue_full", "unavailable"]
+
+
+def test_the_original_route_takes_json_only_and_the_api_forms_too(schema):
+    assert set(schema["paths"]["/task"]["post"]["requestBody"]["content"]) == {"application/json"}
+    assert set(schema["paths"]["/api/tasks/"]["post"]["requestBody"]["content"]) == {
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    }
+
+
+def test_the_docs_page_works_without_internet(client):
+    page = client.get("/api/docs/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "swagger-ui" in html and '"/api/schema/"' in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert len(assets) >= 3
+    for asset in assets:
+        assert asset.startswith("/static/drf_spectacular_sidecar/"), asset
+        assert client.get(asset).status_code == 200, asset
+
+
+def test_the_api_root_links_the_schema_and_the_docs(alice_client):
+    links = alice_client.get("/api/").json()
+    assert links == {
+        "tasks": "http://testserver/api/tasks/",
+        "usage": "http://testserver/api/usage/",
+        "schema": "http://testserver/api/schema/",
+        "docs": "http://testserver/api/docs/",
+    }
+    page = alice_client.get("/api/", HTTP_ACCEPT="text/html")
+    assert b'href="http://testserver/api/docs/"' in page.content
