@@ -5,7 +5,12 @@ import uuid
 from django.http import Http404, JsonResponse
 from django.urls import reverse
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.exceptions import (
+    APIException,
+    ParseError,
+    PermissionDenied,
+    ValidationError,
+)
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,29 +18,57 @@ from . import selectors, services
 from .serializers import SubmitSerializer, TaskDetailSerializer, TaskSerializer, UsageSerializer
 
 
-class ServiceUnavailable(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "the queue is unavailable; try again shortly"
-
-
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "conflict"
 
 
+class Refused(APIException):
+    """A submission refused by a limit: a JSON body with a `code`, and a Retry-After header."""
+
+    def __init__(self, status_code: int, body: dict, retry_after: int):
+        super().__init__(body["detail"])
+        self.status_code = status_code
+        self.detail = body  # as is: DRF would turn the numbers in it into strings
+        self.wait = retry_after  # DRF's exception handler sends it as Retry-After
+
+
 def _submit(request):
-    """Validate a submission body and hand it to task_submit; shared by both routes."""
+    """Validate a submission body and hand it to task_submit; shared by both routes.
+
+    Returns the accepted task, or the earlier one when the Idempotency-Key replays it
+    (`record.replayed`): the routes answer 202, or 200 for a replay, with the same body.
+    """
     serializer = SubmitSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     claimed = serializer.validated_data.get("user_id")
     if claimed is not None and claimed not in (request.user.get_username(), str(request.user.pk)):
         raise PermissionDenied({"user_id": "you may only submit tasks as yourself"})
     try:
-        return services.task_submit(user=request.user, x=serializer.validated_data["x"])
+        return services.task_submit(
+            user=request.user,
+            x=serializer.validated_data["x"],
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
     except services.SubmissionRefused as exc:
         raise ValidationError({"x": [str(exc)]}) from exc
+    except services.InvalidIdempotencyKey as exc:
+        raise ParseError(str(exc)) from exc
+    except services.IdempotencyConflict as exc:
+        raise Conflict(str(exc)) from exc
+    except services.UserCapReached as exc:
+        body = {"detail": str(exc), "code": exc.reason, "limit": exc.limit, "active": exc.active}
+        raise Refused(status.HTTP_429_TOO_MANY_REQUESTS, body, exc.retry_after) from exc
+    except services.QueueFull as exc:
+        body = {"detail": str(exc), "code": exc.reason}
+        raise Refused(status.HTTP_503_SERVICE_UNAVAILABLE, body, exc.retry_after) from exc
     except services.QueueUnavailable as exc:
-        raise ServiceUnavailable(str(exc)) from exc
+        body = {"detail": str(exc), "code": exc.reason}
+        raise Refused(status.HTTP_503_SERVICE_UNAVAILABLE, body, exc.retry_after) from exc
+
+
+def _accepted(record) -> int:
+    return status.HTTP_200_OK if record.replayed else status.HTTP_202_ACCEPTED
 
 
 def _parse_uuid(value: str) -> uuid.UUID:
@@ -57,7 +90,7 @@ class SeedTaskView(APIView):
                 "user_id": request.user.get_username(),
                 "level": record.level,
             },
-            status=status.HTTP_202_ACCEPTED,
+            status=_accepted(record),
         )
 
 
@@ -107,10 +140,10 @@ class TaskViewSet(
         return record
 
     def create(self, request, *args, **kwargs):
-        """Submit a task: answers 202 with the queued task."""
+        """Submit a task: answers 202 with the queued task (200 for an idempotent replay)."""
         record = _submit(request)
         data = TaskDetailSerializer(record, context=self.get_serializer_context()).data
-        return Response(data, status=status.HTTP_202_ACCEPTED)
+        return Response(data, status=_accepted(record))
 
     def destroy(self, request, *args, **kwargs):
         """Cancel a task that has not started; 409 if it has."""

@@ -10,14 +10,14 @@ from .models import Profile
 class ProfileInline(admin.StackedInline):
     model = Profile
     can_delete = False
-    fields = ["weight"]
-    verbose_name_plural = "weight"
+    fields = ["weight", "max_active"]
+    verbose_name_plural = "weight and cap"
 
 
 @admin.register(Profile)
 class ProfileAdmin(admin.ModelAdmin):
-    list_display = ["user", "weight"]
-    list_editable = ["weight"]
+    list_display = ["user", "weight", "max_active"]
+    list_editable = ["weight", "max_active"]
     list_select_related = ["user"]
     search_fields = ["user__username"]
     ordering = ["user__username"]
