@@ -376,6 +376,7 @@ def task_finish(*, task_id: str, status: str) -> None:
     TaskRecord.objects.filter(pk=task_id, status=states.STARTED).update(
         status=status, finished_at=timezone.now()
     )
+    task_release_cap(task_id=task_id)
 
 
 def task_cancel(*, user, task_id: uuid.UUID) -> TaskRecord:

@@ -6,8 +6,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from celery import states
 
-from tasks_app import scheduler
+from tasks_app import scheduler, services
 from tasks_app.admission import admission_active_count
 from tasks_app.models import TaskRecord
 from tasks_app.window import window_count
@@ -56,7 +57,7 @@ def test_a_users_own_cap_overrides_the_default(alice, alice_client, bob_client, 
 
 def test_an_ended_task_frees_its_place(alice, alice_client, settings):
     settings.PQH_USER_MAX_ACTIVE = 2
-    post(alice_client, "/api/tasks/")
+    first = post(alice_client, "/api/tasks/").json()
     second = post(alice_client, "/api/tasks/").json()
     assert post(alice_client).status_code == 429
     # Cancelled: its place is free at once.
@@ -64,6 +65,10 @@ def test_an_ended_task_frees_its_place(alice, alice_client, settings):
     third = post(alice_client, "/api/tasks/")
     assert third.status_code == 202
     assert post(alice_client).status_code == 429
+    # Run and finished (what the worker does): its place is free too.
+    TaskRecord.objects.filter(pk=first["task_id"]).update(status=states.STARTED)
+    services.task_finish(task_id=first["task_id"], status=states.SUCCESS)
+    assert post(alice_client).status_code == 202
     assert admission_active_count(user_id=alice[0].pk) == 2
 
 
