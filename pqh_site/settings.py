@@ -189,6 +189,9 @@ PQH_RELEASE_TICK_SECONDS = env_float("PQH_RELEASE_TICK_SECONDS", 1.0, minimum=0.
 # A task recorded but not queued for this long (its web process died in between) is queued
 # again by a worker's sweep, which runs about this often.
 PQH_RECOVER_LOST_SECONDS = env_float("PQH_RECOVER_LOST_SECONDS", 30.0, minimum=1.0)
+# Every this many seconds one worker checks every queued row against the fair queue (a slow
+# safety pass); in between, the sweep above looks only at rows submitted since its last run.
+PQH_FULL_SWEEP_SECONDS = env_float("PQH_FULL_SWEEP_SECONDS", 600.0, minimum=1.0)
 # Admission limits: tasks queued or running per user (a profile may override it), and tasks
 # queued in all (waiting in the fair queue or released and not started).
 PQH_USER_MAX_ACTIVE = env_int("PQH_USER_MAX_ACTIVE", 100, minimum=1)

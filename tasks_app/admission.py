@@ -128,15 +128,23 @@ def admission_restore(entries: Iterable[tuple[int, str, float]]) -> None:
 def admission_active_before(*, cutoff: float) -> dict[int, list[str]]:
     """Return {user id: task ids} of active-set entries admitted before `cutoff`.
 
-    A sweep over every active set (SCAN): for the slow safety pass only, never for a request.
+    A sweep over every active set (SCAN, then 500 sets a round trip): for the slow safety pass
+    only, never for a request.
     """
     redis = get_redis()
     prefix = active_key("")
+    users = [
+        int(name[len(prefix) :])
+        for name in redis.scan_iter(match=f"{prefix}*", count=1000)
+        if name[len(prefix) :].isdigit()
+    ]
     found: dict[int, list[str]] = {}
-    for name in redis.scan_iter(match=f"{prefix}*", count=500):
-        user_id = name[len(prefix) :]
-        if user_id.isdigit():
-            ids = redis.zrangebyscore(name, "-inf", cutoff)
+    for i in range(0, len(users), 500):
+        chunk = users[i : i + 500]
+        pipe = redis.pipeline(transaction=False)
+        for user_id in chunk:
+            pipe.zrangebyscore(active_key(user_id), "-inf", cutoff)
+        for user_id, ids in zip(chunk, pipe.execute(), strict=True):
             if ids:
-                found[int(user_id)] = ids
+                found[user_id] = ids
     return found

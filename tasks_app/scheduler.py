@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
+from redis import exceptions as redis_exceptions
 
 from .redis_client import get_redis, get_script, key
 
@@ -233,3 +234,62 @@ def queue_broker_lengths() -> list[int]:
     for name in broker_queue_keys():
         pipe.llen(name)
     return [int(n) for n in pipe.execute()]
+
+
+# --- Recovery bookkeeping: was Redis emptied, and how far have the sweeps looked? -------------
+#
+# <prefix>:epoch is written once every queued row of PostgreSQL has been offered to the fair
+# queue. Redis keeps it as long as it keeps the queue: if it is missing, Redis lost its data
+# (a restart without persistence, a flush) or this deployment is new, and the next sweep offers
+# every queued row again. <prefix>:sweep:mark is the submit time up to which the sweeps have
+# looked; <prefix>:sweep:full exists while the last full pass is recent.
+
+
+def sweep_lock(*, timeout: float):
+    """Return the lock that lets one worker at a time sweep (redis-py's Lock, not yet held)."""
+    return get_redis().lock(key("sweep", "lock"), timeout=timeout, blocking=False)
+
+
+def sweep_epoch() -> str | None:
+    """Return the epoch marker, or None if Redis lost it (and with it the queue)."""
+    return get_redis().get(key("epoch"))
+
+
+def sweep_finish_recovery(lock, *, now: float, mark: float) -> bool:
+    """Write the epoch marker, the mark and the full-pass timer if `lock` is still held.
+
+    A Redis restart during the recovery loses the lock, and then what the recovery queued:
+    the marker is not written, so the next sweep starts over.
+    """
+    redis = get_redis()
+    with redis.pipeline() as pipe:
+        try:
+            pipe.watch(lock.name)
+            if not lock.owned():
+                return False
+            pipe.multi()
+            pipe.set(key("epoch"), f"{now:.6f}")
+            pipe.set(key("sweep", "mark"), repr(mark))
+            pipe.set(key("sweep", "full"), "1", ex=max(1, int(settings.PQH_FULL_SWEEP_SECONDS)))
+            pipe.execute()
+            return True
+        except redis_exceptions.WatchError:
+            return False
+
+
+def sweep_mark() -> float | None:
+    """Return the submit time up to which the sweeps have looked, if known."""
+    value = get_redis().get(key("sweep", "mark"))
+    return None if value is None else float(value)
+
+
+def sweep_set_mark(mark: float) -> None:
+    get_redis().set(key("sweep", "mark"), repr(mark))
+
+
+def sweep_full_due() -> bool:
+    """Claim the slow full pass if PQH_FULL_SWEEP_SECONDS have passed since the last one."""
+    claimed = get_redis().set(
+        key("sweep", "full"), "1", nx=True, ex=max(1, int(settings.PQH_FULL_SWEEP_SECONDS))
+    )
+    return bool(claimed)

@@ -11,8 +11,10 @@ import redis
 from celery import states
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from redis import exceptions as redis_exceptions
 
 from pqh_site.celery import app as celery_app
 from pqh_site.celery import level_queue_name
@@ -281,56 +283,153 @@ def task_dispatch_pending(*, now: float | None = None, started: str = "") -> int
     return task_release(scheduler.queue_pick(now=now, started=started))
 
 
-def task_recover_lost(
-    *, now: float | None = None, grace: float | None = None, batch: int = 500
-) -> int:
-    """Queue again the accepted tasks that a crash left recorded but not queued; return how many.
+def _walk(rows, *, batch: int):
+    """Yield `rows` in submit order, `batch` at a time (keyset pagination on the queue index)."""
+    after = None
+    while True:
+        page = rows.order_by("submitted_at", "queue_seq")
+        if after is not None:
+            page = page.filter(
+                Q(submitted_at__gt=after[0]) | Q(submitted_at=after[0], queue_seq__gt=after[1])
+            )
+        chunk = list(page[:batch])
+        if not chunk:
+            return
+        yield chunk
+        if len(chunk) < batch:
+            return
+        after = (chunk[-1].submitted_at, chunk[-1].queue_seq)
 
-    A web process that dies between writing the record and queueing it leaves a PENDING row the
-    fair queue does not know. Every PENDING row is, after `grace` seconds (default
-    PQH_RECOVER_LOST_SECONDS), either waiting, being released, or released and not yet started;
-    one that is none of these was lost. Enqueue is idempotent: what the queue holds is left be.
-    """
-    if not settings.PQH_FAIRNESS:
-        return 0
-    now = time.time() if now is None else now
-    grace = settings.PQH_RECOVER_LOST_SECONDS if grace is None else grace
-    cutoff = datetime.fromtimestamp(now - grace, tz=UTC)
-    since = datetime.fromtimestamp(now - settings.PQH_VISIBILITY_TIMEOUT, tz=UTC)
-    rows = (
-        TaskRecord.objects.waiting()
-        .filter(submitted_at__lt=cutoff, submitted_at__gte=since)
-        .order_by("submitted_at", "queue_seq")
-    )
-    recovered = 0
-    chunk: list[TaskRecord] = []
 
-    def flush() -> int:
-        queued = scheduler.queue_add(
-            [
+_SWEEP_FIELDS = ("task_id", "queue_seq", "user_id", "level", "weight", "submitted_at")
+
+
+def _requeue(rows, *, now: float, batch: int, lock) -> int:
+    """Offer queued rows to the fair queue in submit order; return how many it did not hold."""
+    added = 0
+    for chunk in _walk(rows.only(*_SWEEP_FIELDS, "idempotency_key"), batch=batch):
+        tasks = []
+        for row in chunk:
+            submitted = row.submitted_at.timestamp()
+            key = row.idempotency_key or ""
+            tasks.append(
                 scheduler.QueuedTask(
                     task_id=str(row.pk),
                     seq=row.queue_seq,
                     user_id=row.user_id,
                     level=row.level,
                     weight=row.weight,
-                    submitted=row.submitted_at.timestamp(),
+                    submitted=submitted,
+                    idempotency_key=admission.idempotency_redis_key(row.user_id, key)
+                    if key
+                    else "",
+                    idempotency_ttl=settings.PQH_IDEMPOTENCY_SECONDS - (now - submitted),
                 )
-                for row in chunk
-            ],
-            now=now,
-        )
+            )
+        queued = scheduler.queue_add(tasks, now=now)
+        added += queued.added
         task_release(queued.releases)
-        chunk.clear()
-        return queued.added
+        lock.reacquire()  # still ours, for another lock timeout; raises if Redis lost it
+    return added
 
-    for row in rows.iterator(chunk_size=batch):
-        chunk.append(row)
-        if len(chunk) >= batch:
-            recovered += flush()
-    if chunk:
-        recovered += flush()
-    return recovered
+
+def _restore_active(*, batch: int) -> None:
+    """Rebuild every user's active set from the PENDING and STARTED rows (Redis lost them)."""
+    live = TaskRecord.objects.filter(status__in=[states.PENDING, states.STARTED])
+    for chunk in _walk(live.only("task_id", "queue_seq", "user_id", "submitted_at"), batch=batch):
+        admission.admission_restore(
+            (row.user_id, str(row.pk), row.submitted_at.timestamp()) for row in chunk
+        )
+        # A task that ended while this batch was read released its place before it was put
+        # back: take those out again.
+        _release_ended({row.pk: row.user_id for row in chunk})
+
+
+def _release_ended(owners: dict) -> None:
+    """Release the places of the tasks of `owners` ({task id: user id}) that are not live."""
+    live = set(
+        TaskRecord.objects.filter(
+            pk__in=list(owners), status__in=[states.PENDING, states.STARTED]
+        ).values_list("pk", flat=True)
+    )
+    ended: dict[int, list[str]] = {}
+    for task_id, user_id in owners.items():
+        if task_id not in live:
+            ended.setdefault(user_id, []).append(str(task_id))
+    for user_id, task_ids in ended.items():
+        admission.admission_release(user_id=user_id, task_ids=task_ids)
+
+
+def _prune_active(*, cutoff: float, batch: int) -> None:
+    """Drop active-set entries admitted before `cutoff` whose task ended or was never recorded."""
+    for user_id, task_ids in admission.admission_active_before(cutoff=cutoff).items():
+        for i in range(0, len(task_ids), batch):
+            owners = {}
+            for task_id in task_ids[i : i + batch]:
+                try:
+                    owners[uuid.UUID(task_id)] = user_id
+                except ValueError:
+                    admission.admission_release(user_id=user_id, task_ids=[task_id])
+            _release_ended(owners)
+
+
+# One sweep may run this long between two batches before another worker may take over.
+SWEEP_LOCK_SECONDS = 120
+
+
+def task_recover_lost(
+    *, now: float | None = None, grace: float | None = None, batch: int = 500
+) -> int:
+    """Queue again accepted tasks the fair queue does not hold; return how many it took.
+
+    Called by every worker about every PQH_RECOVER_LOST_SECONDS; one at a time does the work.
+    - Redis lost its data (the epoch marker is gone, see scheduler.sweep_epoch): every PENDING
+      row, however old, in submit order, and the active sets rebuilt from the PENDING and
+      STARTED rows; then the marker is written again. Enqueue is idempotent, and the claim in
+      PostgreSQL drops a task delivered twice, so each runs once.
+    - Every PQH_FULL_SWEEP_SECONDS: every PENDING row older than `grace` (a safety pass), and
+      active-set entries of tasks that ended are dropped.
+    - Otherwise only rows submitted since the last sweep's mark (less `grace`) and older than
+      `grace` (default PQH_RECOVER_LOST_SECONDS): a web process that died between writing the
+      record and queueing it. The work follows the submission rate, not the queue's depth.
+    """
+    if not settings.PQH_FAIRNESS:
+        return 0
+    now = time.time() if now is None else now
+    grace = settings.PQH_RECOVER_LOST_SECONDS if grace is None else grace
+    lock = scheduler.sweep_lock(timeout=SWEEP_LOCK_SECONDS)
+    if not lock.acquire():
+        return 0
+    try:
+        waiting = TaskRecord.objects.waiting()
+        settled = waiting.filter(submitted_at__lt=datetime.fromtimestamp(now - grace, tz=UTC))
+        if scheduler.sweep_epoch() is None:
+            added = _requeue(waiting, now=now, batch=batch, lock=lock)
+            _restore_active(batch=batch)
+            scheduler.sweep_finish_recovery(lock, now=now, mark=now - grace)
+            if added:
+                logger.warning("Redis had lost the queue: %d queued tasks queued again", added)
+            return added
+        if scheduler.sweep_full_due():
+            added = _requeue(settled, now=now, batch=batch, lock=lock)
+            _prune_active(cutoff=now - grace, batch=batch)
+        else:
+            mark = scheduler.sweep_mark()
+            if mark is not None:
+                since = datetime.fromtimestamp(mark - grace, tz=UTC)
+                settled = settled.filter(submitted_at__gte=since)
+            added = _requeue(settled, now=now, batch=batch, lock=lock)
+        scheduler.sweep_set_mark(now - grace)
+        if added:
+            logger.warning("%d tasks were recorded but not queued; queued them again", added)
+        return added
+    except redis_exceptions.LockError:
+        return 0  # Redis lost the lock mid-sweep (a restart): the next sweep starts over
+    finally:
+        try:
+            lock.release()
+        except redis_exceptions.LockError:
+            pass
 
 
 def task_release_cap(*, task_id: str, user_id: int | None = None) -> None:
