@@ -289,8 +289,10 @@ def _walk(rows, *, batch: int):
     while True:
         page = rows.order_by("submitted_at", "queue_seq")
         if after is not None:
-            page = page.filter(
-                Q(submitted_at__gt=after[0]) | Q(submitted_at=after[0], queue_seq__gt=after[1])
+            # The first condition is what the index range starts from; the second skips what
+            # the previous page already had at the same instant.
+            page = page.filter(submitted_at__gte=after[0]).filter(
+                Q(submitted_at__gt=after[0]) | Q(queue_seq__gt=after[1])
             )
         chunk = list(page[:batch])
         if not chunk:
@@ -335,14 +337,16 @@ def _requeue(rows, *, now: float, batch: int, lock) -> int:
 
 def _restore_active(*, batch: int) -> None:
     """Rebuild every user's active set from the PENDING and STARTED rows (Redis lost them)."""
-    live = TaskRecord.objects.filter(status__in=[states.PENDING, states.STARTED])
-    for chunk in _walk(live.only("task_id", "queue_seq", "user_id", "submitted_at"), batch=batch):
-        admission.admission_restore(
-            (row.user_id, str(row.pk), row.submitted_at.timestamp()) for row in chunk
-        )
-        # A task that ended while this batch was read released its place before it was put
-        # back: take those out again.
-        _release_ended({row.pk: row.user_id for row in chunk})
+    fields = ("task_id", "queue_seq", "user_id", "submitted_at")
+    for status in (states.PENDING, states.STARTED):  # one index range each
+        rows = TaskRecord.objects.filter(status=status).only(*fields)
+        for chunk in _walk(rows, batch=batch):
+            admission.admission_restore(
+                (row.user_id, str(row.pk), row.submitted_at.timestamp()) for row in chunk
+            )
+            # A task that ended while this batch was read released its place before it was
+            # put back: take those out again.
+            _release_ended({row.pk: row.user_id for row in chunk})
 
 
 def _release_ended(owners: dict) -> None:
