@@ -121,3 +121,33 @@ def test_parallel_submissions_never_exceed_the_cap(live_server, settings):
     assert TaskRecord.objects.filter(user=user).count() == 5
     assert window_count(user_id=user.pk) == 5
     assert admission_active_count(user_id=user.pk) == 5
+
+
+def test_the_admin_sets_a_users_cap_beside_the_weight(client, alice):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client.login(username="root", password="pw")
+    profile = Profile.objects.get(user=alice[0])
+
+    def save(max_active: str):
+        return client.post(
+            "/admin/users_app/profile/",
+            {
+                "form-TOTAL_FORMS": "1",
+                "form-INITIAL_FORMS": "1",
+                "form-0-id": str(profile.pk),
+                "form-0-weight": "1",
+                "form-0-max_active": max_active,
+                "_save": "Save",
+            },
+        )
+
+    assert save("7").status_code == 302
+    profile.refresh_from_db()
+    assert profile.max_active == 7
+    assert save("0").status_code == 200  # refused: the form comes back with an error
+    profile.refresh_from_db()
+    assert profile.max_active == 7
+    page = client.get(f"/admin/auth/user/{alice[0].pk}/change/")
+    assert b'name="profile-0-max_active"' in page.content
