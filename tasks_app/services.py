@@ -100,13 +100,11 @@ def _check_input(x: Any) -> None:
 def _check_idempotency_key(value: str | None) -> str:
     if value is None:
         return ""
-    if not value.strip() or len(value) > IDEMPOTENCY_KEY_MAX_LENGTH or not value.isprintable():
-        raise InvalidIdempotencyKey(
-            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII "
-            f"characters, got {len(value)} characters"
-        )
-    if not value.isascii():
-        raise InvalidIdempotencyKey("Idempotency-Key must be printable ASCII")
+    rule = f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters"
+    if len(value) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise InvalidIdempotencyKey(f"{rule}, got {len(value)}")
+    if not value.strip() or not value.isprintable() or not value.isascii():
+        raise InvalidIdempotencyKey(rule)
     return value
 
 
