@@ -85,7 +85,12 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     """Every run of the invocation, in order: per scenario, per W, FIFO first."""
     d = args.d
     configs: list[RunConfig] = []
-    base = {"PQH_TASK_SECONDS": repr(d)}
+    # The scenarios measure order, not admission: no per-user cap or global bound applies.
+    base = {
+        "PQH_TASK_SECONDS": repr(d),
+        "PQH_USER_MAX_ACTIVE": "1000000",
+        "PQH_MAX_QUEUED": "10000000",
+    }
     if args.release_buffer is not None:
         base["PQH_RELEASE_BUFFER"] = str(args.release_buffer)
 

@@ -234,6 +234,18 @@ PQH_RELEASE_TICK_SECONDS = env_float("PQH_RELEASE_TICK_SECONDS", 1.0, minimum=0.
 # A task recorded but not queued for this long (its web process died in between) is queued
 # again by a worker's sweep, which runs about this often.
 PQH_RECOVER_LOST_SECONDS = env_float("PQH_RECOVER_LOST_SECONDS", 30.0, minimum=1.0)
+# Every this many seconds one worker checks every queued row against the fair queue (a slow
+# safety pass); in between, the sweep above looks only at rows submitted since its last run.
+PQH_FULL_SWEEP_SECONDS = env_float("PQH_FULL_SWEEP_SECONDS", 600.0, minimum=1.0)
+# Admission limits: tasks queued or running per user (a profile may override it), and tasks
+# queued in all (waiting in the fair queue or released and not started).
+PQH_USER_MAX_ACTIVE = env_int("PQH_USER_MAX_ACTIVE", 100, minimum=1)
+PQH_MAX_QUEUED = env_int("PQH_MAX_QUEUED", 100_000, minimum=1)
+# How long an Idempotency-Key names the task it created.
+PQH_IDEMPOTENCY_SECONDS = env_int("PQH_IDEMPOTENCY_SECONDS", 86400, minimum=1)
+# Retry-After of a refusal: past a cap or the global bound, and when Redis or PostgreSQL is down.
+PQH_RETRY_AFTER_SECONDS = env_int("PQH_RETRY_AFTER_SECONDS", 30, minimum=1)
+PQH_UNAVAILABLE_RETRY_AFTER_SECONDS = env_int("PQH_UNAVAILABLE_RETRY_AFTER_SECONDS", 5, minimum=1)
 PQH_TASK_SECONDS = env_float("PQH_TASK_SECONDS", 60.0, minimum=0.0)
 PQH_TASK_CALLABLE = env_str("PQH_TASK_CALLABLE", "tasks_app.work.limited_f")
 PQH_MAX_INPUT_BYTES = env_int("PQH_MAX_INPUT_BYTES", 65536, minimum=1)

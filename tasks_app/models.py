@@ -8,6 +8,18 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+# The database sequence that numbers accepted tasks in arrival order (see TaskRecord.queue_seq).
+QUEUE_SEQ = "tasks_app_taskrecord_queue_seq"
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+class NextVal(models.Func):
+    """`nextval('<sequence>')`: the next number of a PostgreSQL sequence."""
+
+    function = "nextval"
+    output_field = models.BigIntegerField()
+
+
 STATUS_CHOICES = [
     (states.PENDING, "PENDING (queued)"),
     (states.STARTED, "STARTED"),
@@ -80,6 +92,26 @@ class TaskRecord(models.Model):
     finished_at = models.DateTimeField(
         null=True, blank=True, verbose_name="finished at", help_text="When it ended."
     )
+    queue_seq = models.BigIntegerField(
+        db_default=NextVal(models.Value(QUEUE_SEQ)),
+        editable=False,
+        verbose_name="queue number",
+        help_text=(
+            "Arrival number from a database sequence, given by the INSERT: the task's name in "
+            "the fair queue in Redis, and the tie-break between equal tags there."
+        ),
+    )
+    idempotency_key = models.CharField(
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        null=True,
+        blank=True,
+        editable=False,
+        verbose_name="idempotency key",
+        help_text=(
+            "The Idempotency-Key header of the submission, if it had one; unique per user, so a "
+            "retry returns this task instead of creating another."
+        ),
+    )
     worker = models.CharField(
         max_length=255,
         blank=True,
@@ -102,11 +134,28 @@ class TaskRecord(models.Model):
             models.Index(fields=["submitted_at"], name="taskrecord_submitted"),
             models.Index(fields=["started_at"], name="taskrecord_started"),
             models.Index(fields=["finished_at"], name="taskrecord_finished"),
+            # The recovery sweeps walk the queued rows in submit order, from a watermark.
+            models.Index(
+                fields=["submitted_at", "queue_seq"],
+                condition=models.Q(status=states.PENDING),
+                name="taskrecord_pending",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(level__lte=9), name="taskrecord_level_range"),
             models.CheckConstraint(condition=models.Q(weight__gte=1), name="taskrecord_weight_pos"),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="taskrecord_user_idempotency_key",
+            ),
         ]
+
+    # Set by services.task_submit on the record it returns, not stored: whether the submission
+    # replayed an earlier one with the same Idempotency-Key, and the queue position the fair
+    # queue reported when it took the task (so the 202 needs no second look-up).
+    replayed: bool = False
+    position_at_submit: int | None = None
 
     def __str__(self) -> str:
         return f"{self.task_id} ({self.status}, level {self.level})"

@@ -1,9 +1,16 @@
-"""The one Redis connection pool pqh's own keys go through, and their names."""
+"""The one Redis connection pool pqh's own keys go through, their names, and the Lua scripts."""
 
+import re
 from functools import cache
+from pathlib import Path
 
 import redis
 from django.conf import settings
+
+# Every script Redis runs for pqh is a file here, named by what it does (as BullMQ keeps its
+# commands/*.lua); each opens with a block comment naming its KEYS, ARGV and return values.
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+_INCLUDE = re.compile(r'^--- @include "([\w-]+)"[ \t]*$', re.MULTILINE)
 
 
 @cache
@@ -22,10 +29,43 @@ def key(*parts: object) -> str:
 
 
 @cache
-def _script(url: str, source: str):
-    return _client(url).register_script(source)
+def lua_source(name: str) -> str:
+    """Return the script `lua/<name>.lua` with its includes inlined.
+
+    A line `--- @include "queue"` is replaced by `lua/includes/queue.lua` (itself expanded);
+    each include is inlined once per script, at its first mention, so shared helpers may
+    include one another without duplicating local definitions.
+    """
+    seen: set[str] = set()
+
+    def expand(path: Path) -> str:
+        def include(match: re.Match) -> str:
+            name = match.group(1)
+            if name in seen:
+                return f"-- (included above: {name})"
+            seen.add(name)
+            target = LUA_DIR / "includes" / f"{name}.lua"
+            if not target.is_file():
+                raise FileNotFoundError(f"{path.name} includes {name!r}: no file {target}")
+            return expand(target)
+
+        return _INCLUDE.sub(include, path.read_text())
+
+    path = LUA_DIR / f"{name}.lua"
+    if not path.is_file():
+        raise FileNotFoundError(f"no Lua script {path}")
+    return expand(path)
 
 
-def get_script(source: str):
-    """Return a registered Lua script (EVALSHA, loaded on first use) on the shared client."""
-    return _script(settings.REDIS_URL, source)
+@cache
+def _script(url: str, name: str):
+    return _client(url).register_script(lua_source(name))
+
+
+def get_script(name: str):
+    """Return the Lua script `name` registered on the shared client.
+
+    redis-py sends it with EVALSHA and loads it (SCRIPT LOAD) only when the server does not
+    know it: once per process and server, and again after a Redis restart.
+    """
+    return _script(settings.REDIS_URL, name)

@@ -1,15 +1,18 @@
 """Reads: weights, a user's tasks, usage and queue statistics."""
 
 import json
+import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from celery import states
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Func, OuterRef, Q, Subquery
+from django.db.models import Count
 from django_celery_results.models import TaskResult
 
 from users_app.models import Profile
@@ -20,6 +23,8 @@ from .fairness import level_for
 from .models import TaskRecord
 from .progress import PROGRESS
 from .window import window_active_users, window_count
+
+logger = logging.getLogger(__name__)
 
 
 def user_weight(user) -> int:
@@ -64,51 +69,45 @@ def task_result_value(record: TaskRecord) -> Any:
     return value
 
 
-def task_position(record: TaskRecord) -> int | None:
-    """Return how many queued tasks are ahead of a queued task: better levels, then older ones.
+def task_positions(records: Iterable[TaskRecord], *, now: float | None = None) -> dict:
+    """Return {task id: queue position} for many tasks, in one Redis round trip at most.
 
-    An estimate: within a level the fair queue interleaves users by weight, which this count
-    (first come, first served within the level) does not model.
-    """
-    if record.status != states.PENDING:
-        return None
-    return (
-        TaskRecord.objects.waiting()
-        .filter(
-            Q(level__lt=record.level) | Q(level=record.level, submitted_at__lt=record.submitted_at)
-        )
-        .count()
-    )
-
-
-def task_positions(records) -> dict:
-    """Return {task id: position or None} for a page of records, in one query.
-
-    The same count as task_position, for every queued record of the page at once (the admin's
-    task list), so a page costs one query however many rows it shows.
+    A position is the number of tasks that start before this one if no more tasks arrive and
+    none reaches the aging bound in the meantime: it models the weighted interleaving within a
+    level and the aged tasks exactly, from the fair queue's own sorted sets, in O(log n) per task
+    (docs/fairness.md, "Queue position"). None for a task that is not queued, when the fairness
+    policy is off (the broker's FIFO list has no ranks), or if Redis cannot be reached.
     """
     records = list(records)
     positions: dict = {record.pk: None for record in records}
-    queued = [record.pk for record in records if record.status == states.PENDING]
-    if not queued:
+    queued = [r for r in records if r.status == states.PENDING]
+    if not queued or not settings.PQH_FAIRNESS:
         return positions
-    ahead = (
-        TaskRecord.objects.waiting()
-        .filter(
-            Q(level__lt=OuterRef("level"))
-            | Q(level=OuterRef("level"), submitted_at__lt=OuterRef("submitted_at"))
+    try:
+        answers = scheduler.queue_positions(
+            [(str(r.pk), r.queue_seq, r.level) for r in queued], now=now
         )
-        .order_by()
-        .annotate(n=Func(F("pk"), function="COUNT"))
-        .values("n")
-    )
-    rows = (
-        TaskRecord.objects.filter(pk__in=queued, status=states.PENDING)
-        .annotate(position=Subquery(ahead))
-        .values_list("pk", "position")
-    )
-    positions.update(rows)
+    except redis.RedisError:
+        logger.warning("queue positions unavailable: Redis cannot be reached")
+        return positions
+    positions.update(zip((r.pk for r in queued), answers, strict=True))
     return positions
+
+
+def task_position(record: TaskRecord) -> int | None:
+    """Return the queue position of one task (see task_positions); None if it is not queued."""
+    if record.position_at_submit is not None and record.status == states.PENDING:
+        return record.position_at_submit  # what the fair queue said when it took the task
+    return task_positions([record])[record.pk]
+
+
+def user_max_active(user) -> int:
+    """Return how many tasks the user may have queued or running: its own cap, or the default."""
+    try:
+        cap = user.profile.max_active
+    except Profile.DoesNotExist:
+        cap = Profile.objects.filter(user=user).values_list("max_active", flat=True).first()
+    return cap or settings.PQH_USER_MAX_ACTIVE
 
 
 @dataclass(frozen=True)

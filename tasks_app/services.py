@@ -12,17 +12,19 @@ from typing import Any
 import redis
 from celery import states
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from redis import exceptions as redis_exceptions
 
 from pqh_site.celery import app as celery_app
 from pqh_site.celery import level_queue_name
 
-from . import events, scheduler, window
-from .models import TaskRecord
+from . import admission, events, scheduler
+from .models import IDEMPOTENCY_KEY_MAX_LENGTH, TaskRecord
 from .progress import Progress, call_with_progress
-from .selectors import level_of, user_weight
+from .selectors import level_of, user_max_active, user_weight
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +32,60 @@ logger = logging.getLogger(__name__)
 class SubmissionRefused(ValueError):
     """The submission is refused as asked; the message says why (a client error)."""
 
+    reason = "invalid"
+
+
+class InvalidIdempotencyKey(ValueError):
+    """The Idempotency-Key is empty, too long or not printable ASCII."""
+
+    reason = "invalid"
+
 
 class QueueUnavailable(RuntimeError):
-    """The queue could not take the submission; nothing was recorded (a server error)."""
+    """Redis or PostgreSQL could not take the submission; nothing was recorded (a server error)."""
+
+    reason = "unavailable"
+
+    @property
+    def retry_after(self) -> int:
+        return settings.PQH_UNAVAILABLE_RETRY_AFTER_SECONDS
+
+
+class UserCapReached(Exception):
+    """The user already has as many tasks queued or running as its cap allows."""
+
+    reason = "user_cap"
+
+    def __init__(self, *, limit: int, active: int):
+        super().__init__(
+            f"you have {active} tasks queued or running; the limit is {limit}: "
+            "submit again when one has finished"
+        )
+        self.limit, self.active = limit, active
+        self.retry_after = settings.PQH_RETRY_AFTER_SECONDS
+
+
+class QueueFull(Exception):
+    """PQH_MAX_QUEUED tasks are queued in all: the service takes no more for now."""
+
+    reason = "queue_full"
+
+    def __init__(self, *, queued: int):
+        super().__init__(f"the queue is full ({queued} tasks queued); try again later")
+        self.queued = queued
+        self.retry_after = settings.PQH_RETRY_AFTER_SECONDS
+
+
+class IdempotencyConflict(Exception):
+    """An earlier request with the same Idempotency-Key is still being processed."""
+
+    reason = "idempotency_conflict"
+
+    def __init__(self, *, task_id: str):
+        super().__init__(
+            "a request with this Idempotency-Key is still being processed; retry shortly"
+        )
+        self.task_id = task_id
 
 
 class TaskNotCancellable(ValueError):
@@ -47,45 +100,149 @@ def _check_input(x: Any) -> None:
         )
 
 
-def task_submit(*, user, x: Any, now: float | None = None) -> TaskRecord:
-    """Accept a task for `user`: count it, choose its level, record it and queue it.
+def _check_idempotency_key(value: str | None) -> str:
+    if value is None:
+        return ""
+    rule = f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters"
+    if len(value) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise InvalidIdempotencyKey(f"{rule}, got {len(value)}")
+    if not value.strip() or not value.isprintable() or not value.isascii():
+        raise InvalidIdempotencyKey(rule)
+    return value
 
-    Either all of that happens, or nothing does and an exception says why.
+
+def _undo(*, user_id: int, task_id: str, idempotency_key: str, replay_id: str = "") -> None:
+    """Take back an admission; if Redis is down, what is left expires or is swept."""
+    try:
+        admission.admission_undo(
+            user_id=user_id, task_id=task_id, idempotency_key=idempotency_key, replay_id=replay_id
+        )
+    except redis.RedisError:
+        logger.warning("could not take back the admission of %s; the sweeps will", task_id)
+
+
+def _replayed(record: TaskRecord, *, user) -> TaskRecord:
+    record.user = user  # the submitter, already loaded: the log line costs no query
+    record.replayed = True
+    events.event_submitted(record, replayed=True)
+    return record
+
+
+def _insert(record: TaskRecord, *, user, now: float) -> TaskRecord:
+    """INSERT the record; with an Idempotency-Key PostgreSQL's unique constraint may refuse it.
+
+    Then the key belongs to an earlier task that Redis forgot (it lost its data): within
+    PQH_IDEMPOTENCY_SECONDS that task is the answer; older, the key is taken from it.
+    """
+    if not record.idempotency_key:
+        record.save(force_insert=True)
+        return record
+    for _ in range(2):
+        try:
+            with transaction.atomic():  # a savepoint: a refused INSERT spoils no transaction
+                record.save(force_insert=True)
+            return record
+        except IntegrityError:
+            earlier = TaskRecord.objects.filter(
+                user=user, idempotency_key=record.idempotency_key
+            ).first()
+            if earlier is None:
+                continue  # released since: try again
+            if earlier.submitted_at.timestamp() >= now - settings.PQH_IDEMPOTENCY_SECONDS:
+                return earlier
+            TaskRecord.objects.filter(pk=earlier.pk).update(idempotency_key=None)
+    record.save(force_insert=True)
+    return record
+
+
+def task_submit(
+    *, user, x: Any, idempotency_key: str | None = None, now: float | None = None
+) -> TaskRecord:
+    """Accept a task for `user`: admit it, choose its level, record it and queue it.
+
+    Either all of that happens, or nothing does and an exception says why: UserCapReached,
+    QueueFull, IdempotencyConflict, QueueUnavailable, SubmissionRefused, InvalidIdempotencyKey.
+    With an Idempotency-Key seen from this user within PQH_IDEMPOTENCY_SECONDS, the earlier
+    task is returned instead, with `replayed` set. The returned record carries
+    `position_at_submit`, the queue position the fair queue gave when it took the task.
     """
     _check_input(x)
+    key = _check_idempotency_key(idempotency_key)
     now = time.time() if now is None else now
-    task_id = uuid.uuid4()
     weight = user_weight(user)
+    cap = user_max_active(user)
+    for _ in range(2):
+        task_id = str(uuid.uuid4())
+        try:
+            decision = admission.admission_admit(
+                user_id=user.pk, task_id=task_id, now=now, user_cap=cap, idempotency_key=key
+            )
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"the queue is unavailable: {exc}") from exc
+        if decision.outcome != admission.REPLAY:
+            break
+        earlier = TaskRecord.objects.filter(pk=decision.task_id, user=user).first()
+        if earlier is not None:
+            return _replayed(earlier, user=user)
+        # The key names a task that no longer exists (pruned): free the key, admit afresh.
+        _undo(user_id=user.pk, task_id=decision.task_id, idempotency_key=key)
+    if decision.outcome == admission.USER_CAP:
+        raise UserCapReached(limit=cap, active=decision.count)
+    if decision.outcome == admission.QUEUE_FULL:
+        raise QueueFull(queued=decision.count)
+    if decision.outcome == admission.IN_PROGRESS:
+        raise IdempotencyConflict(task_id=decision.task_id)
+    if decision.outcome != admission.ADMITTED:
+        raise QueueUnavailable(f"the queue answered {decision.outcome!r}")
+
+    count_before = decision.count
+    record = TaskRecord(
+        task_id=uuid.UUID(task_id),
+        user=user,
+        level=level_of(count_before=count_before, weight=weight),
+        weight=weight,
+        count_before=count_before,
+        input=x,
+        submitted_at=datetime.fromtimestamp(now, tz=UTC),
+        idempotency_key=key or None,
+    )
     try:
-        count_before = window.window_record(user_id=user.pk, member=str(task_id), now=now)
-    except redis.RedisError as exc:
-        raise QueueUnavailable(f"the queue is unavailable: {exc}") from exc
-    level = level_of(count_before=count_before, weight=weight)
-    try:
-        record = TaskRecord.objects.create(
-            task_id=task_id,
-            user=user,
-            level=level,
-            weight=weight,
-            count_before=count_before,
-            input=x,
-            submitted_at=datetime.fromtimestamp(now, tz=UTC),
-        )
-    except Exception:
-        window.window_forget(user_id=user.pk, member=str(task_id))
+        inserted = _insert(record, user=user, now=now)
+    except DatabaseError as exc:
+        _undo(user_id=user.pk, task_id=task_id, idempotency_key=key)
+        raise QueueUnavailable(f"the database is unavailable: {exc}") from exc
+    except BaseException:
+        _undo(user_id=user.pk, task_id=task_id, idempotency_key=key)
         raise
+    if inserted is not record:  # the key belonged to an earlier task
+        _undo(user_id=user.pk, task_id=task_id, idempotency_key=key, replay_id=str(inserted.pk))
+        return _replayed(inserted, user=user)
+
     try:
         if settings.PQH_FAIRNESS:
-            releases = scheduler.queue_enqueue(
-                task_id=str(task_id), user_id=user.pk, level=level, weight=weight, submitted=now
+            task = scheduler.QueuedTask(
+                task_id=task_id,
+                seq=record.queue_seq,
+                user_id=user.pk,
+                level=record.level,
+                weight=weight,
+                submitted=now,
+                idempotency_key=admission.idempotency_redis_key(user.pk, key) if key else "",
+                idempotency_ttl=settings.PQH_IDEMPOTENCY_SECONDS,
             )
+            queued = scheduler.queue_add([task], now=now, position=True)
+            releases, record.position_at_submit = queued.releases, queued.position
         else:
-            _publish(str(task_id), 0)
+            _publish(task_id, 0)
+            admission.admission_complete(task_id=task_id, idempotency_key=key, user_id=user.pk)
             releases = []
     except Exception as exc:
-        # The record must not outlive a failed enqueue: take both back and refuse.
-        record.delete()
-        window.window_forget(user_id=user.pk, member=str(task_id))
+        # The record must not outlive a failed enqueue: take everything back and refuse.
+        try:
+            record.delete()
+        except DatabaseError:
+            logger.warning("task %s is recorded but not queued; the sweep will queue it", task_id)
+        _undo(user_id=user.pk, task_id=task_id, idempotency_key=key)
         raise QueueUnavailable(f"the queue is unavailable: {exc}") from exc
     task_release(releases)
     events.event_submitted(record)
@@ -130,54 +287,174 @@ def task_dispatch_pending(*, now: float | None = None, started: str = "") -> int
     return task_release(scheduler.queue_pick(now=now, started=started))
 
 
-def task_recover_lost(
-    *, now: float | None = None, grace: float | None = None, batch: int = 1000
-) -> int:
-    """Queue again the accepted tasks that a crash left recorded but not queued; return how many.
+def _walk(rows, *, batch: int):
+    """Yield `rows` in submit order, `batch` at a time (keyset pagination on the queue index)."""
+    after = None
+    while True:
+        page = rows.order_by("submitted_at", "queue_seq")
+        if after is not None:
+            # The first condition is what the index range starts from; the second skips what
+            # the previous page already had at the same instant.
+            page = page.filter(submitted_at__gte=after[0]).filter(
+                Q(submitted_at__gt=after[0]) | Q(queue_seq__gt=after[1])
+            )
+        chunk = list(page[:batch])
+        if not chunk:
+            return
+        yield chunk
+        if len(chunk) < batch:
+            return
+        after = (chunk[-1].submitted_at, chunk[-1].queue_seq)
 
-    A web process that dies between writing the record and queueing it leaves a PENDING row the
-    fair queue does not know. Every PENDING row is, after `grace` seconds (default
-    PQH_RECOVER_LOST_SECONDS), either waiting,
-    being released, or released and not yet started; one that is none of these was lost.
+
+_SWEEP_FIELDS = ("task_id", "queue_seq", "user_id", "level", "weight", "submitted_at")
+
+
+def _requeue(rows, *, now: float, batch: int, lock) -> int:
+    """Offer queued rows to the fair queue in submit order; return how many it did not hold."""
+    added = 0
+    for chunk in _walk(rows.only(*_SWEEP_FIELDS, "idempotency_key"), batch=batch):
+        tasks = []
+        for row in chunk:
+            submitted = row.submitted_at.timestamp()
+            key = row.idempotency_key or ""
+            tasks.append(
+                scheduler.QueuedTask(
+                    task_id=str(row.pk),
+                    seq=row.queue_seq,
+                    user_id=row.user_id,
+                    level=row.level,
+                    weight=row.weight,
+                    submitted=submitted,
+                    idempotency_key=admission.idempotency_redis_key(row.user_id, key)
+                    if key
+                    else "",
+                    idempotency_ttl=settings.PQH_IDEMPOTENCY_SECONDS - (now - submitted),
+                )
+            )
+        queued = scheduler.queue_add(tasks, now=now)
+        added += queued.added
+        task_release(queued.releases)
+        lock.reacquire()  # still ours, for another lock timeout; raises if Redis lost it
+    return added
+
+
+def _restore_active(*, batch: int) -> None:
+    """Rebuild every user's active set from the PENDING and STARTED rows (Redis lost them)."""
+    fields = ("task_id", "queue_seq", "user_id", "submitted_at")
+    for status in (states.PENDING, states.STARTED):  # one index range each
+        rows = TaskRecord.objects.filter(status=status).only(*fields)
+        for chunk in _walk(rows, batch=batch):
+            admission.admission_restore(
+                (row.user_id, str(row.pk), row.submitted_at.timestamp()) for row in chunk
+            )
+            # A task that ended while this batch was read released its place before it was
+            # put back: take those out again.
+            _release_ended({row.pk: row.user_id for row in chunk})
+
+
+def _release_ended(owners: dict) -> None:
+    """Release the places of the tasks of `owners` ({task id: user id}) that are not live."""
+    live = set(
+        TaskRecord.objects.filter(
+            pk__in=list(owners), status__in=[states.PENDING, states.STARTED]
+        ).values_list("pk", flat=True)
+    )
+    ended: dict[int, list[str]] = {}
+    for task_id, user_id in owners.items():
+        if task_id not in live:
+            ended.setdefault(user_id, []).append(str(task_id))
+    for user_id, task_ids in ended.items():
+        admission.admission_release(user_id=user_id, task_ids=task_ids)
+
+
+def _prune_active(*, cutoff: float, batch: int) -> None:
+    """Drop active-set entries admitted before `cutoff` whose task ended or was never recorded."""
+    for user_id, task_ids in admission.admission_active_before(cutoff=cutoff).items():
+        for i in range(0, len(task_ids), batch):
+            owners = {}
+            for task_id in task_ids[i : i + batch]:
+                try:
+                    owners[uuid.UUID(task_id)] = user_id
+                except ValueError:
+                    admission.admission_release(user_id=user_id, task_ids=[task_id])
+            _release_ended(owners)
+
+
+# One sweep may run this long between two batches before another worker may take over.
+SWEEP_LOCK_SECONDS = 120
+
+
+def task_recover_lost(
+    *, now: float | None = None, grace: float | None = None, batch: int = 500
+) -> int:
+    """Queue again accepted tasks the fair queue does not hold; return how many it took.
+
+    Called by every worker about every PQH_RECOVER_LOST_SECONDS; one at a time does the work.
+    - Redis lost its data (the epoch marker is gone, see scheduler.sweep_epoch): every PENDING
+      row, however old, in submit order, and the active sets rebuilt from the PENDING and
+      STARTED rows; then the marker is written again. Enqueue is idempotent, and the claim in
+      PostgreSQL drops a task delivered twice, so each runs once.
+    - Every PQH_FULL_SWEEP_SECONDS: every PENDING row older than `grace` (a safety pass), and
+      active-set entries of tasks that ended are dropped.
+    - Otherwise only rows submitted since the last sweep's mark (less `grace`) and older than
+      `grace` (default PQH_RECOVER_LOST_SECONDS): a web process that died between writing the
+      record and queueing it. The work follows the submission rate, not the queue's depth.
     """
     if not settings.PQH_FAIRNESS:
         return 0
     now = time.time() if now is None else now
     grace = settings.PQH_RECOVER_LOST_SECONDS if grace is None else grace
-    cutoff = datetime.fromtimestamp(now - grace, tz=UTC)
-    since = datetime.fromtimestamp(now - settings.PQH_VISIBILITY_TIMEOUT, tz=UTC)
-    rows = (
-        TaskRecord.objects.waiting()
-        .filter(submitted_at__lt=cutoff, submitted_at__gte=since)
-        .values_list("pk", "user_id", "level", "weight", "submitted_at")
-    )
-    recovered = 0
-    chunk: list[tuple] = []
+    lock = scheduler.sweep_lock(timeout=SWEEP_LOCK_SECONDS)
+    if not lock.acquire():
+        return 0
+    try:
+        waiting = TaskRecord.objects.waiting()
+        settled = waiting.filter(submitted_at__lt=datetime.fromtimestamp(now - grace, tz=UTC))
+        if scheduler.sweep_epoch() is None:
+            added = _requeue(waiting, now=now, batch=batch, lock=lock)
+            _restore_active(batch=batch)
+            scheduler.sweep_finish_recovery(lock, now=now, mark=now - grace)
+            if added:
+                logger.warning("Redis had lost the queue: %d queued tasks queued again", added)
+            return added
+        if scheduler.sweep_full_due():
+            added = _requeue(settled, now=now, batch=batch, lock=lock)
+            _prune_active(cutoff=now - grace, batch=batch)
+        else:
+            mark = scheduler.sweep_mark()
+            if mark is not None:
+                since = datetime.fromtimestamp(mark - grace, tz=UTC)
+                settled = settled.filter(submitted_at__gte=since)
+            added = _requeue(settled, now=now, batch=batch, lock=lock)
+        scheduler.sweep_set_mark(now - grace)
+        if added:
+            logger.warning("%d tasks were recorded but not queued; queued them again", added)
+        return added
+    except redis_exceptions.LockError:
+        return 0  # Redis lost the lock mid-sweep (a restart): the next sweep starts over
+    finally:
+        try:
+            lock.release()
+        except redis_exceptions.LockError:
+            pass
 
-    def flush() -> int:
-        lost = set(scheduler.queue_unknown([str(row[0]) for row in chunk]))
-        for pk, user_id, level, weight, submitted in chunk:
-            if str(pk) in lost:
-                logger.warning("task %s was recorded but not queued; queueing it again", pk)
-                task_release(
-                    scheduler.queue_enqueue(
-                        task_id=str(pk),
-                        user_id=user_id,
-                        level=level,
-                        weight=weight,
-                        submitted=submitted.timestamp(),
-                    )
-                )
-        chunk.clear()
-        return len(lost)
 
-    for row in rows.iterator(chunk_size=batch):
-        chunk.append(row)
-        if len(chunk) >= batch:
-            recovered += flush()
-    if chunk:
-        recovered += flush()
-    return recovered
+def task_release_cap(*, task_id: str, user_id: int | None = None) -> None:
+    """Stop counting an ended task (SUCCESS, FAILURE, REVOKED) against its user's cap.
+
+    Idempotent. A failure is logged, not raised: the full sweep drops what it leaves behind.
+    """
+    try:
+        if user_id is None:
+            user_id = (
+                TaskRecord.objects.filter(pk=task_id).values_list("user_id", flat=True).first()
+            )
+            if user_id is None:
+                return
+        admission.admission_release(user_id=user_id, task_ids=[str(task_id)])
+    except (redis.RedisError, DatabaseError):
+        logger.warning("could not release the cap place of task %s; the sweep will", task_id)
 
 
 def task_claim(*, task_id: str, worker: str = "", redelivered: bool = False) -> TaskRecord | None:
@@ -209,6 +486,7 @@ def task_finish(*, task_id: str, status: str) -> None:
     TaskRecord.objects.filter(pk=task_id, status=states.STARTED).update(
         status=status, finished_at=timezone.now()
     )
+    task_release_cap(task_id=task_id)
 
 
 def task_cancel(*, user, task_id: uuid.UUID) -> TaskRecord:
@@ -220,10 +498,15 @@ def task_cancel(*, user, task_id: uuid.UUID) -> TaskRecord:
         if not cancelled:
             raise TaskNotCancellable("the task has already started or ended")
         celery_app.backend.store_result(str(task_id), None, states.REVOKED)
-    # Best effort: if it was already released, the worker's claim sees REVOKED and drops it.
+    record = TaskRecord.objects.get(pk=task_id)
     if settings.PQH_FAIRNESS:
-        scheduler.queue_cancel(str(task_id))
-    return TaskRecord.objects.get(pk=task_id)
+        # Best effort: if it was already released, the worker's claim sees REVOKED and drops it.
+        try:
+            scheduler.queue_cancel(task_id=str(task_id), seq=record.queue_seq, level=record.level)
+        except redis.RedisError:
+            logger.warning("cancelled task %s stays in the fair queue until picked", task_id)
+    task_release_cap(task_id=str(task_id), user_id=record.user_id)
+    return record
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,15 @@ from .serializers import SubmitSerializer, TaskDetailSerializer, TaskSerializer,
 
 
 class ServiceUnavailable(RefusedError):
+    """503: the queue is full, or Redis or PostgreSQL cannot be reached; try again later."""
+
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
-    def __init__(self, detail: str = "the queue is unavailable; try again shortly"):
-        # Redis blinks are short: a few seconds is worth waiting before a retry.
-        super().__init__(detail, code="unavailable", retry_after=5)
+
+class UserCapExceeded(RefusedError):
+    """429: the user already has as many tasks queued or running as they may."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
 
 
 class Conflict(APIException):
@@ -47,7 +51,11 @@ def _refused(request, reason: str, error: APIException) -> APIException:
 
 
 def _submit(request):
-    """Validate a submission body and hand it to task_submit; shared by both routes."""
+    """Validate a submission body and hand it to task_submit; shared by both routes.
+
+    Returns the accepted task, or the earlier one when the Idempotency-Key replays it
+    (`record.replayed`): the routes answer 202, or 200 for a replay, with the same body.
+    """
     try:
         serializer = SubmitSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -61,11 +69,33 @@ def _submit(request):
             PermissionDenied("user_id must name you: you may only submit tasks as yourself"),
         )
     try:
-        return services.task_submit(user=request.user, x=serializer.validated_data["x"])
+        return services.task_submit(
+            user=request.user,
+            x=serializer.validated_data["x"],
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
     except services.SubmissionRefused as exc:
-        raise _refused(request, "invalid", ValidationError({"x": [str(exc)]})) from exc
-    except services.QueueUnavailable as exc:
-        raise _refused(request, "unavailable", ServiceUnavailable(str(exc))) from exc
+        raise _refused(request, exc.reason, ValidationError({"x": [str(exc)]})) from exc
+    except services.InvalidIdempotencyKey as exc:
+        raise _refused(request, exc.reason, ParseError(str(exc))) from exc
+    except services.IdempotencyConflict as exc:
+        raise _refused(request, exc.reason, Conflict(str(exc))) from exc
+    except services.UserCapReached as exc:
+        error = UserCapExceeded(
+            str(exc),
+            code=exc.reason,
+            retry_after=exc.retry_after,
+            limit=exc.limit,
+            active=exc.active,
+        )
+        raise _refused(request, exc.reason, error) from exc
+    except (services.QueueFull, services.QueueUnavailable) as exc:
+        error = ServiceUnavailable(str(exc), code=exc.reason, retry_after=exc.retry_after)
+        raise _refused(request, exc.reason, error) from exc
+
+
+def _accepted(record) -> int:
+    return status.HTTP_200_OK if record.replayed else status.HTTP_202_ACCEPTED
 
 
 def _parse_uuid(value: str) -> uuid.UUID:
@@ -90,7 +120,7 @@ class SeedTaskView(APIView):
                 "user_id": request.user.get_username(),
                 "level": record.level,
             },
-            status=status.HTTP_202_ACCEPTED,
+            status=_accepted(record),
         )
 
 
@@ -146,11 +176,11 @@ class TaskViewSet(
         return record
 
     def create(self, request, *args, **kwargs):
-        """Submit a task: answers 202 with the queued task."""
+        """Submit a task: answers 202 with the queued task (200 for an idempotent replay)."""
         record = _submit(request)
         context = {**self.get_serializer_context(), "estimate": False}
         data = TaskDetailSerializer(record, context=context).data
-        return Response(data, status=status.HTTP_202_ACCEPTED)
+        return Response(data, status=_accepted(record))
 
     def destroy(self, request, *args, **kwargs):
         """Cancel a task that has not started; 409 if it has."""

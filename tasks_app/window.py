@@ -6,24 +6,6 @@ from django.conf import settings
 
 from .redis_client import get_redis, get_script, key
 
-# Read and record must be one atomic step: with several web processes, a separate read and write
-# lets two concurrent submissions see the same count and lose one of them. One script, one round
-# trip. Each submission is a member scored by its time, so it stops counting exactly T seconds
-# after it was made, whatever the user does later.
-_RECORD = """
-local cutoff = tonumber(ARGV[1]) - tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
-local count = redis.call('ZCARD', KEYS[1])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000))
-return count
-"""
-
-_COUNT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
-return redis.call('ZCARD', KEYS[1])
-"""
-
 
 def window_key(user_id: int) -> str:
     return key("win", user_id)
@@ -32,7 +14,7 @@ def window_key(user_id: int) -> str:
 def window_record(*, user_id: int, member: str, now: float | None = None) -> int:
     """Record one submission and return how many the user made in the window before it."""
     now = time.time() if now is None else now
-    script = get_script(_RECORD)
+    script = get_script("window_record")
     return int(script(keys=[window_key(user_id)], args=[now, settings.PQH_WINDOW_SECONDS, member]))
 
 
@@ -44,7 +26,7 @@ def window_forget(*, user_id: int, member: str) -> None:
 def window_count(*, user_id: int, now: float | None = None) -> int:
     """Return the user's submissions in the window, without recording one."""
     now = time.time() if now is None else now
-    script = get_script(_COUNT)
+    script = get_script("window_count")
     return int(script(keys=[window_key(user_id)], args=[now, settings.PQH_WINDOW_SECONDS]))
 
 

@@ -34,7 +34,12 @@ def test_a_task_picked_by_a_releaser_that_died_is_published_by_a_worker(solo_wor
     record = accepted_row(user)
     # Enqueue and pick in one script, then "die" before publishing to Celery.
     picked = scheduler.queue_enqueue(
-        task_id=str(record.pk), user_id=user.pk, level=0, weight=1, submitted=time.time()
+        task_id=str(record.pk),
+        seq=record.queue_seq,
+        user_id=user.pk,
+        level=0,
+        weight=1,
+        submitted=time.time(),
     )
     assert [p.task_id for p in picked] == [str(record.pk)]
     wait_for(lambda: ran_once(record), timeout=20)

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from pythonjsonlogger.json import JsonFormatter
 
 from pqh_site.log_format import KeyValueFormatter
-from tasks_app import events, metrics, scheduler, window
+from tasks_app import admission, events, metrics, scheduler
 from tasks_app.models import TaskRecord
 
 
@@ -85,22 +85,22 @@ def _redis_down(client, settings):
     def down(**kwargs):
         raise redis.ConnectionError("Connection refused")
 
-    window.window_record, original = down, window.window_record
+    admission.admission_admit, original = down, admission.admission_admit
     try:
         return client.post("/task", {"x": 1}, format="json")
     finally:
-        window.window_record = original
+        admission.admission_admit = original
 
 
 def _queue_down(client, settings):
-    def down(**kwargs):
+    def down(*args, **kwargs):
         raise ConnectionError("redis went away")
 
-    scheduler.queue_enqueue, original = down, scheduler.queue_enqueue
+    scheduler.queue_add, original = down, scheduler.queue_add
     try:
         return client.post("/task", {"x": 1}, format="json")
     finally:
-        scheduler.queue_enqueue = original
+        scheduler.queue_add = original
 
 
 @pytest.mark.django_db

@@ -31,14 +31,32 @@ def own_prefix(settings):
     clear()
 
 
+# The queue number and level of each task the tests queued (PostgreSQL gives queue numbers in
+# arrival order; here a counter does).
+_queued: dict[str, tuple[int, int]] = {}
+
+
 def enqueue(user: int, level: int, weight: int = 1, at: float = 1000.0) -> str:
-    task_id = f"t{next(_ids)}"
+    seq = next(_ids)
+    task_id = f"t{seq}"
+    _queued[task_id] = (seq, level)
     with override_settings(PQH_RELEASE_BUFFER=BIG_BUFFER, PQH_MAX_WAIT_SECONDS=1e9):
         # Enqueue without releasing: max_picks=0.
         scheduler.queue_enqueue(
-            task_id=task_id, user_id=user, level=level, weight=weight, submitted=at, max_picks=0
+            task_id=task_id,
+            seq=seq,
+            user_id=user,
+            level=level,
+            weight=weight,
+            submitted=at,
+            max_picks=0,
         )
     return task_id
+
+
+def cancel(task_id: str) -> bool:
+    seq, level = _queued[task_id]
+    return scheduler.queue_cancel(task_id=task_id, seq=seq, level=level)
 
 
 def drain(n: int, *, now: float = 1001.0, max_wait: float = 1e9) -> list[scheduler.Release]:
@@ -143,6 +161,7 @@ def test_release_waits_for_room_but_a_better_level_still_goes():
 def test_an_aged_task_stuck_in_the_broker_stops_releases_until_a_worker_takes_it():
     stuck = enqueue(user=1, level=5, at=1000.0)
     assert [r.task_id for r in scheduler.queue_pick(now=1000.5)] == [stuck]
+    get_redis().lpush(scheduler.broker_queue_keys()[5], "its message")  # as the publish does
     scheduler.queue_confirm([stuck])
     fresh = enqueue(user=2, level=0, at=1001.0)
     with override_settings(PQH_MAX_WAIT_SECONDS=5.0):
@@ -173,25 +192,33 @@ def test_an_unconfirmed_release_is_recovered():
 def test_cancel_removes_a_waiting_task_but_not_a_released_one():
     keep = enqueue(user=1, level=1)
     gone = enqueue(user=1, level=1)
-    assert scheduler.queue_cancel(gone) is True
+    assert cancel(gone) is True
     assert scheduler.queue_waiting_count() == 1
     released = drain(5)
     assert [r.task_id for r in released] == [keep]
-    assert scheduler.queue_cancel(keep) is False
+    assert cancel(keep) is False
 
 
 def test_enqueue_and_release_is_one_round_trip():
     enqueue(user=1, level=0)  # loads the script
     drain(1)
     with count_redis_round_trips() as calls:
-        scheduler.queue_enqueue(task_id="rt", user_id=1, level=0, weight=1, submitted=1000.0)
+        scheduler.queue_enqueue(
+            task_id="rt", seq=next(_ids), user_id=1, level=0, weight=1, submitted=1000.0
+        )
     assert calls == ["EVALSHA"]
 
 
 def test_enqueueing_a_known_task_again_changes_nothing():
     task = enqueue(user=1, level=2)
     scheduler.queue_enqueue(
-        task_id=task, user_id=1, level=2, weight=1, submitted=1000.0, max_picks=0
+        task_id=task,
+        seq=_queued[task][0],
+        user_id=1,
+        level=2,
+        weight=1,
+        submitted=1000.0,
+        max_picks=0,
     )
     assert scheduler.queue_waiting_count() == 1
     assert [r.task_id for r in drain(5)] == [task]
@@ -207,5 +234,5 @@ def test_cancelling_a_head_keeps_the_users_place():
     first = enqueue(user=1, level=2, at=1000.0)
     second = enqueue(user=1, level=2, at=1001.0)
     other = enqueue(user=2, level=2, at=1002.0)
-    assert scheduler.queue_cancel(first) is True
+    assert cancel(first) is True
     assert [r.task_id for r in drain(2)] == [second, other]

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from tasks_app import scheduler, services
+from tasks_app.admission import admission_active_count
 from tasks_app.models import TaskRecord
 from tasks_app.redis_client import get_redis
 from tasks_app.window import window_count
@@ -110,15 +111,16 @@ def test_an_oversized_x_is_refused_and_not_counted(alice, alice_client, settings
 
 
 def test_a_submission_the_queue_cannot_take_is_refused_whole(alice, alice_client, monkeypatch):
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise ConnectionError("redis went away")
 
-    monkeypatch.setattr(scheduler, "queue_enqueue", broken)
+    monkeypatch.setattr(scheduler, "queue_add", broken)
     response = post_task(alice_client, {"x": 1})
     assert response.status_code == 503
     assert "unavailable" in response.json()["detail"]
     assert TaskRecord.objects.count() == 0
     assert window_count(user_id=alice[0].pk) == 0
+    assert admission_active_count(user_id=alice[0].pk) == 0
 
 
 def test_an_accepted_task_is_queued_in_redis(alice_client):
@@ -182,21 +184,25 @@ def test_a_task_recorded_but_never_queued_is_queued_again(alice):
     later = time.time() + 60
     assert services.task_recover_lost(now=later) == 1
     assert services.task_recover_lost(now=later) == 0  # now known: not queued twice
-    assert str(lost.pk) not in scheduler.queue_unknown([str(lost.pk), str(queued.pk)])
+    lost.refresh_from_db()
+    pairs = [(str(lost.pk), lost.queue_seq), (str(queued.pk), queued.queue_seq)]
+    assert scheduler.queue_unknown(pairs) == []
 
 
 def test_a_submission_is_refused_whole_when_redis_is_down(alice_client, monkeypatch):
     import redis
 
-    from tasks_app import window
+    from tasks_app import admission
 
     def down(**kwargs):
         raise redis.ConnectionError("Connection refused")
 
-    monkeypatch.setattr(window, "window_record", down)
+    monkeypatch.setattr(admission, "admission_admit", down)
     response = post_task(alice_client, {"x": 1})
     assert response.status_code == 503
     assert "Connection refused" in response.json()["detail"]
+    assert response.json()["code"] == "unavailable"
+    assert response["Retry-After"] == str(settings.PQH_UNAVAILABLE_RETRY_AFTER_SECONDS)
     assert TaskRecord.objects.count() == 0
 
 

@@ -13,9 +13,9 @@ from .models import Profile
 
 # A user's fairness settings, shown together on the user's page, on the weight's page and as
 # editable columns of the weights list.
-# MERGE(core): core adds Profile.max_active (the per-user cap of active tasks); append
-# "max_active" here once the field is on this branch, and it shows in all three places.
-PROFILE_SETTINGS = ["weight"]
+# A user's fairness settings: the weight and the cap of tasks queued or running (empty: the
+# PQH_USER_MAX_ACTIVE default). They show in the user's page, the list and the profile page.
+PROFILE_SETTINGS = ["weight", "max_active"]
 
 
 def reset_windows(modeladmin, request, users) -> None:

@@ -23,12 +23,26 @@ class Profile(models.Model):
         ),
     )
 
+    max_active = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        verbose_name="max active",
+        help_text=(
+            "How many tasks this user may have queued or running at once; empty for the "
+            "default (PQH_USER_MAX_ACTIVE). Applies to the next submission."
+        ),
+    )
+
     class Meta:
         verbose_name = "weight"
         verbose_name_plural = "weights"
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(weight__gte=1), name="profile_weight_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_active__isnull=True) | models.Q(max_active__gte=1),
+                name="profile_max_active_positive",
             ),
         ]
 

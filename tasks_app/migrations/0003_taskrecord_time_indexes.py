@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tasks_app", "0001_initial"),
+        ("tasks_app", "0002_queue_seq_idempotency"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

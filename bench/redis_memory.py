@@ -1,0 +1,162 @@
+"""Redis memory per waiting task, per active-set entry and per window entry, on a private server.
+
+Starts a redis-server of its own on a free port (nothing kept on disk), fills it through pqh's
+own scripts (admit.lua for the window and the active set, enqueue.lua for the fair queue) and
+reports the growth of `used_memory` per waiting task, with a breakdown by key (MEMORY USAGE),
+for three shapes of queue: many users at the default cap, many users with ten tasks each, and
+one user with a long backlog. Each task is admitted and queued as a submission is, at the
+level the policy gives. No PostgreSQL is needed: queue numbers are made up as it would give them.
+
+    .venv/bin/python bench/redis_memory.py              # 100,000 tasks per shape
+    .venv/bin/python bench/redis_memory.py --tasks 20000
+
+Writes bench/results/redis_memory.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_redis(workdir: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        + ["--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    import redis
+
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            return proc, port
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"redis-server on port {port} did not start")
+
+
+def used(client) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100_000, help="waiting tasks per shape")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "redis_memory.json"))
+    args = parser.parse_args()
+
+    workdir = tempfile.mkdtemp(prefix="pqh-redis-memory-")
+    proc, port = start_redis(workdir)
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="pqh_site.settings",
+        PQH_SECRET_KEY="bench-only",
+        REDIS_URL=f"redis://127.0.0.1:{port}/0",
+        PQH_REDIS_PREFIX="pqh",
+        PQH_USER_MAX_ACTIVE="100000000",
+        PQH_MAX_QUEUED="100000000",
+    )
+    try:
+        import django
+
+        django.setup()
+        from tasks_app import scheduler
+        from tasks_app.admission import admission_admit
+        from tasks_app.fairness import level_for
+        from tasks_app.redis_client import get_redis
+
+        client = get_redis()
+        now = time.time()
+        results = {}
+        # (users, tasks per user): every user's tasks get the levels the policy gives a user of
+        # weight 1 submitting that many in a row.
+        per_user = {
+            f"{args.tasks // 100:,} users x 100 tasks (the default cap)": 100,
+            f"{args.tasks // 10:,} users x 10 tasks": 10,
+            "1 user x all tasks (cap lifted)": args.tasks,
+        }
+        groups = ["q:task", "q:lvl:*", "q:age:*", "q:wait:*", "q:fin:*", "win:*", "act:*"]
+        for name, n in per_user.items():
+            client.flushall()
+            base = used(client)
+            batch = []
+            for i in range(args.tasks):
+                user, k = 1 + i // n, i % n
+                task_id = f"{i:08x}-0000-4000-8000-{i:012x}"
+                at = now + i * 1e-4
+                admission_admit(user_id=user, task_id=task_id, now=at, user_cap=10**9)
+                batch.append(
+                    scheduler.QueuedTask(
+                        task_id=task_id,
+                        seq=i + 1,
+                        user_id=user,
+                        level=level_for(count_before=k, weight=1),
+                        weight=1,
+                        submitted=at,
+                    )
+                )
+                if len(batch) == 1000:
+                    scheduler.queue_add(batch, now=at, max_picks=0)
+                    batch = []
+            if batch:
+                scheduler.queue_add(batch, now=now, max_picks=0)
+            total = used(client) - base
+            assert scheduler.queue_waiting_count() == args.tasks
+            assert client.zcard("pqh:q:admitting") == 0
+            breakdown = {}
+            for group in groups:
+                names = client.scan_iter(f"pqh:{group}", 1000)
+                size = sum(client.memory_usage(k, samples=0) or 0 for k in names)
+                breakdown[group] = round(size / args.tasks, 1)
+            results[name] = {
+                "tasks": args.tasks,
+                "bytes_per_waiting_task": round(total / args.tasks, 1),
+                "fair_queue_bytes_per_task": round(
+                    sum(v for k, v in breakdown.items() if k.startswith("q:")), 1
+                ),
+                "window_bytes_per_entry": breakdown["win:*"],
+                "active_set_bytes_per_entry": breakdown["act:*"],
+                "by_key_group": breakdown,
+            }
+            print(name, json.dumps(results[name]))
+        info = client.info("server")
+        out = {
+            "meta": {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "redis": info["redis_version"],
+                "machine": platform.platform(),
+            },
+            "shapes": results,
+        }
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    main()

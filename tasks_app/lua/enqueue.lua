@@ -1,0 +1,43 @@
+--[[ enqueue.lua: add accepted tasks to the fair queue, then pick what may be released now.
+
+One round trip per submission. A task already in the queue is left as it is, so a recovery
+sweep may offer any task again.
+
+KEYS[1..L]  the broker's list of each level's Celery queue, level 0 first (L = levels)
+ARGV[1]     JSON object:
+  prefix        PQH_REDIS_PREFIX
+  now           Unix seconds
+  levels        number of levels L
+  max_wait      the aging bound M, seconds
+  buffer        PQH_RELEASE_BUFFER
+  recover_after seconds after which an unconfirmed pick is handed out again
+  max_picks     how many releases this call may pick
+  position      true: also return the queue position of tasks[1]
+  tasks         [{id, seq, user, level, weight, submitted, idem?, idem_ttl?}, ...]
+                A task that ends a submission leaves <prefix>:q:admitting (see admit.lua);
+                idem, the key of its Idempotency-Key, then names it as done for idem_ttl s.
+
+Returns {position of tasks[1] or -1, number of tasks added, {{task id, target level,
+aged "0"/"1", "picked"/"recovered"}, ...}}.
+]]
+--- @include "queue"
+
+local a = cjson.decode(ARGV[1])
+local k = queue_keys(a.prefix, a.levels)
+local cutoff = a.now - a.max_wait
+local added = 0
+for _, t in ipairs(a.tasks) do
+  if add(k, t, cutoff) then added = added + 1 end
+  redis.call('ZREM', a.prefix .. ':q:admitting', t.id)
+  if t.idem and t.idem_ttl > 0 then
+    redis.call('SET', t.idem, 'd|' .. t.id, 'EX', math.ceil(t.idem_ttl))
+  end
+end
+a.age_limit = 16 + 2 * #a.tasks
+local releases = pick(k, a, KEYS)
+local pos = -1
+if a.position and a.tasks[1] then
+  local t = a.tasks[1]
+  pos = position(k, position_context(k, a.levels, KEYS, cutoff), t.id, t.seq, t.level)
+end
+return {pos, added, releases}

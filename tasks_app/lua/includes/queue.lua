@@ -1,0 +1,248 @@
+--[[ includes/queue.lua: the fair queue's keys and the steps its scripts share.
+
+A waiting task is named in Redis by its queue number `m`: TaskRecord.queue_seq, zero-padded to
+12 digits so that members with equal scores sort in arrival order. Keys, under the prefix P:
+
+  P:q:task          hash  m -> "<task id>|<user>|<weight>", every waiting task
+  P:q:lvl:<l>       zset  m -> SFQ start tag; the waiting tasks of level l that have not aged
+  P:q:age:<l>       zset  m -> submit time; the same members as P:q:lvl:<l>
+  P:q:wait:<l>:<u>  list  queue numbers of user u's tasks in P:q:lvl:<l>, in tag order
+  P:q:aged          zset  m -> submit time; waiting tasks that reached the aging bound
+  P:q:vt            hash  level -> virtual time: the start tag of the last task that left it
+  P:q:fin:<l>       zset  user -> finish tag of its last task at l, kept while above the
+                          level's virtual time (below it, max(V, F) = V for ever)
+  P:q:out           hash  task id -> "<target level>|<aged 0/1>"; picked and not yet started
+  P:q:rel           zset  task id -> pick time; picked, publish not yet confirmed
+  P:q:brk           zset  task id -> submit time; picked and not yet started
+
+Start-time fair queuing, tags given on arrival: a task of user u at level l starts at
+S = max(V_l, F_u) and moves F_u to S + 1/weight; the level serves the smallest S first.
+]]
+
+local function pad(seq) return string.format('%012d', seq) end
+
+local function queue_keys(prefix, levels)
+  local q = prefix .. ':q:'
+  local k = {
+    task = q .. 'task', aged = q .. 'aged', vt = q .. 'vt',
+    out = q .. 'out', rel = q .. 'rel', brk = q .. 'brk',
+    lvl = {}, age = {}, fin = {},
+  }
+  for l = 0, levels - 1 do
+    k.lvl[l] = q .. 'lvl:' .. l
+    k.age[l] = q .. 'age:' .. l
+    k.fin[l] = q .. 'fin:' .. l
+  end
+  k.wait = function(l, user) return q .. 'wait:' .. l .. ':' .. user end
+  return k
+end
+
+-- "a|b|c" -> a, b, c (the last part may itself contain '|').
+local function split3(s)
+  return string.match(s, '^([^|]*)|([^|]*)|(.*)$')
+end
+
+local function vtime(k, l) return tonumber(redis.call('HGET', k.vt, l) or '0') end
+
+-- A task with start tag `tag` left level l for service: the level's clock follows it, and finish
+-- tags it has passed no longer matter.
+local function advance(k, l, tag)
+  if tag > vtime(k, l) then
+    redis.call('HSET', k.vt, l, tag)
+    redis.call('ZREMRANGEBYSCORE', k.fin[l], '-inf', tag)
+  end
+end
+
+-- Take queue number m out of user's list at level l (it is normally the head).
+local function unlist(k, l, user, m)
+  local list, n = k.wait(l, user), tonumber(m)
+  if tonumber(redis.call('LINDEX', list, 0)) == n then
+    redis.call('LPOP', list)
+  else
+    redis.call('LREM', list, 1, n)
+  end
+end
+
+-- Add one task {id, seq, user, level, weight, submitted}: straight to the aged set if it has
+-- already waited the bound (a task queued again after Redis lost its data), else to its level
+-- with its start tag. Returns false, changing nothing, if the queue holds the task already
+-- (waiting, picked or released), so that two recovery sweeps cannot queue it twice.
+local function add(k, t, cutoff)
+  local m = pad(t.seq)
+  if redis.call('HEXISTS', k.task, m) == 1 or redis.call('HEXISTS', k.out, t.id) == 1 then
+    return false
+  end
+  redis.call('HSET', k.task, m, t.id .. '|' .. t.user .. '|' .. t.weight)
+  if t.submitted <= cutoff then
+    redis.call('ZADD', k.aged, t.submitted, m)
+    return true
+  end
+  local l = t.level
+  -- Idle time earns no credit (the level's clock), and a backlogged user's tasks follow one
+  -- another 1/weight apart (its finish tag).
+  local s = math.max(vtime(k, l), tonumber(redis.call('ZSCORE', k.fin[l], t.user) or '0'))
+  redis.call('ZADD', k.fin[l], s + 1 / t.weight, t.user)
+  redis.call('ZADD', k.lvl[l], s, m)
+  redis.call('ZADD', k.age[l], t.submitted, m)
+  redis.call('RPUSH', k.wait(l, t.user), t.seq)
+  return true
+end
+
+-- Move up to `limit` tasks that have waited the bound (submitted at or before `cutoff`) out of
+-- their levels into the aged set, oldest first across levels, so that the aged set always holds
+-- the oldest of them and the sets stay disjoint. Each task moves once: the work is bounded per
+-- task, and a call's share of it by `limit`.
+local function age_out(k, levels, cutoff, limit)
+  for _ = 1, limit do
+    local best, bl, bts
+    for l = 0, levels - 1 do
+      local r = redis.call('ZRANGE', k.age[l], 0, 0, 'WITHSCORES')
+      if r[1] then
+        local ts = tonumber(r[2])
+        if ts <= cutoff and (not best or ts < bts or (ts == bts and r[1] < best)) then
+          best, bl, bts = r[1], l, ts
+        end
+      end
+    end
+    if not best then return end
+    local tag = tonumber(redis.call('ZSCORE', k.lvl[bl], best))
+    local _, user = split3(redis.call('HGET', k.task, best))
+    redis.call('ZREM', k.lvl[bl], best)
+    redis.call('ZREM', k.age[bl], best)
+    unlist(k, bl, user, best)
+    advance(k, bl, tag)
+    redis.call('ZADD', k.aged, bts, best)
+  end
+end
+
+-- A worker took task `id` from the broker: it is no longer released-not-started.
+local function forget_released(k, id)
+  redis.call('ZREM', k.brk, id)
+  redis.call('ZREM', k.rel, id)
+  redis.call('HDEL', k.out, id)
+end
+
+-- The level of the oldest released task not yet started if it has waited the bound (submitted
+-- at or before `cutoff`): nothing more is released until a worker takes it. Else -1.
+-- A published task whose level queue is empty is not in the broker any more (a worker took it
+-- and died before reporting the start, or the broker lost it): it is dropped, so it cannot
+-- block releases.
+local function stuck_level(k, brokers, cutoff)
+  for _ = 1, 16 do
+    local r = redis.call('ZRANGE', k.brk, 0, 0, 'WITHSCORES')
+    if not r[1] then return -1 end
+    local target = tonumber(string.match(redis.call('HGET', k.out, r[1]) or '0|0', '^(%d+)'))
+    if redis.call('ZSCORE', k.rel, r[1]) or redis.call('LLEN', brokers[target + 1]) > 0 then
+      if tonumber(r[2]) <= cutoff then return target end
+      return -1
+    end
+    forget_released(k, r[1])
+  end
+  return -1
+end
+
+-- Pick up to a.max_picks tasks that may be released now; see docs/fairness.md for the rules.
+-- a: {now, max_wait, buffer, recover_after, max_picks, levels, started, age_limit}
+-- brokers[l + 1]: the broker's list of level l. Returns {{task id, target, aged, kind}, ...}.
+local function pick(k, a, brokers)
+  local out = {}
+  local cutoff = a.now - a.max_wait
+  if a.started and a.started ~= '' then forget_released(k, a.started) end
+  -- Picks never confirmed (the releaser died between pick and publish) are handed out again.
+  local stale = redis.call('ZRANGEBYSCORE', k.rel, '-inf', a.now - a.recover_after, 'LIMIT', 0, 16)
+  for _, id in ipairs(stale) do
+    local o = redis.call('HGET', k.out, id)
+    if o then
+      local target, aged = string.match(o, '^(%d+)|(%d+)')
+      redis.call('ZADD', k.rel, a.now, id)
+      table.insert(out, {id, target, aged, 'recovered'})
+    else
+      redis.call('ZREM', k.rel, id)
+    end
+  end
+  age_out(k, a.levels, cutoff, a.age_limit)
+  if stuck_level(k, brokers, cutoff) >= 0 then return out end
+  local inflight = redis.call('ZCARD', k.rel)
+  for _ = 1, a.max_picks do
+    local m, l, target, aged, tag
+    local head = redis.call('ZRANGE', k.aged, 0, 0)
+    if head[1] then
+      m, target, aged = head[1], 0, 1
+    else
+      for lv = 0, a.levels - 1 do
+        local r = redis.call('ZRANGE', k.lvl[lv], 0, 0, 'WITHSCORES')
+        if r[1] then
+          m, l, target, aged, tag = r[1], lv, lv, 0, tonumber(r[2])
+          break
+        end
+      end
+    end
+    if not m then break end
+    -- Room: released tasks not yet started that a worker would take before or with this one.
+    local ahead = inflight
+    for b = 0, target do ahead = ahead + redis.call('LLEN', brokers[b + 1]) end
+    if ahead >= a.buffer then break end
+    local id, user = split3(redis.call('HGET', k.task, m))
+    local submitted
+    if aged == 1 then
+      submitted = redis.call('ZSCORE', k.aged, m)
+      redis.call('ZREM', k.aged, m)
+    else
+      submitted = redis.call('ZSCORE', k.age[l], m)
+      redis.call('ZREM', k.lvl[l], m)
+      redis.call('ZREM', k.age[l], m)
+      unlist(k, l, user, m)
+      advance(k, l, tag)
+    end
+    redis.call('HDEL', k.task, m)
+    redis.call('HSET', k.out, id, target .. '|' .. aged)
+    redis.call('ZADD', k.rel, a.now, id)
+    redis.call('ZADD', k.brk, submitted, id)
+    inflight = inflight + 1
+    table.insert(out, {id, tostring(target), tostring(aged), 'picked'})
+  end
+  return out
+end
+
+-- What every position shares: the sizes of the sets and queues ahead, and a stuck release.
+local function position_context(k, levels, brokers, cutoff)
+  local c = {aged = redis.call('ZCARD', k.aged), rel = redis.call('ZCARD', k.rel), lvl = {}, brk = {}}
+  for l = 0, levels - 1 do
+    c.lvl[l] = redis.call('ZCARD', k.lvl[l])
+    c.brk[l] = redis.call('LLEN', brokers[l + 1])
+  end
+  c.stuck = stuck_level(k, brokers, cutoff)
+  return c
+end
+
+-- The tasks that start before task (id, seq, level) if no more tasks arrive and no task reaches
+-- the aging bound in the meantime, or -1 if the fair queue does not hold it:
+--   waiting: the released tasks a worker takes first (its level's queue and better ones, every
+--     queue up to a stuck release's level, picks not yet published), then every aged task
+--     (oldest first), every task of a better level, and those of its level with a smaller tag;
+--   released: the tasks in the queues of better levels.
+local function position(k, c, id, seq, level)
+  local m = pad(seq)
+  local function released_ahead(target)
+    local n = c.rel
+    for b = 0, math.max(target, c.stuck) do n = n + c.brk[b] end
+    return n
+  end
+  local r = redis.call('ZRANK', k.aged, m)
+  if r then return released_ahead(0) + r end
+  if c.lvl[level] then
+    r = redis.call('ZRANK', k.lvl[level], m)
+    if r then
+      local n = released_ahead(level) + c.aged + r
+      for l = 0, level - 1 do n = n + c.lvl[l] end
+      return n
+    end
+  end
+  local o = redis.call('HGET', k.out, id)
+  if o then
+    local n = 0
+    for b = 0, tonumber(string.match(o, '^(%d+)')) - 1 do n = n + c.brk[b] end
+    return n
+  end
+  return -1
+end

@@ -1,0 +1,43 @@
+"""Queue positions through the API: carried by the 202, one Redis round trip for a read or a page.
+
+Not under the fair-queue tests' own prefix: these publish to Celery, whose broker settings are
+fixed by the first publish in the process.
+"""
+
+import pytest
+
+from tasks_app import selectors
+from tasks_app.models import TaskRecord
+
+from .redis_count import count_redis_round_trips
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_api_submission_that_waits_costs_two_queries_and_two_round_trips(
+    alice_client, django_assert_num_queries
+):
+    for warm_up in range(2):  # the first is released at once; the buffer is then full
+        alice_client.post("/api/tasks/", {"x": warm_up}, format="json")
+    with count_redis_round_trips() as calls, django_assert_num_queries(2):
+        response = alice_client.post("/api/tasks/", {"x": 1}, format="json")
+    assert response.status_code == 202
+    assert isinstance(response.json()["position"], int)  # from the enqueue script's answer
+    assert calls == ["EVALSHA", "EVALSHA"]
+
+
+def test_a_detail_read_and_a_page_of_positions_cost_one_round_trip(alice, alice_client):
+    ids = [
+        alice_client.post("/api/tasks/", {"x": i}, format="json").json()["task_id"]
+        for i in range(5)
+    ]
+    with count_redis_round_trips() as calls:
+        body = alice_client.get(f"/api/tasks/{ids[-1]}/").json()
+    assert calls == ["EVALSHA"] and isinstance(body["position"], int)
+    records = list(TaskRecord.objects.filter(pk__in=ids))
+    with count_redis_round_trips() as calls:
+        page = selectors.task_positions(records)
+    assert calls == ["EVALSHA"]
+    assert set(page) == {r.pk for r in records}
+    waiting = sorted(p for p in page.values() if p is not None)
+    assert waiting == sorted(set(waiting))  # distinct places
