@@ -151,6 +151,11 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# An unreachable PostgreSQL host fails a connection attempt after this long instead of hanging
+# (libpq's default is to wait for ever), so workers and web requests can retry or answer 503.
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+    "PQH_DB_CONNECT_TIMEOUT", 5, minimum=1
+)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
@@ -209,6 +214,17 @@ if (
         f"PQH_LEVEL_BOUNDS must be strictly increasing positive integers, got {PQH_LEVEL_BOUNDS}"
     )
 PQH_LEVELS = len(PQH_LEVEL_BOUNDS) + 1
+
+# --- pqh: faults ----------------------------------------------------------------------
+# How long a worker retries a database step (claiming a task, storing its result) while
+# PostgreSQL is unreachable before it hands the task back to the broker to be run later.
+PQH_DB_RETRY_SECONDS = env_float("PQH_DB_RETRY_SECONDS", 300.0, minimum=0.0)
+# A task started this many times without finishing (its worker died each time) is not run again
+# but fails with a message that says so.
+PQH_MAX_ATTEMPTS = env_int("PQH_MAX_ATTEMPTS", 5, minimum=1)
+# How often a worker looks for started tasks that no delivery will finish (their hard time
+# limit passed more than this long ago and the broker holds no message for them).
+PQH_RECONCILE_SECONDS = env_float("PQH_RECONCILE_SECONDS", 60.0, minimum=1.0)
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)

@@ -80,6 +80,12 @@ class TaskRecord(models.Model):
     finished_at = models.DateTimeField(
         null=True, blank=True, verbose_name="finished at", help_text="When it ended."
     )
+    attempts = models.PositiveSmallIntegerField(
+        default=0,
+        verbose_name="attempts",
+        help_text="How many times a worker started it; more than one means a worker was lost "
+        "or PostgreSQL failed under it, and it ran again.",
+    )
     worker = models.CharField(
         max_length=255,
         blank=True,
@@ -97,6 +103,8 @@ class TaskRecord(models.Model):
         indexes = [
             models.Index(fields=["user", "-submitted_at"], name="taskrecord_user_recent"),
             models.Index(fields=["status", "level", "submitted_at"], name="taskrecord_queue"),
+            # The expiry job deletes the oldest finished tasks first.
+            models.Index(fields=["finished_at"], name="taskrecord_finished"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(level__lte=9), name="taskrecord_level_range"),
