@@ -116,6 +116,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "pqh_site.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -225,6 +226,8 @@ PQH_MAX_ATTEMPTS = env_int("PQH_MAX_ATTEMPTS", 5, minimum=1)
 # How often a worker looks for started tasks that no delivery will finish (their hard time
 # limit passed more than this long ago and the broker holds no message for them).
 PQH_RECONCILE_SECONDS = env_float("PQH_RECONCILE_SECONDS", 60.0, minimum=1.0)
+# Retry-After of a 503 answered because PostgreSQL cannot be reached.
+PQH_UNAVAILABLE_RETRY_AFTER = env_int("PQH_UNAVAILABLE_RETRY_AFTER", 5, minimum=1)
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
