@@ -25,7 +25,7 @@ services: $(STAMP) .env
 	set -a && . ./.env && set +a && $(PY) manage.py bootstrap
 
 run: services
-	@echo "Starting web (http://127.0.0.1:8000), worker and Flower (http://127.0.0.1:5555). Ctrl-C stops all."
+	@echo "Starting web (http://127.0.0.1:8000), worker, beat and Flower (http://127.0.0.1:5555). Ctrl-C stops all."
 	set -a && . ./.env && set +a && exec $(VENV)/bin/honcho -f Procfile start
 
 test: $(STAMP)

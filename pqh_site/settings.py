@@ -1,6 +1,8 @@
 """Django settings for pqh, read from the environment through small typed helpers."""
 
 import os
+import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -216,7 +218,7 @@ if (
     )
 PQH_LEVELS = len(PQH_LEVEL_BOUNDS) + 1
 
-# --- pqh: faults ----------------------------------------------------------------------
+# --- pqh: faults and expiry ---------------------------------------------------------------
 # How long a worker retries a database step (claiming a task, storing its result) while
 # PostgreSQL is unreachable before it hands the task back to the broker to be run later.
 PQH_DB_RETRY_SECONDS = env_float("PQH_DB_RETRY_SECONDS", 300.0, minimum=0.0)
@@ -226,6 +228,12 @@ PQH_MAX_ATTEMPTS = env_int("PQH_MAX_ATTEMPTS", 5, minimum=1)
 # How often a worker looks for started tasks that no delivery will finish (their hard time
 # limit passed more than this long ago and the broker holds no message for them).
 PQH_RECONCILE_SECONDS = env_float("PQH_RECONCILE_SECONDS", 60.0, minimum=1.0)
+# Finished tasks (history and stored results) older than this many days are deleted by the
+# Celery beat job pqh.prune, which runs every PQH_PRUNE_EVERY_SECONDS, PQH_PRUNE_BATCH rows
+# per transaction.
+PQH_HISTORY_DAYS = env_int("PQH_HISTORY_DAYS", 30, minimum=1)
+PQH_PRUNE_EVERY_SECONDS = env_float("PQH_PRUNE_EVERY_SECONDS", 3600.0, minimum=1.0)
+PQH_PRUNE_BATCH = env_int("PQH_PRUNE_BATCH", 1000, minimum=1)
 # Retry-After of a 503 answered because PostgreSQL cannot be reached.
 PQH_UNAVAILABLE_RETRY_AFTER = env_int("PQH_UNAVAILABLE_RETRY_AFTER", 5, minimum=1)
 
@@ -266,6 +274,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Keys of the broker live under our prefix too.
     "global_keyprefix": f"{PQH_REDIS_PREFIX}:broker:",
 }
+# Results live as long as the history (pqh.prune deletes both together); Celery's own daily
+# celery.backend_cleanup (added by beat) deletes stored results with no history row after that.
+CELERY_RESULT_EXPIRES = timedelta(days=PQH_HISTORY_DAYS)
+CELERY_BEAT_SCHEDULE = {
+    "pqh-prune": {"task": "pqh.prune", "schedule": PQH_PRUNE_EVERY_SECONDS},
+}
+# Beat's record of when each job last ran: outside the source tree, one per Redis prefix.
+CELERY_BEAT_SCHEDULE_FILENAME = env_str(
+    "PQH_BEAT_SCHEDULE_FILE",
+    str(Path(tempfile.gettempdir()) / f"pqh-beat-{PQH_REDIS_PREFIX}"),
+)
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("PQH_TASK_EVENTS", True)
 CELERY_TASK_SEND_SENT_EVENT = False
 

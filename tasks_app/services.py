@@ -347,3 +347,36 @@ def task_reconcile(*, now: datetime | None = None, batch: int = 100) -> dict[str
             _requeue(record)
             counts["requeued"] += 1
     return counts
+
+
+FINAL_STATES = (states.SUCCESS, states.FAILURE, states.REVOKED)
+
+
+def task_prune(
+    *,
+    now: datetime | None = None,
+    days: int | None = None,
+    batch: int | None = None,
+    max_batches: int = 100,
+) -> int:
+    """Delete finished tasks older than `days` (PQH_HISTORY_DAYS); return how many went.
+
+    History rows and their stored results go together, `batch` (PQH_PRUNE_BATCH) tasks per
+    transaction, oldest first, at most `max_batches` batches per call (the next run goes on).
+    Queued and running tasks are never touched, however old.
+    """
+    now = timezone.now() if now is None else now
+    days = settings.PQH_HISTORY_DAYS if days is None else days
+    batch = settings.PQH_PRUNE_BATCH if batch is None else batch
+    expired = TaskRecord.objects.filter(
+        status__in=FINAL_STATES, finished_at__lt=now - timedelta(days=days)
+    )
+    pruned = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            ids = list(expired.order_by("finished_at").values_list("pk", flat=True)[:batch])
+            if not ids:
+                break
+            TaskResult.objects.filter(task_id__in=[str(pk) for pk in ids]).delete()
+            pruned += TaskRecord.objects.filter(pk__in=ids, status__in=FINAL_STATES).delete()[0]
+    return pruned

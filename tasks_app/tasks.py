@@ -1,4 +1,4 @@
-"""The Celery task: claim an accepted submission, run its work, record its end."""
+"""The Celery tasks: run one accepted submission (claim, release the next, work, finish); prune."""
 
 import logging
 import time
@@ -162,3 +162,9 @@ def _record_hard_time_limit(
         services.task_time_limit_exceeded(task_id=task_id)
     except DATABASE_ERRORS:
         logger.warning("could not record the time limit of %s; the sweep will", task_id)
+
+
+@shared_task(name="pqh.prune", ignore_result=True)
+def prune_history() -> int:
+    """Delete finished tasks older than PQH_HISTORY_DAYS (scheduled by Celery beat)."""
+    return services.task_prune()
