@@ -72,7 +72,7 @@ def task_submit(*, user, x: Any, now: float | None = None) -> TaskRecord:
             submitted_at=datetime.fromtimestamp(now, tz=UTC),
         )
     except Exception:
-        window.window_forget(user_id=user.pk, member=str(task_id))
+        _window_take_back(user_id=user.pk, member=str(task_id))
         raise
     try:
         if settings.PQH_FAIRNESS:
@@ -85,10 +85,21 @@ def task_submit(*, user, x: Any, now: float | None = None) -> TaskRecord:
     except Exception as exc:
         # The record must not outlive a failed enqueue: take both back and refuse.
         record.delete()
-        window.window_forget(user_id=user.pk, member=str(task_id))
+        _window_take_back(user_id=user.pk, member=str(task_id))
         raise QueueUnavailable(f"the queue is unavailable: {exc}") from exc
     task_release(releases)
     return record
+
+
+def _window_take_back(*, user_id: int, member: str) -> None:
+    """Take back the count of a refused submission; if Redis is unreachable, leave it counted.
+
+    The submission is refused either way (503): an error here must not turn that into a 500.
+    """
+    try:
+        window.window_forget(user_id=user_id, member=member)
+    except redis.RedisError as exc:
+        logger.warning("could not take back the window entry of %s: %s", member, exc)
 
 
 def _publish(task_id: str, level: int) -> None:
@@ -275,9 +286,13 @@ def task_cancel(*, user, task_id: uuid.UUID) -> TaskRecord:
         if not cancelled:
             raise TaskNotCancellable("the task has already started or ended")
         celery_app.backend.store_result(str(task_id), None, states.REVOKED)
-    # Best effort: if it was already released, the worker's claim sees REVOKED and drops it.
+    # Best effort: if it was already released (or Redis is unreachable), the worker's claim
+    # sees REVOKED and drops it.
     if settings.PQH_FAIRNESS:
-        scheduler.queue_cancel(str(task_id))
+        try:
+            scheduler.queue_cancel(str(task_id))
+        except redis.RedisError as exc:
+            logger.warning("could not take cancelled task %s out of the queue: %s", task_id, exc)
     return TaskRecord.objects.get(pk=task_id)
 
 
