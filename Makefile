@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # honcho runs the Procfile's commands through the shell: find gunicorn and celery in .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test setup services lint bench bench-fairness clean
+.PHONY: run test setup services lint bench bench-fairness bench-reliability clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,12 @@ lint: $(STAMP)
 bench-fairness: services
 	$(PY) bench/fairness.py
 
-bench: bench-fairness
+# Load over HTTP through a worker host kill, a PostgreSQL outage and a Redis restart; its own
+# database (pqh_reliability) and Redis server, web on 127.0.0.1:8102 (--port).
+bench-reliability: $(STAMP)
+	$(PY) bench/reliability.py
+
+bench: bench-fairness bench-reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
