@@ -82,6 +82,8 @@ class TaskRecord(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(
         default=0,
+        # Also in the table, so processes of the previous version can still insert rows.
+        db_default=0,
         verbose_name="attempts",
         help_text="How many times a worker started it; more than one means a worker was lost "
         "or PostgreSQL failed under it, and it ran again.",

@@ -15,6 +15,7 @@ class Migration(migrations.Migration):
             model_name="taskrecord",
             name="attempts",
             field=models.PositiveSmallIntegerField(
+                db_default=0,
                 default=0,
                 help_text="How many times a worker started it; more than one means a worker was lost or PostgreSQL failed under it, and it ran again.",
                 verbose_name="attempts",
