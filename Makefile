@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # honcho runs the Procfile's commands through the shell: find gunicorn and celery in .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test setup services lint bench bench-fairness clean
+.PHONY: run test setup services lint bench bench-fairness bench-reliability clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ run: services
 	@grep -q '^FLOWER_BASIC_AUTH=.' .env || $(PYTHON) -c "import secrets; print('FLOWER_BASIC_AUTH=flower:' + secrets.token_urlsafe(12))" >> .env
 	mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && rm -f $(PROMETHEUS_MULTIPROC_DIR)/*.db
 	@set -a && . ./.env && echo "Flower login: $${FLOWER_BASIC_AUTH%%:*} / $${FLOWER_BASIC_AUTH#*:}"
-	@echo "Starting web (http://127.0.0.1:8000), worker and Flower (http://127.0.0.1:5555). Ctrl-C stops all."
+	@echo "Starting web (http://127.0.0.1:8000), worker, beat and Flower (http://127.0.0.1:5555). Ctrl-C stops all."
 	set -a && . ./.env && set +a && PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) exec $(VENV)/bin/honcho -f Procfile start
 
 test: $(STAMP)
@@ -46,7 +46,12 @@ lint: $(STAMP)
 bench-fairness: services
 	$(PY) bench/fairness.py
 
-bench: bench-fairness
+# Load over HTTP through a worker host kill, a PostgreSQL outage and a Redis restart; its own
+# database (pqh_reliability) and Redis server, web on 127.0.0.1:8102 (--port).
+bench-reliability: $(STAMP)
+	$(PY) bench/reliability.py
+
+bench: bench-fairness bench-reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles .run

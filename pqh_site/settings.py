@@ -1,6 +1,8 @@
 """Django settings for pqh, read from the environment through small typed helpers."""
 
 import os
+import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -133,6 +135,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "pqh_site.request_limits.RequestLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "pqh_site.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -169,6 +172,11 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# An unreachable PostgreSQL host fails a connection attempt after this long instead of hanging
+# (libpq's default is to wait for ever), so workers and web requests can retry or answer 503.
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+    "PQH_DB_CONNECT_TIMEOUT", 5, minimum=1
+)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
@@ -289,6 +297,23 @@ if PQH_SERVER_MAX_HEADER_BYTES <= PQH_MAX_HEADER_BYTES:
         f"got {PQH_SERVER_MAX_HEADER_BYTES} <= {PQH_MAX_HEADER_BYTES}"
     )
 
+# --- pqh: faults and expiry ---------------------------------------------------------------
+# How long a worker retries a database step (claiming a task, storing its result) while
+# PostgreSQL is unreachable before it hands the task back to the broker to be run later.
+PQH_DB_RETRY_SECONDS = env_float("PQH_DB_RETRY_SECONDS", 300.0, minimum=0.0)
+# A task started this many times without finishing (its worker died each time) is not run again
+# but fails with a message that says so.
+PQH_MAX_ATTEMPTS = env_int("PQH_MAX_ATTEMPTS", 5, minimum=1)
+# How often a worker looks for started tasks that no delivery will finish (their hard time
+# limit passed more than this long ago and the broker holds no message for them).
+PQH_RECONCILE_SECONDS = env_float("PQH_RECONCILE_SECONDS", 60.0, minimum=1.0)
+# Finished tasks (history and stored results) older than this many days are deleted by the
+# Celery beat job pqh.prune, which runs every PQH_PRUNE_EVERY_SECONDS, PQH_PRUNE_BATCH rows
+# per transaction.
+PQH_HISTORY_DAYS = env_int("PQH_HISTORY_DAYS", 30, minimum=1)
+PQH_PRUNE_EVERY_SECONDS = env_float("PQH_PRUNE_EVERY_SECONDS", 3600.0, minimum=1.0)
+PQH_PRUNE_BATCH = env_int("PQH_PRUNE_BATCH", 1000, minimum=1)
+
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = "django-db"
@@ -326,6 +351,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Keys of the broker live under our prefix too.
     "global_keyprefix": f"{PQH_REDIS_PREFIX}:broker:",
 }
+# Results live as long as the history (pqh.prune deletes both together); Celery's own daily
+# celery.backend_cleanup (added by beat) deletes stored results with no history row after that.
+CELERY_RESULT_EXPIRES = timedelta(days=PQH_HISTORY_DAYS)
+CELERY_BEAT_SCHEDULE = {
+    "pqh-prune": {"task": "pqh.prune", "schedule": PQH_PRUNE_EVERY_SECONDS},
+}
+# Beat's record of when each job last ran: outside the source tree, one per Redis prefix.
+CELERY_BEAT_SCHEDULE_FILENAME = env_str(
+    "PQH_BEAT_SCHEDULE_FILE",
+    str(Path(tempfile.gettempdir()) / f"pqh-beat-{PQH_REDIS_PREFIX}"),
+)
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("PQH_TASK_EVENTS", True)
 CELERY_TASK_SEND_SENT_EVENT = False
 

@@ -112,6 +112,14 @@ class TaskRecord(models.Model):
             "retry returns this task instead of creating another."
         ),
     )
+    attempts = models.PositiveSmallIntegerField(
+        default=0,
+        # Also in the table, so processes of the previous version can still insert rows.
+        db_default=0,
+        verbose_name="attempts",
+        help_text="How many times a worker started it; more than one means a worker was lost "
+        "or PostgreSQL failed under it, and it ran again.",
+    )
     worker = models.CharField(
         max_length=255,
         blank=True,
@@ -130,7 +138,8 @@ class TaskRecord(models.Model):
             models.Index(fields=["user", "-submitted_at"], name="taskrecord_user_recent"),
             models.Index(fields=["status", "level", "submitted_at"], name="taskrecord_queue"),
             # The fairness figures (tasks_app/reports.py) select by time over a period; the start
-            # estimate reads the most recently finished tasks (a backward scan of the last one).
+            # estimate reads the most recently finished tasks (a backward scan of the last one), and the
+            # expiry job deletes the oldest finished ones first.
             models.Index(fields=["submitted_at"], name="taskrecord_submitted"),
             models.Index(fields=["started_at"], name="taskrecord_started"),
             models.Index(fields=["finished_at"], name="taskrecord_finished"),

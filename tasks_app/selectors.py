@@ -53,19 +53,38 @@ def task_get_for_user(*, user, task_id) -> TaskRecord | None:
     return TaskRecord.objects.for_user(user).filter(pk=task_id).first()
 
 
+# A failure's message as the owner sees it: the first line, at most this many characters.
+ERROR_MESSAGE_CHARS = 300
+
+
+def _failure_summary(value: Any) -> dict[str, str]:
+    """Return the owner's view of a stored error: its type and a short message, nothing more.
+
+    The stored result keeps what Celery encodes (exception type, module, arguments) and the
+    traceback sits in its own column for operators; neither module nor traceback is shown.
+    """
+    if not isinstance(value, dict) or not value.get("exc_type"):
+        return {"error": "Error", "message": "the task failed"}
+    args = value.get("exc_message")
+    if not isinstance(args, list | tuple):
+        args = [] if args is None else [args]
+    message = " ".join(map(str, args)).strip()
+    first, *rest = message.splitlines() or [""]
+    if rest or len(first) > ERROR_MESSAGE_CHARS:
+        first = first[: ERROR_MESSAGE_CHARS - 1].rstrip() + "…"
+    return {"error": str(value["exc_type"])[:100], "message": first}
+
+
 def task_result_value(record: TaskRecord) -> Any:
-    """Return the stored result of a finished task (or its error), as django-celery-results has it."""
+    """Return the stored result of a finished task, or for a failure its type and message."""
     if record.status not in (states.SUCCESS, states.FAILURE):
         return None
     row = TaskResult.objects.filter(task_id=str(record.pk)).only("result").first()
     if row is None or row.result is None:
         return None
     value = json.loads(row.result)
-    if record.status == states.FAILURE and isinstance(value, dict):
-        return {
-            "error": value.get("exc_type"),
-            "message": " ".join(map(str, value.get("exc_message") or [])),
-        }
+    if record.status == states.FAILURE:
+        return _failure_summary(value)
     return value
 
 

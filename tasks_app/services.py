@@ -6,22 +6,24 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 from celery import states
+from celery.exceptions import TimeLimitExceeded, WorkerLostError
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django_celery_results.models import TaskResult
 from redis import exceptions as redis_exceptions
 
 from pqh_site.celery import app as celery_app
 from pqh_site.celery import level_queue_name
 
-from . import admission, events, scheduler
+from . import admission, broker, events, scheduler
 from .models import IDEMPOTENCY_KEY_MAX_LENGTH, TaskRecord
 from .progress import Progress, call_with_progress
 from .selectors import level_of, user_max_active, user_weight
@@ -210,7 +212,9 @@ def task_submit(
         inserted = _insert(record, user=user, now=now)
     except DatabaseError as exc:
         _undo(user_id=user.pk, task_id=task_id, idempotency_key=key)
-        raise QueueUnavailable(f"the database is unavailable: {exc}") from exc
+        # The driver's words name hosts and internals: the log has them, the client does not.
+        logger.warning("task %s not recorded: %s", task_id, exc)
+        raise QueueUnavailable("the database is unavailable; try again shortly") from exc
     except BaseException:
         _undo(user_id=user.pk, task_id=task_id, idempotency_key=key)
         raise
@@ -254,8 +258,16 @@ def _publish(task_id: str, level: int) -> None:
 
     queue = level_queue_name(level)
     # The anonymous exchange routes by queue name directly, with no binding lookup in Redis.
+    # No time limits in the message: the worker's own (PQH_TASK_TIME_LIMIT) apply, the ones its
+    # visibility timeout was checked against.
     run_task.apply_async(
-        args=[task_id], task_id=task_id, queue=queue, exchange="", routing_key=queue
+        args=[task_id],
+        task_id=task_id,
+        queue=queue,
+        exchange="",
+        routing_key=queue,
+        time_limit=None,
+        soft_time_limit=None,
     )
 
 
@@ -457,20 +469,27 @@ def task_release_cap(*, task_id: str, user_id: int | None = None) -> None:
         logger.warning("could not release the cap place of task %s; the sweep will", task_id)
 
 
-def task_claim(*, task_id: str, worker: str = "", redelivered: bool = False) -> TaskRecord | None:
-    """Mark a queued task as started by this worker; None if it must not run.
+def task_claim(
+    *, task_id: str, worker: str = "", redelivered: bool = False, now: datetime | None = None
+) -> TaskRecord | None:
+    """Mark a queued task as started by this delivery; None if it must not run.
 
     The conditional update is the claim: only one delivery of a task can move it out of
     PENDING, so a duplicate publish is dropped and a cancelled task never runs. A redelivered
-    message (its worker died mid-task) may take over a STARTED task that never finished.
+    message (its worker died mid-task) may take over a STARTED task that never finished. The
+    claim stamps the row with its own `started_at`, which task_finish checks, so a delivery that
+    was taken over cannot record an end. Safe to repeat with the same `now` after a lost
+    connection: a claim that committed before the connection dropped is found again.
     """
+    now = timezone.now() if now is None else now
+    worker = worker[:255]
     allowed = [states.PENDING, states.STARTED] if redelivered else [states.PENDING]
-    claimed = TaskRecord.objects.filter(pk=task_id, status__in=allowed).update(
-        status=states.STARTED, started_at=timezone.now(), worker=worker[:255]
+    TaskRecord.objects.filter(pk=task_id, status__in=allowed).update(
+        status=states.STARTED, started_at=now, worker=worker, attempts=F("attempts") + 1
     )
-    if not claimed:
-        return None
-    return TaskRecord.objects.get(pk=task_id)
+    return TaskRecord.objects.filter(
+        pk=task_id, status=states.STARTED, started_at=now, worker=worker
+    ).first()
 
 
 def task_execute(record: TaskRecord, *, progress: Progress | None = None) -> Any:
@@ -481,12 +500,57 @@ def task_execute(record: TaskRecord, *, progress: Progress | None = None) -> Any
     return call_with_progress(import_string(settings.PQH_TASK_CALLABLE), record.input, progress)
 
 
-def task_finish(*, task_id: str, status: str) -> None:
-    """Record the end of a started task (after Celery stored its result)."""
-    TaskRecord.objects.filter(pk=task_id, status=states.STARTED).update(
-        status=status, finished_at=timezone.now()
+def time_limit_error(seconds: float | None = None) -> TimeLimitExceeded:
+    """The error stored for a task that ran past its time limit (default PQH_TASK_TIME_LIMIT)."""
+    seconds = settings.PQH_TASK_TIME_LIMIT if seconds is None else seconds
+    return TimeLimitExceeded(f"the task ran longer than its time limit of {seconds:g} s")
+
+
+def worker_lost_error(attempts: int) -> WorkerLostError:
+    """The error stored for a task whose worker was lost every time it ran."""
+    return WorkerLostError(
+        f"the task was started {attempts} times and never finished (its worker was lost); "
+        "it is not run again"
     )
-    task_release_cap(task_id=task_id)
+
+
+def task_finish(
+    *,
+    record: TaskRecord,
+    status: str,
+    result: Any,
+    traceback: str | None = None,
+    request: Any = None,
+    now: datetime | None = None,
+) -> bool:
+    """Store a started task's result and mark its row final, in one transaction.
+
+    Both are written or neither, so a poll never sees the row and the stored result disagree.
+    Only the delivery whose claim the row still carries (`record.started_at`) may finish it;
+    return False when it was not this delivery's to finish (taken over, or already finished by
+    an earlier try whose connection dropped after the commit), so repeating is safe.
+    `request` is the Celery request, for the extended result fields (task name, worker).
+    """
+    now = timezone.now() if now is None else now
+    with transaction.atomic():
+        finished = TaskRecord.objects.filter(
+            pk=record.pk, status=states.STARTED, started_at=record.started_at
+        ).update(status=status, finished_at=now)
+        if finished:
+            celery_app.backend.store_result(
+                str(record.pk), result, status, traceback=traceback, request=request
+            )
+    if finished:
+        task_release_cap(task_id=str(record.pk), user_id=record.user_id)
+    return bool(finished)
+
+
+def task_time_limit_exceeded(*, task_id: str) -> bool:
+    """Fail a started task that its worker killed at the hard time limit; False if not started."""
+    record = TaskRecord.objects.filter(pk=task_id, status=states.STARTED).first()
+    if record is None:
+        return False
+    return task_finish(record=record, status=states.FAILURE, result=time_limit_error())
 
 
 def task_cancel(*, user, task_id: uuid.UUID) -> TaskRecord:
@@ -533,3 +597,107 @@ def task_cancel_many(*, tasks: Iterable[TaskRecord]) -> CancelOutcome:
         else:
             cancelled.append(record.pk)
     return CancelOutcome(cancelled=cancelled, not_cancellable=not_cancellable)
+
+
+def _requeue_one(record: TaskRecord) -> None:
+    """Queue a task again as recover_lost does: fair queue (original submit time), or Celery."""
+    if settings.PQH_FAIRNESS:
+        task_release(
+            scheduler.queue_enqueue(
+                task_id=str(record.pk),
+                seq=record.queue_seq,
+                user_id=record.user_id,
+                level=record.level,
+                weight=record.weight,
+                submitted=record.submitted_at.timestamp(),
+            )
+        )
+    else:
+        _publish(str(record.pk), 0)
+
+
+def task_reconcile(*, now: datetime | None = None, batch: int = 100) -> dict[str, int]:
+    """Finish or queue again the started tasks that no delivery will finish; return counts.
+
+    A task started more than its hard time limit plus PQH_RECONCILE_SECONDS ago has ended one
+    way or another. If the broker still holds its message (its worker host died and the message
+    waits for the visibility timeout, or it is back in a queue), the broker delivers it again:
+    it is left alone ("held"). Otherwise its end was lost with its worker (a host killed while
+    Redis restarted empty, a hard time limit whose report failed): a stored final result makes
+    the row agree ("agreed"); else it is queued again ("requeued"), or, once started
+    PQH_MAX_ATTEMPTS times, failed ("failed"). Reads at most `batch` rows (few tasks are ever
+    STARTED), so it is cheap to run every PQH_RECONCILE_SECONDS.
+    """
+    now = timezone.now() if now is None else now
+    limit = settings.CELERY_TASK_TIME_LIMIT + settings.PQH_RECONCILE_SECONDS
+    counts = {"agreed": 0, "held": 0, "requeued": 0, "failed": 0}
+    rows = list(
+        TaskRecord.objects.filter(
+            status=states.STARTED, started_at__lt=now - timedelta(seconds=limit)
+        ).order_by("started_at")[:batch]
+    )
+    if not rows:
+        return counts
+    stored = {
+        task_id: (status, done)
+        for task_id, status, done in TaskResult.objects.filter(
+            task_id__in=[str(r.pk) for r in rows], status__in=states.READY_STATES
+        ).values_list("task_id", "status", "date_done")
+    }
+    held = broker.broker_task_ids()
+    for record in rows:
+        # Conditional on the claim it saw: a delivery that claims the task meanwhile wins.
+        same_claim = TaskRecord.objects.filter(
+            pk=record.pk, status=states.STARTED, started_at=record.started_at
+        )
+        if str(record.pk) in stored:
+            status, done = stored[str(record.pk)]
+            if same_claim.update(status=status, finished_at=done):
+                counts["agreed"] += 1
+                task_release_cap(task_id=str(record.pk), user_id=record.user_id)
+        elif held is None or str(record.pk) in held:
+            counts["held"] += 1
+        elif record.attempts >= settings.PQH_MAX_ATTEMPTS:
+            failed = task_finish(
+                record=record, status=states.FAILURE, result=worker_lost_error(record.attempts)
+            )
+            counts["failed"] += int(failed)
+        elif same_claim.update(status=states.PENDING, started_at=None, worker=""):
+            logger.warning("task %s started and was never finished; queueing it again", record.pk)
+            # If this fails (Redis down), the row is PENDING and unqueued: recover_lost's case.
+            _requeue_one(record)
+            counts["requeued"] += 1
+    return counts
+
+
+FINAL_STATES = (states.SUCCESS, states.FAILURE, states.REVOKED)
+
+
+def task_prune(
+    *,
+    now: datetime | None = None,
+    days: int | None = None,
+    batch: int | None = None,
+    max_batches: int = 100,
+) -> int:
+    """Delete finished tasks older than `days` (PQH_HISTORY_DAYS); return how many went.
+
+    History rows and their stored results go together, `batch` (PQH_PRUNE_BATCH) tasks per
+    transaction, oldest first, at most `max_batches` batches per call (the next run goes on).
+    Queued and running tasks are never touched, however old.
+    """
+    now = timezone.now() if now is None else now
+    days = settings.PQH_HISTORY_DAYS if days is None else days
+    batch = settings.PQH_PRUNE_BATCH if batch is None else batch
+    expired = TaskRecord.objects.filter(
+        status__in=FINAL_STATES, finished_at__lt=now - timedelta(days=days)
+    )
+    pruned = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            ids = list(expired.order_by("finished_at").values_list("pk", flat=True)[:batch])
+            if not ids:
+                break
+            TaskResult.objects.filter(task_id__in=[str(pk) for pk in ids]).delete()
+            pruned += TaskRecord.objects.filter(pk__in=ids, status__in=FINAL_STATES).delete()[0]
+    return pruned

@@ -1,45 +1,189 @@
-"""The Celery task: load the task by id, claim it, release the next one, run the work."""
+"""The Celery tasks: run one accepted submission (claim, release the next, work, finish); prune."""
 
-from typing import Any
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from celery import shared_task, states
-from celery.exceptions import Ignore
-from celery.signals import task_postrun
+from celery.exceptions import (
+    Ignore,
+    Reject,
+    SoftTimeLimitExceeded,
+    TaskPredicate,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
+from celery.signals import task_failure
 from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+from kombu.exceptions import EncodeError
 
 from . import events, selectors, services
+from .db_retry import DATABASE_ERRORS, DatabaseUnavailable, db_retry
+from .models import TaskRecord
 from .progress import PROGRESS, ProgressReporter
 
+logger = logging.getLogger(__name__)
 
-@shared_task(bind=True, name="pqh.run", acks_late=True, ignore_result=False)
+# Left for the last retry's sleep (at most 2 s) and a margin, before the soft time limit.
+_LIMIT_MARGIN_SECONDS = 3.0
+
+
+def _soft_time_limit(request) -> float:
+    """The soft time limit this delivery runs under: the message's, else the worker's."""
+    _, soft = request.timelimit or (None, None)
+    return float(soft or settings.CELERY_TASK_SOFT_TIME_LIMIT)
+
+
+def _retry_budget(limit: float) -> Callable[[], float]:
+    """Return a clock of how long a database step may still be retried in this task.
+
+    At most PQH_DB_RETRY_SECONDS, and never past the soft time `limit`, which Celery counts
+    from the start of the task: retrying beyond it would end in a time-limit failure for work
+    that never ran.
+    """
+    started = time.monotonic()
+
+    def remaining() -> float:
+        left = limit - (time.monotonic() - started) - _LIMIT_MARGIN_SECONDS
+        return max(0.0, min(settings.PQH_DB_RETRY_SECONDS, left))
+
+    return remaining
+
+
+def _release_next(task_id: str) -> None:
+    """Release the next task now that this one left the broker; the tick retries on failure."""
+    try:
+        services.task_dispatch_pending(started=task_id)
+    except Exception:
+        logger.warning("releasing after %s failed; the worker tick will release", task_id)
+
+
+class _Outcome(NamedTuple):
+    state: str
+    result: Any  # the return value, or the error to store
+    traceback: str | None = None  # for operators (stored, never shown through the API)
+    raised: BaseException | None = None  # the work's own exception, raised again once stored
+
+
+def _work(record: TaskRecord, limit: float, progress: ProgressReporter) -> _Outcome:
+    """Run the work and say how it ended."""
+    try:
+        return _Outcome(states.SUCCESS, services.task_execute(record, progress=progress))
+    except SoftTimeLimitExceeded as exc:
+        return _Outcome(states.FAILURE, services.time_limit_error(limit), raised=exc)
+    except Exception as exc:
+        # Celery's own control-flow exceptions would make the worker requeue or drop the
+        # message; the end is recorded, so they are not raised again.
+        raised = None if isinstance(exc, TaskPredicate | WorkerLostError) else exc
+        return _Outcome(states.FAILURE, exc, traceback.format_exc(), raised)
+
+
+def _finished_event(task_id: str) -> None:
+    """Log and count the end this delivery recorded; best effort, the end is stored already."""
+    try:
+        record = selectors.task_get(task_id=task_id)
+    except DATABASE_ERRORS:
+        logger.warning("could not read %s back to log its end", task_id)
+        return
+    if record is not None:
+        events.event_finished(record)
+
+
+@shared_task(bind=True, name="pqh.run", acks_late=True, ignore_result=True)
 def run_task(self, task_id: str) -> Any:
-    """Run one accepted submission through PQH_TASK_CALLABLE."""
+    """Run one accepted submission through PQH_TASK_CALLABLE and record its end.
+
+    Celery stores nothing for this task (ignore_result): task_finish stores the result and
+    marks the history row in one transaction. While PostgreSQL is unreachable the claim and the
+    finish are retried in place; when the time is up the message goes back to the broker
+    unacknowledged (Reject with requeue), so a task is never acknowledged without an end.
+    """
+    limit = _soft_time_limit(self.request)
+    budget = _retry_budget(limit)
     delivery = self.request.delivery_info or {}
-    record = services.task_claim(
-        task_id=task_id,
-        worker=self.request.hostname or "",
-        redelivered=bool(delivery.get("redelivered")),
-    )
+    claimed_at = timezone.now()
+    try:
+        record = db_retry(
+            lambda: services.task_claim(
+                task_id=task_id,
+                worker=self.request.hostname or "",
+                redelivered=bool(delivery.get("redelivered")),
+                now=claimed_at,
+            ),
+            what=f"claiming {task_id}",
+            seconds=budget(),
+        )
+    except (DatabaseUnavailable, SoftTimeLimitExceeded) as exc:
+        raise Reject(f"not claimed: {exc}", requeue=True) from exc
     # This task just left the broker, so there is room for the next one.
-    services.task_dispatch_pending(started=task_id)
+    _release_next(task_id)
     if record is None:
         # Cancelled, or a duplicate of a delivery that already ran: store nothing.
         raise Ignore()
     events.event_started(record)
-    progress = ProgressReporter(
-        lambda meta: self.update_state(state=PROGRESS, meta=meta),
-        interval=settings.PQH_PROGRESS_INTERVAL,
-    )
-    return services.task_execute(record, progress=progress)
+    if record.attempts > settings.PQH_MAX_ATTEMPTS:
+        outcome = _Outcome(states.FAILURE, services.worker_lost_error(record.attempts - 1))
+    else:
+        progress = ProgressReporter(
+            lambda meta: self.update_state(state=PROGRESS, meta=meta),
+            interval=settings.PQH_PROGRESS_INTERVAL,
+        )
+        outcome = _work(record, limit, progress)
+
+    def finish() -> bool:
+        try:
+            return services.task_finish(
+                record=record,
+                status=outcome.state,
+                result=outcome.result,
+                traceback=outcome.traceback,
+                request=self.request,
+            )
+        except EncodeError as exc:
+            # The work returned something JSON cannot hold: that is the work's failure.
+            return services.task_finish(
+                record=record,
+                status=states.FAILURE,
+                result=TypeError(f"the task's result cannot be stored as JSON: {exc}"),
+                request=self.request,
+            )
+
+    try:
+        finished = db_retry(finish, what=f"finishing {task_id}", seconds=budget())
+    except (DatabaseUnavailable, SoftTimeLimitExceeded) as exc:
+        # The end is not recorded: give the message back so that the task runs again.
+        raise Reject(f"not finished: {exc}", requeue=True) from exc
+    if finished:
+        _finished_event(task_id)
+    if outcome.raised is not None:
+        # Recorded already; raising makes Celery log it and send its task-failed event.
+        raise outcome.raised
+    return None if outcome.state == states.FAILURE else outcome.result
 
 
-@task_postrun.connect(sender=run_task)
-def _record_end(
-    sender=None, task_id: str | None = None, state: str | None = None, **kwargs
+@task_failure.connect(sender=run_task)
+def _record_hard_time_limit(
+    sender=None, task_id: str | None = None, exception: BaseException | None = None, **kwargs
 ) -> None:
-    """Mark the history row once Celery has stored the result, so a poll never sees a gap."""
-    if state in (states.SUCCESS, states.FAILURE):
-        services.task_finish(task_id=task_id, status=state)
-        record = selectors.task_get(task_id=task_id)
-        if record is not None and record.status == state:
-            events.event_finished(record)
+    """Record a task that its worker killed at the hard time limit (no task code ran to do it).
+
+    Runs in the worker's main process, which must not wait on PostgreSQL: one try, and the
+    reconciliation sweep (services.task_reconcile) records the end if it fails.
+    """
+    if not task_id or not isinstance(exception, TimeLimitExceeded):
+        return
+    close_old_connections()
+    try:
+        services.task_time_limit_exceeded(task_id=task_id)
+    except DATABASE_ERRORS:
+        logger.warning("could not record the time limit of %s; the sweep will", task_id)
+
+
+@shared_task(name="pqh.prune", ignore_result=True)
+def prune_history() -> int:
+    """Delete finished tasks older than PQH_HISTORY_DAYS (scheduled by Celery beat)."""
+    return services.task_prune()

@@ -77,3 +77,5 @@ def test_a_task_whose_whole_worker_host_dies_is_delivered_again(solo_worker, wor
         wait_for(lambda: ran_once(record), timeout=60)
     finally:
         successor.stop()
+    # Claimed by the delivery that died and by the redelivery, which alone recorded the end.
+    assert record.attempts == 2
