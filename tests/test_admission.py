@@ -66,8 +66,8 @@ def test_an_ended_task_frees_its_place(alice, alice_client, settings):
     assert third.status_code == 202
     assert post(alice_client).status_code == 429
     # Run and finished (what the worker does): its place is free too.
-    TaskRecord.objects.filter(pk=first["task_id"]).update(status=states.STARTED)
-    services.task_finish(task_id=first["task_id"], status=states.SUCCESS)
+    record = services.task_claim(task_id=first["task_id"], worker="w")
+    assert services.task_finish(record=record, status=states.SUCCESS, result=None)
     assert post(alice_client).status_code == 202
     assert admission_active_count(user_id=alice[0].pk) == 2
 
