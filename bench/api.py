@@ -4,7 +4,7 @@ Starts pqh's web server exactly as `make run` ships it (the Procfile's `web:` en
 honcho), with no Celery worker, on a database and Redis prefix of its own, and drives it with wrk
 (`bench/wrk/api.lua` spreads requests over many users' tokens and their task ids).
 
-    .venv/bin/python bench/api.py            # the default run (about 6 minutes on 2 cores)
+    .venv/bin/python bench/api.py            # the default run (7-8 minutes on a busy 2-core box)
     .venv/bin/python bench/api.py --quick    # a smoke run (seconds)
     .venv/bin/python bench/api.py --soak     # the soak: minutes at 32 connections past 500k
 
@@ -224,6 +224,13 @@ def queue_fill(users: list, depth: int, *, processes: int) -> list[tuple[str, st
         failed = [pid for pid in pids if os.waitpid(pid, 0)[1] != 0]
         if failed:
             raise RuntimeError(f"{len(failed)} fill processes failed")
+    if depth > 5000:
+        # A queue that grew over hours has been vacuumed and analysed by autovacuum; one
+        # filled in a minute has not, and autovacuum would run during the measurement.
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM (ANALYZE) tasks_app_taskrecord")
     tokens = {u[0]: u[2] for u in users}
     sample = rows if depth <= 2000 else random.Random(1).sample(rows, 2000)
     return [(tokens[user_id], task_id) for task_id, user_id, *_ in sample]
@@ -552,13 +559,22 @@ def cpu_meter(pids_of) -> float:
     return process_cpu_seconds(list(pids_of()) + backends)
 
 
-def wrk(url: str, mode: str, targets: Path, *, connections: int, seconds: float, pids=None) -> dict:
+def wrk(
+    url: str,
+    mode: str,
+    targets: Path,
+    *,
+    connections: int,
+    seconds: float,
+    pids=None,
+    extra: str | None = None,
+) -> dict:
     """Run wrk once; return requests/s, p50/p99 in ms, errors and, given a callable returning
     the server's pids, the CPU milliseconds per request it and its PostgreSQL backends spent."""
     threads = min(2, connections)
     cpu_before = cpu_meter(pids) if pids else None
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
-    cmd += ["-s", str(LUA), url, "--", mode, str(targets)]
+    cmd += ["-s", str(LUA), url, "--", mode, str(targets), *([extra] if extra else [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if proc.returncode != 0 or line is None:
@@ -689,7 +705,7 @@ def queue_reset(args, users) -> list[tuple[str, str]]:
 def run_depth(args, server, users, workdir, results) -> None:
     """Each route at 32 connections at the base depth, then with --deep-depth tasks queued."""
     conns = 32 if 32 in args.connections else args.connections[0]
-    tokens = workdir / "tokens.txt"
+    tokens = write_targets(workdir / "tokens.txt", [(u[2], "-") for u in users])
     shallow: dict[str, list] = {}
     for _ in range(args.rounds):
         for route, (_label, mode, _o) in ROUTES.items():
@@ -763,7 +779,7 @@ def run_depth(args, server, users, workdir, results) -> None:
 
 
 def run_soak(args, server, users, workdir, results) -> None:
-    """--soak: 10-second slices of all four routes in turn at 32 connections, queue past 500k."""
+    """--soak: 10-second slices of the routes in turn at 32 connections, queue past 500k."""
     from tasks_app import scheduler
 
     queue_clear(args.prefix)
@@ -781,6 +797,7 @@ def run_soak(args, server, users, workdir, results) -> None:
             connections=32,
             seconds=args.slice_seconds,
             pids=server.processes,
+            extra=",".join(ROUTES[r][1] for r in args.soak_routes),
         )
         res["queued"] = scheduler.queue_waiting_count()
         slices.append(res)
@@ -792,7 +809,7 @@ def run_soak(args, server, users, workdir, results) -> None:
     median = statistics.median(s["rps"] for s in slices)
     results["soak"] = {
         "connections": 32,
-        "routes": "all four in turn",
+        "routes": [ROUTES[r][0] for r in args.soak_routes],
         "slice_seconds": args.slice_seconds,
         "start_queued": args.soak_start,
         "end_queued": slices[-1]["queued"],
@@ -869,7 +886,10 @@ def run_profile(args, server, users, workdir, results) -> None:
         wrk(server.url, mode, targets, connections=32, seconds=2)  # warm
         raw = workdir / f"profile_{route}.txt"
         spy = subprocess.Popen(
-            [pyspy, "record", "--format", "raw", "--nolineno", "--nonblocking", "-r", "250"]
+            # --gil: only samples holding the GIL, i.e. Python running on a CPU, not waiting for
+            # PostgreSQL or Redis (nor runnable but not scheduled, on a busy machine).
+            [pyspy, "record", "--format", "raw", "--nolineno", "--nonblocking", "--gil"]
+            + ["-r", "250"]
             + ["-s", "-d", f"{args.profile:g}", "-o", str(raw), "--pid", str(server.proc.pid)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -937,7 +957,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=None, help="users with tokens (200)")
     p.add_argument("--base-depth", type=int, default=None, help="queued tasks in the table (100)")
     p.add_argument("--deep-depth", type=int, default=None, help="the depth table's (500000)")
-    p.add_argument("--soak-start", type=int, default=470_000, help="queued when the soak starts")
+    p.add_argument("--soak-start", type=int, default=490_000, help="queued when the soak starts")
+    p.add_argument(
+        "--soak-routes",
+        default=",".join(ROUTES),
+        help=f"the routes the soak runs in turn, comma-separated ({','.join(ROUTES)})",
+    )
     p.add_argument("--soak-seconds", type=float, default=240, help="length of the soak")
     p.add_argument("--slice-seconds", type=float, default=10, help="one soak slice")
     p.add_argument("--window-users", type=int, default=None, help="window keys measured (1000)")
@@ -982,6 +1007,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, small if quick else full)
     args.connections = [int(c) for c in str(args.connections).split(",")]
+    args.soak_routes = args.soak_routes.split(",")
+    if set(args.soak_routes) - set(ROUTES):
+        p.error(f"--soak-routes takes {','.join(ROUTES)}")
     if args.out is None:
         name = "api_soak.json" if args.soak else "api_profile.json" if args.profile else "api.json"
         args.out = RESULTS / name

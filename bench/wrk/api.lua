@@ -6,7 +6,8 @@
 --                post-api    POST /api/tasks/      {"x": ...} with the user's token
 --                get-result  GET  /result/<id>     a task of that user
 --                get-detail  GET  /api/tasks/<id>/ a task of that user
---                mix         the four above in turn
+--                mix         the four above in turn (or those named in a third argument,
+--                            comma-separated: "mix <file> post-task,get-result")
 --                orig-post   the original's POST /task {"user_id": <name>, "x": ...}, no token
 --                orig-get    the original's GET /result/<id>
 -- targets file:  one "<token or user name> <task id or ->" per line.
@@ -26,6 +27,10 @@ local body = '{"x": {"prompt": "bench"}}'
 
 function init(args)
   mode = args[1]
+  if args[3] then
+    routes = {}
+    for kind in args[3]:gmatch("[^,]+") do table.insert(routes, kind) end
+  end
   for line in io.lines(args[2]) do
     local who, id = line:match("^(%S+)%s+(%S+)")
     if who then table.insert(targets, { who, id }) end
