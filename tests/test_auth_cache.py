@@ -104,6 +104,12 @@ def test_a_deactivated_user_is_refused_on_the_next_request(alice, alice_client):
     assert alice_client.get("/api/tasks/").status_code == 401
 
 
+def test_a_deleted_user_is_refused_on_the_next_request(alice, alice_client):
+    submit(alice_client)
+    alice[0].delete()  # its token goes with it
+    assert alice_client.get("/api/tasks/").status_code == 401
+
+
 def test_a_lost_version_is_never_trusted(alice, alice_client):
     from .conftest import _clear_pqh_keys
 
