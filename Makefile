@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # honcho runs the Procfile's commands through the shell: find gunicorn and celery in .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test setup services lint bench bench-fairness bench-reliability clean
+.PHONY: run test setup services lint bench bench-fairness bench-reliability bench-api clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,11 @@ bench-fairness: services
 bench-reliability: $(STAMP)
 	$(PY) bench/reliability.py
 
-bench: bench-fairness bench-reliability
+# The API load benchmark: starts the Procfile's web server on a database of its own (needs wrk).
+bench-api: $(STAMP)
+	$(PY) bench/api.py
+
+bench: bench-fairness bench-reliability bench-api
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles .run

@@ -257,6 +257,10 @@ PQH_UNAVAILABLE_RETRY_AFTER_SECONDS = env_int("PQH_UNAVAILABLE_RETRY_AFTER_SECON
 PQH_TASK_SECONDS = env_float("PQH_TASK_SECONDS", 60.0, minimum=0.0)
 PQH_TASK_CALLABLE = env_str("PQH_TASK_CALLABLE", "tasks_app.work.limited_f")
 PQH_MAX_INPUT_BYTES = env_int("PQH_MAX_INPUT_BYTES", 65536, minimum=1)
+# Tokens whose user and weight each web process remembers (0: load them on every request), and
+# how long an entry may be used before it is loaded again even if no change was signalled.
+PQH_AUTH_CACHE_SIZE = env_int("PQH_AUTH_CACHE_SIZE", 10000, minimum=0)
+PQH_AUTH_CACHE_SECONDS = env_float("PQH_AUTH_CACHE_SECONDS", 300.0, minimum=0.0)
 PQH_TASK_TIME_LIMIT = env_int("PQH_TASK_TIME_LIMIT", 1800, minimum=1)
 PQH_VISIBILITY_TIMEOUT = env_int("PQH_VISIBILITY_TIMEOUT", 3600, minimum=1)
 if PQH_VISIBILITY_TIMEOUT <= PQH_TASK_TIME_LIMIT + 30:

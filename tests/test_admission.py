@@ -83,14 +83,15 @@ def test_past_the_global_bound_submissions_get_503_queue_full(alice_client, bob,
     assert_nothing_more(bob[0], rows=0, waiting=2)
 
 
-def test_a_refusal_costs_one_redis_round_trip_and_no_write(alice_client, settings):
+def test_a_refusal_costs_two_redis_round_trips_and_no_write(alice_client, settings):
     from .redis_count import count_redis_round_trips
 
     settings.PQH_USER_MAX_ACTIVE = 1
     post(alice_client)
     with count_redis_round_trips() as calls:
         assert post(alice_client).status_code == 429
-    assert calls == ["EVALSHA"]
+    # The cached token's version (GET), then the admission script, which refuses.
+    assert calls == ["GET", "EVALSHA"]
 
 
 def http_post(url: str, token: str, headers: dict | None = None) -> tuple[int, dict]:

@@ -126,8 +126,8 @@ def test_the_answer_to_a_submission_costs_no_estimate_queries(
     alice_client, django_assert_num_queries
 ):
     alice_client.post("/api/tasks/", {"x": "warm-up"}, format="json")
-    # Token + user + weight, and the task row (the position comes back from the enqueue
+    # The task row only (the token's user is cached, the position comes back from the enqueue
     # script): the estimate's two reads wait for a poll of the task.
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(1):
         body = alice_client.post("/api/tasks/", {"x": 1}, format="json").json()
     assert body["estimated_start_at"] is None and body["position"] == 1

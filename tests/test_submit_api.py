@@ -155,20 +155,21 @@ def test_fifo_mode_puts_everything_at_one_level(alice_client, settings):
     assert scheduler.queue_waiting_count() == 0
 
 
-def test_a_submission_costs_two_sql_queries(alice_client, django_assert_num_queries):
+def test_a_submission_costs_one_sql_query(alice_client, django_assert_num_queries):
     post_task(alice_client, {"x": "warm-up"})
-    # Token + user + weight in one query, the task row in another.
-    with django_assert_num_queries(2):
+    # The token's user and weight are remembered (tests/test_auth_cache.py): the task row only.
+    with django_assert_num_queries(1):
         assert post_task(alice_client, {"x": 1}).status_code == 202
 
 
-def test_a_submission_that_waits_costs_two_redis_round_trips(alice_client):
+def test_a_submission_that_waits_costs_three_redis_round_trips(alice_client):
     post_task(alice_client, {"x": "warm-up"})  # released to the broker: the buffer is now full
     post_task(alice_client, {"x": "warm-up 2"})
     with count_redis_round_trips() as calls:
         assert post_task(alice_client, {"x": 1}).status_code == 202
-    # One script counts the window; one enqueues and tries a release.
-    assert calls == ["EVALSHA", "EVALSHA"]
+    # The version of the remembered credentials; one script counts the window; one enqueues
+    # and tries a release.
+    assert calls == ["GET", "EVALSHA", "EVALSHA"]
 
 
 def test_the_service_is_the_one_entry_point(alice):
