@@ -1,4 +1,4 @@
-"""Fairness benchmark: scenarios S1-S5 of BENCHMARKS.md ("Fairness scenarios") on the real stack.
+"""Fairness benchmark: scenarios S1-S5 (described in docs/fairness.md) on the real stack.
 
 Every scenario runs twice side by side in one invocation: the FIFO baseline (PQH_FAIRNESS=0,
 every task at level 0, published straight to Celery) and the fairness policy (S3 also runs the
