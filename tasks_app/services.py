@@ -248,7 +248,12 @@ def task_submit(
             logger.warning("task %s is recorded but not queued; the sweep will queue it", task_id)
         _undo(user_id=user.pk, task_id=task_id, idempotency_key=key)
         raise QueueUnavailable(f"the queue is unavailable: {exc}") from exc
-    task_release(releases)
+    # Recorded and queued: the submission is accepted, whatever happens to the releases (a
+    # worker's tick releases what this could not).
+    try:
+        task_release(releases)
+    except Exception:
+        logger.warning("releasing after the submission of %s failed; a worker will", task_id)
     events.event_submitted(record)
     return record
 
@@ -285,7 +290,13 @@ def task_release(releases: list[scheduler.Release]) -> int:
         # after PQH_RELEASE_RECOVER_SECONDS.
         logger.exception("publishing released tasks failed; they will be recovered")
     finally:
-        scheduler.queue_confirm(sent)
+        try:
+            scheduler.queue_confirm(sent)
+        except redis.RedisError as exc:
+            # Published but not confirmed: published again after PQH_RELEASE_RECOVER_SECONDS
+            # (the claim drops the duplicate), or, if Redis lost its data, queued again by the
+            # recovery sweep. Either way the release happened: this is no caller's failure.
+            logger.warning("could not confirm %d released tasks: %s", len(sent), exc)
     aged = [r.task_id for r in releases if r.aged and r.task_id in sent]
     if aged:
         TaskRecord.objects.filter(pk__in=aged).update(aged=True)
