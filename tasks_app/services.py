@@ -551,7 +551,10 @@ def task_finish(
             celery_app.backend.store_result(
                 str(record.pk), result, status, traceback=traceback, request=request
             )
-    if finished:
+    if finished or TaskRecord.objects.filter(pk=record.pk, status__in=FINAL_STATES).exists():
+        # Also when the task had already ended: an earlier try of this finish may have
+        # committed and lost its answer with the connection (then nothing else would free the
+        # place until the full sweep). Releasing is idempotent.
         task_release_cap(task_id=str(record.pk), user_id=record.user_id)
     return bool(finished)
 

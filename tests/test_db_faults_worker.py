@@ -5,6 +5,7 @@ new ones refused), or as a role of their own whose connection limit the test set
 server itself refuses them: "too many connections"). The shared server is never stopped.
 """
 
+import threading
 import time
 
 import psycopg
@@ -145,3 +146,59 @@ def test_a_worker_that_postgresql_refuses_runs_every_task_once_it_is_let_in(
     limit(-1)
     wait_for(lambda: all_final(records), timeout=60)
     assert_each_succeeded_once(records)
+
+
+def test_a_finish_retried_after_its_commit_was_lost_still_frees_the_cap_place(
+    proxy, no_worker, monkeypatch
+):
+    """The COMMIT of a finish goes through but its answer is lost with the connection.
+
+    The retry finds the task ended (not this try's to finish) and must still take it out of
+    its user's active set; before the fix the place stayed taken until the full sweep.
+    """
+    from django.db import connection, transaction
+
+    from tasks_app import services
+    from tasks_app.admission import admission_active_count
+    from tasks_app.db_retry import db_retry
+    from tasks_app.services import celery_app
+
+    user, _ = make_user("alice")
+    record = task_submit(user=user, x=1)
+    claimed = services.task_claim(task_id=str(record.pk), worker="w@test")
+    assert admission_active_count(user_id=user.pk) == 1
+
+    store_result = celery_app.backend.store_result
+    lost = []
+
+    def lose_the_answer() -> None:
+        # After the COMMIT: the server has it, the client sees the connection drop.
+        lost.append(True)
+        proxy.cut()
+        threading.Timer(0.5, proxy.restore).start()
+        connection.cursor().execute("SELECT 1")
+
+    def store_then_lose(*args, **kwargs):
+        result = store_result(*args, **kwargs)
+        if not lost:
+            transaction.on_commit(lose_the_answer)
+        return result
+
+    db = connection.settings_dict
+    port = db["PORT"]
+    connection.close()
+    db["PORT"] = str(proxy.port)
+    monkeypatch.setattr(celery_app.backend, "store_result", store_then_lose)
+    try:
+        finished = db_retry(
+            lambda: services.task_finish(record=claimed, status=states.SUCCESS, result=1),
+            what="finishing",
+            seconds=10,
+        )
+    finally:
+        connection.close()
+        db["PORT"] = port
+    assert lost
+    assert finished is False  # the retry found it ended by the try whose answer was lost
+    assert_each_succeeded_once([record])
+    assert admission_active_count(user_id=user.pk) == 0
