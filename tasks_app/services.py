@@ -480,6 +480,20 @@ def task_release_cap(*, task_id: str, user_id: int | None = None) -> None:
         logger.warning("could not release the cap place of task %s; the sweep will", task_id)
 
 
+def task_release_cap_if_ended(*, task_id: str) -> None:
+    """Free the cap place of a task that has ended, if its end did not (see run_task)."""
+    try:
+        user_id = (
+            TaskRecord.objects.filter(pk=task_id, status__in=FINAL_STATES)
+            .values_list("user_id", flat=True)
+            .first()
+        )
+        if user_id is not None:
+            admission.admission_release(user_id=user_id, task_ids=[str(task_id)])
+    except (redis.RedisError, DatabaseError):
+        logger.warning("could not release the cap place of task %s; the sweep will", task_id)
+
+
 def task_claim(
     *, task_id: str, worker: str = "", redelivered: bool = False, now: datetime | None = None
 ) -> TaskRecord | None:

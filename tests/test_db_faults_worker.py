@@ -12,10 +12,12 @@ import psycopg
 import pytest
 from celery import states
 from django.conf import settings
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 from psycopg import sql
 
 from pqh_site.database import connect_params
+from tasks_app.admission import admission_active_count
 from tasks_app.models import TaskRecord
 from tasks_app.services import task_submit
 
@@ -159,7 +161,6 @@ def test_a_finish_retried_after_its_commit_was_lost_still_frees_the_cap_place(
     from django.db import connection, transaction
 
     from tasks_app import services
-    from tasks_app.admission import admission_active_count
     from tasks_app.db_retry import db_retry
     from tasks_app.services import celery_app
 
@@ -202,3 +203,23 @@ def test_a_finish_retried_after_its_commit_was_lost_still_frees_the_cap_place(
     assert finished is False  # the retry found it ended by the try whose answer was lost
     assert_each_succeeded_once([record])
     assert admission_active_count(user_id=user.pk) == 0
+
+
+def test_a_delivery_of_a_task_that_already_ended_frees_its_cap_place(start_worker):
+    """A finish committed, lost its answer and ran out of retries: its message went back.
+
+    The row is final but the place under the cap is still held. The redelivery finds the task
+    ended (its claim refuses it) and must free the place.
+    """
+    user, _ = make_user("alice")
+    record = task_submit(user=user, x=1)  # no worker yet: it waits in the fair queue
+    TaskRecord.objects.filter(pk=record.pk).update(
+        status=states.SUCCESS, started_at=timezone.now(), finished_at=timezone.now()
+    )
+    TaskResult.objects.create(task_id=str(record.pk), status=states.SUCCESS, result="1")
+    assert admission_active_count(user_id=user.pk) == 1
+
+    start_worker(PQH_TASK_SECONDS="0.1")  # takes the waiting task: released, delivered, refused
+
+    wait_for(lambda: admission_active_count(user_id=user.pk) == 0, timeout=30)
+    assert_each_succeeded_once([record])
