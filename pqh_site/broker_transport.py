@@ -14,10 +14,17 @@ errors, which the close already ignores: the worker reconnects as it does after 
 message is not lost: Redis restores it after the visibility timeout, or (if Redis lost its
 data) the recovery sweeps queue the task again. tests/test_redis_restart.py shows the crash;
 drop this module when Celery no longer closes a collected connection.
+
+`install()` (called by pqh_site/celery.py, before any connection) points kombu's `redis` and
+`rediss` schemes at this transport, so a broker URL keeps meaning what it says (`rediss://`
+keeps kombu's TLS defaults, which depend on the scheme's name).
 """
 
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 from redis import exceptions as redis_exceptions
+
+PATH = f"{__name__}:Transport"
 
 
 class Channel(kombu_redis.Channel):
@@ -31,3 +38,9 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+def install() -> None:
+    """Make the `redis://` and `rediss://` broker URLs use this transport."""
+    for scheme in ("redis", "rediss"):
+        kombu_transport.TRANSPORT_ALIASES[scheme] = PATH

@@ -320,10 +320,6 @@ PQH_PRUNE_BATCH = env_int("PQH_PRUNE_BATCH", 1000, minimum=1)
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
-# kombu's Redis transport with the repair of pqh_site/broker_transport.py (a worker that loses
-# Redis while it runs a task must reconnect, not shut down). The broker is always Redis: the
-# fair queue reads its queues (tasks_app/broker.py).
-CELERY_BROKER_TRANSPORT = "pqh_site.broker_transport:Transport"
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_CACHE_BACKEND = "default"
