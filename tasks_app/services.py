@@ -512,9 +512,13 @@ def task_claim(
     TaskRecord.objects.filter(pk=task_id, status__in=allowed).update(
         status=states.STARTED, started_at=now, worker=worker, attempts=F("attempts") + 1
     )
-    return TaskRecord.objects.filter(
-        pk=task_id, status=states.STARTED, started_at=now, worker=worker
-    ).first()
+    # With its user: the worker logs the start next, and must not need PostgreSQL for that
+    # outside the claim's retries (a query there, in an outage, failed the task unrecorded).
+    return (
+        TaskRecord.objects.filter(pk=task_id, status=states.STARTED, started_at=now, worker=worker)
+        .select_related("user")
+        .first()
+    )
 
 
 def task_execute(record: TaskRecord, *, progress: Progress | None = None) -> Any:

@@ -5,6 +5,7 @@ new ones refused), or as a role of their own whose connection limit the test set
 server itself refuses them: "too many connections"). The shared server is never stopped.
 """
 
+import contextlib
 import threading
 import time
 
@@ -150,6 +151,42 @@ def test_a_worker_that_postgresql_refuses_runs_every_task_once_it_is_let_in(
     assert_each_succeeded_once(records)
 
 
+@contextlib.contextmanager
+def connected_through(proxy):
+    """This process's database connection goes through `proxy` inside the block."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    port = db["PORT"]
+    connection.close()
+    db["PORT"] = str(proxy.port)
+    try:
+        yield
+    finally:
+        connection.close()
+        db["PORT"] = port
+
+
+def test_a_claimed_task_is_logged_as_started_without_postgresql(proxy, no_worker):
+    """Between the claim and the work the worker logs the start; PostgreSQL may be gone then.
+
+    Before the fix the log line loaded the task's user with a query of its own, outside the
+    claim's retries: a cut at that moment failed the task with no end recorded.
+    """
+    from tasks_app import events, services
+
+    user, _ = make_user("alice")
+    record = task_submit(user=user, x=1)
+    with connected_through(proxy):
+        claimed = services.task_claim(task_id=str(record.pk), worker="w@test")
+        proxy.cut()
+        try:
+            events.event_started(claimed)
+        finally:
+            proxy.restore()
+    assert claimed.user.pk == user.pk
+
+
 def test_a_finish_retried_after_its_commit_was_lost_still_frees_the_cap_place(
     proxy, no_worker, monkeypatch
 ):
@@ -185,20 +222,13 @@ def test_a_finish_retried_after_its_commit_was_lost_still_frees_the_cap_place(
             transaction.on_commit(lose_the_answer)
         return result
 
-    db = connection.settings_dict
-    port = db["PORT"]
-    connection.close()
-    db["PORT"] = str(proxy.port)
     monkeypatch.setattr(celery_app.backend, "store_result", store_then_lose)
-    try:
+    with connected_through(proxy):
         finished = db_retry(
             lambda: services.task_finish(record=claimed, status=states.SUCCESS, result=1),
             what="finishing",
             seconds=10,
         )
-    finally:
-        connection.close()
-        db["PORT"] = port
     assert lost
     assert finished is False  # the retry found it ended by the try whose answer was lost
     assert_each_succeeded_once([record])
