@@ -10,8 +10,11 @@ every accepted task to end and checks that nothing was lost:
 - every accepted task has a final state, and accepted = recorded = finished + failed + cancelled;
 - failed are exactly the tasks asked to fail, cancelled exactly those whose cancel answered 200;
 - one stored result per ended task, agreeing with its history row;
-- no 5xx but the 503s of a fault, and no connection errors;
-- each user's window holds exactly the accepted submissions made since the last Redis restart.
+- no 5xx but the 503s of a fault, and no connection errors (a 429, a user at its cap of tasks
+  queued or running, is a deliberate refusal like those 503s: counted, never accepted);
+- each user's window holds exactly the accepted submissions made since the last Redis restart;
+- nothing left in Redis's queues, no place under a user's cap held by a task that has ended,
+  and every worker host still running.
 
     .venv/bin/python bench/reliability.py             # the default run (a few minutes)
     .venv/bin/python bench/reliability.py --quick     # the smaller version `make test` runs
@@ -372,6 +375,11 @@ class Run:
         self.proxy = None
         self.lock = None
         self.t0 = 0.0
+        # The injector thread restarts a killed host, and a process started with
+        # PR_SET_PDEATHSIG gets its SIGTERM when the *thread* that forked it ends, not the
+        # benchmark: the injector lives until the run is over (until `over` is set).
+        self.faults_done = threading.Event()
+        self.over = threading.Event()
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -541,20 +549,24 @@ class Run:
         self.redis.restart_empty(down_seconds=self.args.redis_down)
         return {"tasks_waiting_lost": waiting, "start": start, "end": self.now()}
 
-    def inject(self, phase: float, done: threading.Event) -> None:
-        for name in self.args.faults:
-            at = FAULT_AT[name] * phase
-            while self.now() < at and not done.is_set():
-                time.sleep(0.05)
-            if done.is_set():
-                return
-            print(f"  {self.now():6.1f} s  fault: {name}", flush=True)
-            try:
-                info = getattr(self, f"fault_{name}")()
-            except Exception as exc:  # recorded, and the checks fail on it
-                info = {"error": f"{type(exc).__name__}: {exc}", "start": at, "end": self.now()}
-            info["start"], info["end"] = round(info["start"], 2), round(info["end"], 2)
-            self.faults.append({"fault": name, **info})
+    def inject(self, phase: float) -> None:
+        try:
+            for name in self.args.faults:
+                at = FAULT_AT[name] * phase
+                while self.now() < at and not self.over.is_set():
+                    time.sleep(0.05)
+                if self.over.is_set():
+                    return
+                print(f"  {self.now():6.1f} s  fault: {name}", flush=True)
+                try:
+                    info = getattr(self, f"fault_{name}")()
+                except Exception as exc:  # recorded, and the checks fail on it
+                    info = {"error": f"{type(exc).__name__}: {exc}", "start": at, "end": self.now()}
+                info["start"], info["end"] = round(info["start"], 2), round(info["end"], 2)
+                self.faults.append({"fault": name, **info})
+        finally:
+            self.faults_done.set()
+        self.over.wait()  # keeps what this thread started alive (see __init__)
 
     # --- load -----------------------------------------------------------------------------
 
@@ -577,16 +589,14 @@ class Run:
             )
             for i in range(args.clients)
         ]
-        done = threading.Event()
-        injector = threading.Thread(target=self.inject, args=(phase, done), daemon=True)
+        injector = threading.Thread(target=self.inject, args=(phase,), daemon=True)
         for client in clients:
             client.start()
         injector.start()
         for client in clients:
             client.join()
         self.submitted_s = self.now()
-        injector.join()  # every fault runs to its end before the drain
-        done.set()
+        self.faults_done.wait()  # every fault runs to its end before the drain
         return load
 
     def drain(self, load: Load) -> float:
@@ -612,6 +622,42 @@ class Run:
         return self.now()
 
     # --- checks ---------------------------------------------------------------------------
+
+    def leaked_cap_places(self) -> dict[str, list[str]]:
+        """Return, per user, the active-set members (places under the cap) of no live task."""
+        import uuid
+
+        from django.db import close_old_connections
+
+        from tasks_app.admission import active_key
+        from tasks_app.models import TaskRecord
+        from tasks_app.redis_client import get_redis
+
+        close_old_connections()
+        redis = get_redis()
+        leaked = {}
+        for name, uid in self.user_ids.items():
+            members = set(redis.zrange(active_key(uid), 0, -1))
+            ids = []
+            for member in members:
+                with contextlib.suppress(ValueError):
+                    ids.append(uuid.UUID(member))
+            live = {
+                str(pk)
+                for pk in TaskRecord.objects.filter(
+                    pk__in=ids, status__in=("PENDING", "STARTED")
+                ).values_list("pk", flat=True)
+            }
+            if members - live:
+                leaked[name] = sorted(members - live)
+        return leaked
+
+    def settled_cap_places(self, timeout: float = 10.0) -> dict[str, list[str]]:
+        """leaked_cap_places, once the last ends had time to free theirs (just after the row)."""
+        deadline = time.monotonic() + timeout
+        while (leaked := self.leaked_cap_places()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return leaked
 
     def checks(self, load: Load) -> tuple[dict[str, Any], dict[str, Any]]:
         from django.db import close_old_connections
@@ -683,6 +729,12 @@ class Run:
         from tasks_app import scheduler
 
         left_queued = scheduler.queue_waiting_count() + sum(scheduler.queue_broker_lengths())
+        leaked = self.settled_cap_places()
+        dead_hosts = [
+            host
+            for host in self.hosts
+            if host not in self.procs.procs or self.procs.procs[host].poll() is not None
+        ]
         logs = "".join(self.procs.log(host) for host in self.hosts)
         recovery = {
             "db_retries_logged": logs.count("PostgreSQL is unavailable"),
@@ -700,6 +752,7 @@ class Run:
             "not_final": len(not_final),
             "not_final_sample": not_final[:10],
             "refused_503": sum(1 for c in submits if c.status == 503),
+            "refused_429": sum(1 for c in submits if c.status == 429),
             "stored_results": sum(len(v) for v in stored.values()),
             "results_disagreeing": bad_results[:10],
             "runs_completed": sum(runs.values()),
@@ -707,6 +760,10 @@ class Run:
             "max_runs_of_one_task": max((runs[n] for n in ended_ns), default=0),
             "windows": window_report,
             "left_in_queues": left_queued,
+            "leaked_cap_places": {name: len(ids) for name, ids in leaked.items()},
+            "leaked_cap_places_sample": [i for ids in leaked.values() for i in ids][:10],
+            "worker_hosts_dead_at_the_end": dead_hosts,
+            "worker_crashes_logged": logs.count("Unrecoverable error"),
             "recovery_in_worker_logs": recovery,
         }
         total = statuses["SUCCESS"] + statuses["FAILURE"] + statuses["REVOKED"]
@@ -736,6 +793,14 @@ class Run:
             "no_connection_errors": (not no_answer, f"{len(no_answer)} calls without an answer"),
             "windows_count_since_last_redis_restart": (window_ok, "see outcome.windows"),
             "queues_empty_at_the_end": (not left_queued, f"{left_queued} left in Redis"),
+            "no_leaked_cap_places": (
+                not leaked,
+                f"{sum(len(ids) for ids in leaked.values())} places held by no live task",
+            ),
+            "every_worker_host_running_at_the_end": (
+                not dead_hosts,
+                f"{', '.join(dead_hosts) or 'none'} stopped",
+            ),
             "every_fault_injected": (
                 len(self.faults) == len(self.args.faults)
                 and not any("error" in f for f in self.faults),
@@ -808,6 +873,7 @@ class Run:
             summarise(report, args.out)
             return 0 if report["ok"] else 1
         finally:
+            self.over.set()
             self.procs.stop_all()
             if self.proxy is not None:
                 self.proxy.stop()
@@ -837,7 +903,8 @@ def summarise(report: dict[str, Any], out: Path) -> None:
     print(
         f"accepted {outcome['accepted']}, recorded {outcome['recorded']}: finished "
         f"{outcome['finished']}, failed {outcome['failed']}, cancelled {outcome['cancelled']}, "
-        f"not ended {outcome['not_final']}; refused (503) {outcome['refused_503']}; "
+        f"not ended {outcome['not_final']}; refused (503) {outcome['refused_503']}, "
+        f"(429) {outcome['refused_429']}; "
         f"work runs {outcome['runs_completed']}, tasks run more than once "
         f"{outcome['tasks_run_more_than_once']}"
     )

@@ -4,7 +4,10 @@ import os
 
 from celery import Celery
 
+from .broker_transport import install as install_broker_transport
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pqh_site.settings")
+install_broker_transport()  # a worker survives losing Redis mid-task (see the module)
 
 app = Celery("pqh_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")

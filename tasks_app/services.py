@@ -248,7 +248,12 @@ def task_submit(
             logger.warning("task %s is recorded but not queued; the sweep will queue it", task_id)
         _undo(user_id=user.pk, task_id=task_id, idempotency_key=key)
         raise QueueUnavailable(f"the queue is unavailable: {exc}") from exc
-    task_release(releases)
+    # Recorded and queued: the submission is accepted, whatever happens to the releases (a
+    # worker's tick releases what this could not).
+    try:
+        task_release(releases)
+    except Exception:
+        logger.warning("releasing after the submission of %s failed; a worker will", task_id)
     events.event_submitted(record)
     return record
 
@@ -285,7 +290,13 @@ def task_release(releases: list[scheduler.Release]) -> int:
         # after PQH_RELEASE_RECOVER_SECONDS.
         logger.exception("publishing released tasks failed; they will be recovered")
     finally:
-        scheduler.queue_confirm(sent)
+        try:
+            scheduler.queue_confirm(sent)
+        except redis.RedisError as exc:
+            # Published but not confirmed: published again after PQH_RELEASE_RECOVER_SECONDS
+            # (the claim drops the duplicate), or, if Redis lost its data, queued again by the
+            # recovery sweep. Either way the release happened: this is no caller's failure.
+            logger.warning("could not confirm %d released tasks: %s", len(sent), exc)
     aged = [r.task_id for r in releases if r.aged and r.task_id in sent]
     if aged:
         TaskRecord.objects.filter(pk__in=aged).update(aged=True)
@@ -469,6 +480,20 @@ def task_release_cap(*, task_id: str, user_id: int | None = None) -> None:
         logger.warning("could not release the cap place of task %s; the sweep will", task_id)
 
 
+def task_release_cap_if_ended(*, task_id: str) -> None:
+    """Free the cap place of a task that has ended, if its end did not (see run_task)."""
+    try:
+        user_id = (
+            TaskRecord.objects.filter(pk=task_id, status__in=FINAL_STATES)
+            .values_list("user_id", flat=True)
+            .first()
+        )
+        if user_id is not None:
+            admission.admission_release(user_id=user_id, task_ids=[str(task_id)])
+    except (redis.RedisError, DatabaseError):
+        logger.warning("could not release the cap place of task %s; the sweep will", task_id)
+
+
 def task_claim(
     *, task_id: str, worker: str = "", redelivered: bool = False, now: datetime | None = None
 ) -> TaskRecord | None:
@@ -487,9 +512,13 @@ def task_claim(
     TaskRecord.objects.filter(pk=task_id, status__in=allowed).update(
         status=states.STARTED, started_at=now, worker=worker, attempts=F("attempts") + 1
     )
-    return TaskRecord.objects.filter(
-        pk=task_id, status=states.STARTED, started_at=now, worker=worker
-    ).first()
+    # With its user: the worker logs the start next, and must not need PostgreSQL for that
+    # outside the claim's retries (a query there, in an outage, failed the task unrecorded).
+    return (
+        TaskRecord.objects.filter(pk=task_id, status=states.STARTED, started_at=now, worker=worker)
+        .select_related("user")
+        .first()
+    )
 
 
 def task_execute(record: TaskRecord, *, progress: Progress | None = None) -> Any:
@@ -540,7 +569,10 @@ def task_finish(
             celery_app.backend.store_result(
                 str(record.pk), result, status, traceback=traceback, request=request
             )
-    if finished:
+    if finished or TaskRecord.objects.filter(pk=record.pk, status__in=FINAL_STATES).exists():
+        # Also when the task had already ended: an earlier try of this finish may have
+        # committed and lost its answer with the connection (then nothing else would free the
+        # place until the full sweep). Releasing is idempotent.
         task_release_cap(task_id=str(record.pk), user_id=record.user_id)
     return bool(finished)
 

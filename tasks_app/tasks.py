@@ -122,7 +122,10 @@ def run_task(self, task_id: str) -> Any:
     # This task just left the broker, so there is room for the next one.
     _release_next(task_id)
     if record is None:
-        # Cancelled, or a duplicate of a delivery that already ran: store nothing.
+        # Cancelled, or a duplicate of a delivery that already ran: store nothing. If the task
+        # has ended, free its place under the cap: a finish that committed but lost its answer
+        # and ran out of retries handed its message back without freeing it.
+        services.task_release_cap_if_ended(task_id=task_id)
         raise Ignore()
     events.event_started(record)
     if record.attempts > settings.PQH_MAX_ATTEMPTS:

@@ -5,16 +5,20 @@ new ones refused), or as a role of their own whose connection limit the test set
 server itself refuses them: "too many connections"). The shared server is never stopped.
 """
 
+import contextlib
+import threading
 import time
 
 import psycopg
 import pytest
 from celery import states
 from django.conf import settings
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 from psycopg import sql
 
 from pqh_site.database import connect_params
+from tasks_app.admission import admission_active_count
 from tasks_app.models import TaskRecord
 from tasks_app.services import task_submit
 
@@ -145,3 +149,107 @@ def test_a_worker_that_postgresql_refuses_runs_every_task_once_it_is_let_in(
     limit(-1)
     wait_for(lambda: all_final(records), timeout=60)
     assert_each_succeeded_once(records)
+
+
+@contextlib.contextmanager
+def connected_through(proxy):
+    """This process's database connection goes through `proxy` inside the block."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    port = db["PORT"]
+    connection.close()
+    db["PORT"] = str(proxy.port)
+    try:
+        yield
+    finally:
+        connection.close()
+        db["PORT"] = port
+
+
+def test_a_claimed_task_is_logged_as_started_without_postgresql(proxy, no_worker):
+    """Between the claim and the work the worker logs the start; PostgreSQL may be gone then.
+
+    Before the fix the log line loaded the task's user with a query of its own, outside the
+    claim's retries: a cut at that moment failed the task with no end recorded.
+    """
+    from tasks_app import events, services
+
+    user, _ = make_user("alice")
+    record = task_submit(user=user, x=1)
+    with connected_through(proxy):
+        claimed = services.task_claim(task_id=str(record.pk), worker="w@test")
+        proxy.cut()
+        try:
+            events.event_started(claimed)
+        finally:
+            proxy.restore()
+    assert claimed.user.pk == user.pk
+
+
+def test_a_finish_retried_after_its_commit_was_lost_still_frees_the_cap_place(
+    proxy, no_worker, monkeypatch
+):
+    """The COMMIT of a finish goes through but its answer is lost with the connection.
+
+    The retry finds the task ended (not this try's to finish) and must still take it out of
+    its user's active set; before the fix the place stayed taken until the full sweep.
+    """
+    from django.db import connection, transaction
+
+    from tasks_app import services
+    from tasks_app.db_retry import db_retry
+    from tasks_app.services import celery_app
+
+    user, _ = make_user("alice")
+    record = task_submit(user=user, x=1)
+    claimed = services.task_claim(task_id=str(record.pk), worker="w@test")
+    assert admission_active_count(user_id=user.pk) == 1
+
+    store_result = celery_app.backend.store_result
+    lost = []
+
+    def lose_the_answer() -> None:
+        # After the COMMIT: the server has it, the client sees the connection drop.
+        lost.append(True)
+        proxy.cut()
+        threading.Timer(0.5, proxy.restore).start()
+        connection.cursor().execute("SELECT 1")
+
+    def store_then_lose(*args, **kwargs):
+        result = store_result(*args, **kwargs)
+        if not lost:
+            transaction.on_commit(lose_the_answer)
+        return result
+
+    monkeypatch.setattr(celery_app.backend, "store_result", store_then_lose)
+    with connected_through(proxy):
+        finished = db_retry(
+            lambda: services.task_finish(record=claimed, status=states.SUCCESS, result=1),
+            what="finishing",
+            seconds=10,
+        )
+    assert lost
+    assert finished is False  # the retry found it ended by the try whose answer was lost
+    assert_each_succeeded_once([record])
+    assert admission_active_count(user_id=user.pk) == 0
+
+
+def test_a_delivery_of_a_task_that_already_ended_frees_its_cap_place(start_worker):
+    """A finish committed, lost its answer and ran out of retries: its message went back.
+
+    The row is final but the place under the cap is still held. The redelivery finds the task
+    ended (its claim refuses it) and must free the place.
+    """
+    user, _ = make_user("alice")
+    record = task_submit(user=user, x=1)  # no worker yet: it waits in the fair queue
+    TaskRecord.objects.filter(pk=record.pk).update(
+        status=states.SUCCESS, started_at=timezone.now(), finished_at=timezone.now()
+    )
+    TaskResult.objects.create(task_id=str(record.pk), status=states.SUCCESS, result="1")
+    assert admission_active_count(user_id=user.pk) == 1
+
+    start_worker(PQH_TASK_SECONDS="0.1")  # takes the waiting task: released, delivered, refused
+
+    wait_for(lambda: admission_active_count(user_id=user.pk) == 0, timeout=30)
+    assert_each_succeeded_once([record])

@@ -96,6 +96,12 @@ def test_tasks_queued_when_redis_restarts_empty_all_run_once_in_submit_order(
             lambda: TaskRecord.objects.filter(pk__in=ids, status="SUCCESS").count() == len(ids),
             timeout=90,
         )
+        # The queue was rebuilt and everything ended: the user holds no place under the cap.
+        # A worker frees a place just after it commits the end, so wait for the last one.
+        private = redis.Redis(port=server.port, decode_responses=True)
+        prefix = settings.PQH_REDIS_PREFIX
+        wait_for(lambda: private.zcard(f"{prefix}:act:{user.pk}") == 0, timeout=10)
+        assert private.exists(f"{prefix}:epoch")
     finally:
         worker.stop()
 
@@ -104,8 +110,37 @@ def test_tasks_queued_when_redis_restarts_empty_all_run_once_in_submit_order(
     rows = {str(r.pk): r for r in TaskRecord.objects.filter(pk__in=ids)}
     started = sorted((t["id"] for t in before), key=lambda t: rows[t].started_at)
     assert started == [t["id"] for t in before]
-    # The queue was rebuilt and everything ended: the user holds no place under the cap.
-    private = redis.Redis(port=server.port, decode_responses=True)
-    prefix = settings.PQH_REDIS_PREFIX
-    assert private.exists(f"{prefix}:epoch")
-    assert private.zcard(f"{prefix}:act:{user.pk}") == 0
+
+
+def test_worker_survives_redis_going_away_while_it_runs_a_task_and_waits_for_more(
+    private_stack, settings
+):
+    """Redis goes down for a second while one slot runs a task and the other waits for more.
+
+    The running task's message is unacknowledged and the idle slot's channel sits in BRPOP.
+    The worker must reconnect and take the next task; before pqh_site/broker_transport.py,
+    kombu raised AttributeError while closing the lost connection and the worker shut down.
+    """
+    server, env = private_stack
+    user, _ = make_user("alice")
+    worker = Worker(concurrency=2, env={**env, "PQH_TASK_SECONDS": "3"})
+    worker.start()
+    try:
+        first = submit_in_child(env, user.pk, [time.time()])[0]["id"]
+        wait_for(lambda: TaskRecord.objects.filter(pk=first, status="STARTED").exists())
+
+        server.restart_empty(down_seconds=1.0)
+
+        wait_for(lambda: TaskRecord.objects.filter(pk=first, status="SUCCESS").exists(), timeout=30)
+        second = submit_in_child(env, user.pk, [time.time()])[0]["id"]
+        try:
+            wait_for(
+                lambda: TaskRecord.objects.filter(pk=second, status="SUCCESS").exists(), timeout=30
+            )
+        except AssertionError:
+            pytest.fail(f"the task after the restart never ran:\n{worker.log.read_text()[-3000:]}")
+        assert worker.proc.poll() is None
+        log = worker.log.read_text()
+    finally:
+        worker.stop()
+    assert "Unrecoverable error" not in log, log[-3000:]
