@@ -16,8 +16,6 @@ Writes bench/results/fairness.json and one timeline PNG per scenario and W. See 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import itertools
 import json
 import math
@@ -35,6 +33,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # pqh's packages and bench.harness
+
+from bench.harness import Processes, clean_environ, git_describe, relative, tail  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/pqh_bench"
 SCENARIOS = ("S1", "S2", "S3", "S4", "S5")
@@ -47,8 +50,6 @@ TITLES = {
 }
 # Variables the benchmark sets or clears for the processes it starts, so nothing leaks in from
 # the caller's environment (pytest sets several PQH_* of its own).
-CLEARED_ENV_PREFIXES = ("PQH_", "CELERY_")
-CLEARED_ENV = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")
 
 
 # ------------------------------------------------------------------------------------------
@@ -204,7 +205,6 @@ def users_needed(configs: list[RunConfig]) -> dict[str, int]:
 
 
 def _django():
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
@@ -369,61 +369,8 @@ def child_run(spec: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In a started process: get SIGTERM when the orchestrator dies (Linux), then own group."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class Processes:
-    """Every process the orchestrator started, each in its own process group."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, cmd: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen:
-        with log.open("w") as out:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        self.procs.append(proc)
-        return proc
-
-    @staticmethod
-    def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-        """SIGTERM the process group (a worker's warm shutdown), then SIGKILL it."""
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        # The group may outlive its leader (pool processes): make sure it is gone.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            self.stop(proc)
-        self.procs.clear()
-
-
 def base_env(args: argparse.Namespace) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in CLEARED_ENV and not k.startswith(CLEARED_ENV_PREFIXES)
-    }
+    env = clean_environ()
     env.update(
         DJANGO_SETTINGS_MODULE="pqh_site.settings",
         DATABASE_URL=args.database_url,
@@ -441,10 +388,8 @@ def base_env(args: argparse.Namespace) -> dict[str, str]:
 
 def ensure_database(url: str):
     """Create the benchmark database if missing; return a connection holding its lock."""
-    import psycopg
-
-    sys.path.insert(0, str(ROOT))
     import dj_database_url
+    import psycopg
 
     from pqh_site.database import connect_params, database_create_if_missing
 
@@ -472,25 +417,17 @@ def clear_prefix(redis_client, prefix: str) -> int:
     return len(names)
 
 
-def run_child(
-    procs: Processes, args: argparse.Namespace, cmd_args: list[str], env: dict[str, str], log: Path
-) -> None:
-    proc = procs.start([sys.executable, str(Path(__file__).resolve()), *cmd_args], env=env, log=log)
+def run_child(procs: Processes, name: str, cmd_args: list[str], env: dict[str, str], log: Path):
+    proc = procs.start(
+        name, [sys.executable, str(Path(__file__).resolve()), *cmd_args], env=env, log=log
+    )
     try:
         rc = proc.wait(timeout=300)
     except subprocess.TimeoutExpired:
         rc = None
-    procs.stop(proc)
-    procs.procs.remove(proc)
+    procs.stop(name)
     if rc != 0:
         raise RuntimeError(f"{' '.join(cmd_args)} failed ({rc}):\n{tail(log)}")
-
-
-def tail(path: Path, n: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
 
 
 def run_one(
@@ -517,9 +454,10 @@ def run_one(
     clear_prefix(redis_client, prefix)
     worker_log = rundir / "worker.log"
     child_log = rundir / "child.log"
-    worker = child = None
+    worker_name, child_name = f"worker-{cfg.slug}", f"submitter-{cfg.slug}"
     try:
         worker = procs.start(
+            worker_name,
             [
                 sys.executable, "-m", "celery", "-A", "pqh_site", "worker",
                 "-c", str(cfg.workers), "--without-mingle", "--without-gossip",
@@ -530,6 +468,7 @@ def run_one(
             log=worker_log,
         )  # fmt: skip
         child = procs.start(
+            child_name,
             [sys.executable, str(Path(__file__).resolve()), "--child", str(rundir / "spec.json")],
             env=env,
             log=child_log,
@@ -562,10 +501,8 @@ def run_one(
         ][:20]
         return out
     finally:
-        for proc in (child, worker):
-            if proc is not None:
-                procs.stop(proc)
-                procs.procs.remove(proc)
+        for name in (child_name, worker_name):
+            procs.stop(name)
         clear_prefix(redis_client, prefix)
 
 
@@ -1147,7 +1084,11 @@ def main(argv: list[str] | None = None) -> int:
         prep = workdir / "prepare.json"
         prep.write_text(json.dumps({"users": users_needed(configs)}))
         run_child(
-            procs, args, ["--child-prepare", str(prep)], base_env(args), workdir / "prepare.log"
+            procs,
+            "prepare",
+            ["--child-prepare", str(prep)],
+            base_env(args),
+            workdir / "prepare.log",
         )
         groups: dict[tuple, list] = {}
         for n, cfg in enumerate(configs, 1):
@@ -1172,7 +1113,7 @@ def main(argv: list[str] | None = None) -> int:
                 variant_slug = f"_{variant.replace(':', '-')}" if variant else ""
                 path = args.png_dir / f"fairness_{scenario.lower()}{variant_slug}_w{w}.png"
                 plot(group, path)
-                png = str(rel(path))
+                png = str(relative(path))
             entry = results["scenarios"].setdefault(
                 scenario, {"title": TITLES[scenario], "runs": []}
             )
@@ -1201,31 +1142,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.with_name(args.out.stem + "_rows.json").write_text(json.dumps(raw))
     for line in summary_lines(results):
         print(line)
-    print(f"\nwrote {rel(args.out)}; elapsed {elapsed:.1f} s")
+    print(f"\nwrote {relative(args.out)}; elapsed {elapsed:.1f} s")
     return 1 if failed else 0
-
-
-def rel(path: Path) -> Path:
-    try:
-        return path.resolve().relative_to(ROOT)
-    except ValueError:
-        return path
-
-
-def git_describe() -> str | None:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "tasks_app", "pqh_site", "users_app"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except OSError:
-        return None
 
 
 if __name__ == "__main__":

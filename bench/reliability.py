@@ -35,7 +35,6 @@ import platform
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,14 +46,22 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # pqh's packages and bench.harness, run as a script or not
+
+from bench.harness import (  # noqa: E402
+    Processes,
+    clean_environ,
+    git_describe,
+    percentile,
+    wait_until,
+)
+
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/pqh_reliability"
 FAULTS = ("kill", "db", "redis")
 # When each fault starts, as a fraction of the submission phase: one after the other.
 FAULT_AT = {"kill": 0.2, "db": 0.4, "redis": 0.75}
-# Variables the benchmark sets or clears for what it starts (nothing leaks in from a caller).
-CLEARED_ENV_PREFIXES = ("PQH_", "CELERY_")
-CLEARED_ENV = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")
 
 
 def work(x: Any) -> dict[str, Any]:
@@ -147,81 +154,6 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         "PQH_RELEASE_RECOVER_SECONDS": "3",
         "PQH_MAX_WAIT_SECONDS": "30",
     }
-
-
-# ------------------------------------------------------------------------------------------
-# Processes
-# ------------------------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    """In a started process: get SIGTERM when the benchmark dies (Linux PR_SET_PDEATHSIG)."""
-    import ctypes
-
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-
-
-class Processes:
-    """Every process the benchmark started, each in its own process group."""
-
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-        with (self.logdir / f"{name}.log").open("a") as out:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        self.procs[name] = proc
-        return proc
-
-    def kill(self, name: str) -> None:
-        """SIGKILL the whole group at once, as when a host dies."""
-        proc = self.procs.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def stop(self, name: str, timeout: float = 15.0) -> None:
-        """SIGTERM the group (a warm shutdown), then SIGKILL what is left."""
-        proc = self.procs.pop(name)
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=timeout)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
-
-    def log(self, name: str) -> str:
-        with contextlib.suppress(OSError):
-            return (self.logdir / f"{name}.log").read_text(errors="replace")
-        return ""
-
-
-def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise RuntimeError(f"{what} within {timeout:.0f} s")
 
 
 # ------------------------------------------------------------------------------------------
@@ -338,29 +270,6 @@ class Plan:
 # ------------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "tasks_app", "pqh_site", "users_app"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return out + ("-dirty" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
 class Run:
     """One invocation: services, processes, load, faults, then the checks."""
 
@@ -384,11 +293,7 @@ class Run:
     # --- set-up ---------------------------------------------------------------------------
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in CLEARED_ENV and not k.startswith(CLEARED_ENV_PREFIXES)
-        }
+        env = clean_environ()
         env.update(
             DJANGO_SETTINGS_MODULE="pqh_site.settings",
             DATABASE_URL=self.args.database_url,
@@ -405,7 +310,6 @@ class Run:
         return env
 
     def setup(self) -> None:
-        sys.path.insert(0, str(ROOT))
         import dj_database_url
         import psycopg
 
@@ -424,7 +328,7 @@ class Run:
             )
         self.redis = PrivateRedis(self.workdir / "redis").start()
         self.proxy = TcpProxy(int(db["PORT"] or 5432), db["HOST"] or "127.0.0.1").start()
-        for name in [n for n in os.environ if n.startswith(CLEARED_ENV_PREFIXES)]:
+        for name in set(os.environ) - set(clean_environ()):
             del os.environ[name]
         os.environ.update(self.env())
         import django
@@ -478,11 +382,11 @@ class Run:
         return self.env(DATABASE_URL=proxied)
 
     def start_host(self, host: str) -> None:
-        self.procs.start(host, self.worker_cmd(host), self.worker_env())
+        self.procs.start(host, self.worker_cmd(host), env=self.worker_env())
 
     def start(self) -> None:
         web_env = self.env(PQH_BIND=f"127.0.0.1:{self.args.port}")
-        self.procs.start("web", [sys.executable, "-m", "honcho", "start", "web"], web_env)
+        self.procs.start("web", [sys.executable, "-m", "honcho", "start", "web"], env=web_env)
         self.hosts = [f"relhost{i + 1}" for i in range(self.args.hosts)]
         for host in self.hosts:
             self.start_host(host)
@@ -730,11 +634,7 @@ class Run:
 
         left_queued = scheduler.queue_waiting_count() + sum(scheduler.queue_broker_lengths())
         leaked = self.settled_cap_places()
-        dead_hosts = [
-            host
-            for host in self.hosts
-            if host not in self.procs.procs or self.procs.procs[host].poll() is not None
-        ]
+        dead_hosts = [host for host in self.hosts if not self.procs.running(host)]
         logs = "".join(self.procs.log(host) for host in self.hosts)
         recovery = {
             "db_retries_logged": logs.count("PostgreSQL is unavailable"),
@@ -839,7 +739,7 @@ class Run:
                     "date": datetime.now(UTC).isoformat(timespec="seconds"),
                     "host": platform.node(),
                     "cpus": os.cpu_count(),
-                    "git": git_commit(),
+                    "git": git_describe() or "unknown",
                     "elapsed_s": round(time.monotonic() - began, 1),
                 },
                 "config": {

@@ -5,51 +5,25 @@ so it checks only what must hold on any machine (every scenario present, utilisa
 a newcomer overtakes the hog under the policy and not under FIFO, weights tilt the shares).
 """
 
-import json
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
+from .benchrun import ROOT, run_bench
+
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_quick_bench(tmp_path: Path, database_url: str) -> dict:
-    out = tmp_path / "fairness.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "fairness.py"),
-            "--quick",
-            "--out",
-            str(out),
-            "--database-url",
-            database_url,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        # A guard against a hang, not a speed goal: the run takes about 35 s on a quiet machine.
-        output, _ = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        # SIGTERM lets the benchmark stop the workers it started.
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=30)
-        pytest.fail(f"the quick benchmark hung for 240 s:\n{output[-3000:]}")
-    assert proc.returncode == 0, output[-3000:]
-    return json.loads(out.read_text())
 
 
 def test_quick_fairness_benchmark_reports_every_scenario(tmp_path, scratch_database):
     # A database of its own, dropped afterwards, so a full benchmark is not disturbed.
-    data = run_quick_bench(tmp_path, scratch_database("bench_smoke"))
+    # A guard against a hang, not a speed goal: the run takes about 35 s on a quiet machine.
+    rc, output, data = run_bench(
+        "fairness.py",
+        "--quick",
+        "--database-url",
+        scratch_database("bench_smoke"),
+        out=tmp_path / "fairness.json",
+        timeout=240,
+    )
+    assert rc == 0, output[-3000:]
 
     assert data["meta"]["elapsed_s"] > 0
     assert set(data["scenarios"]) == {"S1", "S2", "S3", "S4", "S5"}
