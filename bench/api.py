@@ -846,11 +846,15 @@ PROFILE_PARTS = [
     ("the whole Django request", "__call__ (django/core/handlers/wsgi.py)"),
     ("DRF authentication", "perform_authentication (rest_framework/views.py)"),
     ("services.task_submit", "task_submit (tasks_app/services.py)"),
-    ("window script (Redis)", "window_record (tasks_app/window.py)"),
-    ("fair-queue script (Redis)", "queue_enqueue (tasks_app/scheduler.py)"),
-    ("INSERT of the task row", "create (django/db/models/query.py)"),
-    ("task lookup", "task_get_for_user (tasks_app/selectors.py)"),
-    ("queue position (COUNT)", "task_position (tasks_app/selectors.py)"),
+    ("admission script (Redis)", "admission_admit (tasks_app/admission.py)"),
+    ("fair-queue script (Redis)", "queue_add (tasks_app/scheduler.py)"),
+    ("INSERT of the task row", ("_insert_row (tasks_app/services.py)", "create (django/db/")),
+    (
+        "task lookup",
+        ("task_get_for_user (tasks_app/selectors.py)", "task_poll_for_user (tasks_app/selectors"),
+    ),
+    ("queue position (Redis)", "task_position (tasks_app/selectors.py)"),
+    ("start estimate (2 SQL)", "task_start_estimate (tasks_app/selectors.py)"),
     ("serializer .data", "data (rest_framework/serializers.py)"),
     ("response rendering", "rendered_content (rest_framework/response.py)"),
     ("connection health check", "close_if_health_check_failed (django/db/backends/base/base.py)"),
@@ -873,8 +877,8 @@ def profile_parts(raw: Path) -> dict[str, Any]:
             continue
         n = int(count)
         total += n
-        for label, frame in PROFILE_PARTS:
-            if frame in stack:
+        for label, frames in PROFILE_PARTS:
+            if any(frame in stack for frame in ([frames] if isinstance(frames, str) else frames)):
                 parts[label] += n
         leaf = stack.rsplit(";", 1)[-1]
         where = leaf[leaf.find("(") + 1 : leaf.rfind(")")] if "(" in leaf else leaf
