@@ -600,7 +600,24 @@ def wrk(
     cpu_before = cpu_meter(pids) if pids else None
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
     cmd += ["-s", str(LUA), url, "--", mode, str(targets), *([extra] if extra else [])]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        # wrk itself hung: the server stopped answering (the original does at times, see
+        # docs/performance.md). Recorded as a stalled round, not taken for a measurement.
+        return {
+            "rps": 0.0,
+            "p50_ms": 0.0,
+            "p90_ms": 0.0,
+            "p99_ms": 0.0,
+            "max_ms": 0.0,
+            "requests": 0,
+            "non_2xx": 0,
+            "socket_errors": 0,
+            "seconds": seconds,
+            "cpu_ms_per_request": None,
+            "stalled": True,
+        }
     line = next((x for x in proc.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout[-1500:]}{proc.stderr}")
@@ -633,7 +650,14 @@ def wrk(
 
 
 def summarise(cells: list[dict]) -> dict:
-    """Median of the rounds of one cell, plus every round."""
+    """Median of the rounds of one cell, plus every round.
+
+    A round in which the server answered nothing (wrk hung, or no request completed) is a
+    stall: counted, and left out of the medians unless every round stalled.
+    """
+    rounds = cells
+    answered = [c for c in cells if c.get("requests")]
+    cells = answered or cells
     return {
         "rps": round(statistics.median(c["rps"] for c in cells), 1),
         "p50_ms": round(statistics.median(c["p50_ms"] for c in cells), 2),
@@ -643,7 +667,8 @@ def summarise(cells: list[dict]) -> dict:
         else None,
         "non_2xx": sum(c["non_2xx"] for c in cells),
         "socket_errors": sum(c["socket_errors"] for c in cells),
-        "rounds": cells,
+        "stalled_rounds": len(rounds) - len(answered),
+        "rounds": rounds,
     }
 
 
@@ -713,7 +738,7 @@ def run_table(args, servers, users, workdir, results) -> None:
         route, conns = key.split("@")
         entry: dict[str, Any] = {name: summarise(rounds) for name, rounds in by_target.items()}
         entry.update(route=ROUTES[route][0], connections=int(conns))
-        if "original" in entry:
+        if "original" in entry and entry["original"]["rps"]:
             entry["ratio"] = round(entry["pqh"]["rps"] / entry["original"]["rps"], 2)
             for name, _srv in servers[1:]:
                 entry[f"ratio_{name}"] = round(entry[name]["rps"] / entry["original"]["rps"], 2)
@@ -949,8 +974,10 @@ def print_table(results: dict) -> None:
         p, o = entry["pqh"], entry.get("original")
         line = f"{entry['route']:<22} {entry['connections']:>5} | {p['rps']:>10.1f} {p['p50_ms']:>6.1f} "
         line += f"{p['p99_ms']:>6.1f} {p['non_2xx'] + p['socket_errors']:>7} |"
-        if o:
+        if o and "ratio" in entry:
             line += f" {o['rps']:>14.1f} {o['p99_ms']:>6.1f} | {entry['ratio']:.2f}"
+            if o.get("stalled_rounds"):
+                line += f" (original stalled in {o['stalled_rounds']} round(s))"
         for name, other in entry.items():
             if isinstance(other, dict) and "rps" in other and name not in ("pqh", "original"):
                 line += f" | {name} {other['rps']:.1f} req/s p99 {other['p99_ms']:.1f}"
