@@ -546,15 +546,21 @@ def write_targets(path: Path, targets: list[tuple[str, str]]) -> Path:
     return path
 
 
-def process_cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (all their threads), in seconds."""
-    ticks = 0
+def process_cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU time of each of these processes (all their threads), in seconds."""
+    seconds = {}
     for pid in pids:
         with contextlib.suppress(OSError, ValueError, IndexError):
             stat = Path(f"/proc/{pid}/stat").read_text()
             fields = stat[stat.rindex(")") + 2 :].split()
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two readings: per process, so one that ended in between (a
+    fill process's backend) takes nothing away, and one that started counts from zero."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 # Set by main(): the benchmark database's backend pids, read through the lock's connection.
@@ -578,7 +584,7 @@ def pg_backends_of(conn):
     return backends
 
 
-def cpu_meter(pids_of) -> float:
+def cpu_meter(pids_of) -> dict[int, float]:
     """CPU seconds so far of a server's processes plus the benchmark database's backends."""
     backends = _pg_backends() if _pg_backends else []
     return process_cpu_seconds(list(pids_of()) + backends)
@@ -624,7 +630,7 @@ def wrk(
     # Requests wrk gave up at the deadline may still be in the server's queue: let it drain
     # before the next step changes the data under it.
     time.sleep(min(0.5, seconds / 4))
-    cpu = cpu_meter(pids) - cpu_before if pids else None
+    cpu = cpu_spent(cpu_before, cpu_meter(pids)) if pids else None
     raw = json.loads(line[len("WRKJSON ") :])
     seconds_run = raw["duration_us"] / 1e6
     errors = raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]
@@ -884,7 +890,10 @@ PROFILE_PARTS = [
     ("services.task_submit", "task_submit (tasks_app/services.py)"),
     ("admission script (Redis)", "admission_admit (tasks_app/admission.py)"),
     ("fair-queue script (Redis)", "queue_add (tasks_app/scheduler.py)"),
-    ("INSERT of the task row", ("_insert_row (tasks_app/services.py)", "create (django/db/")),
+    (
+        "INSERT of the task row",
+        ("_insert_row (tasks_app/services.py)", "save_base (django/db/models/base.py)"),
+    ),
     (
         "task lookup",
         ("task_get_for_user (tasks_app/selectors.py)", "task_poll_for_user (tasks_app/selectors"),
