@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# honcho runs the Procfile's commands through the shell: find gunicorn and celery in .venv.
+# honcho runs the Procfile's commands through the shell: find granian and celery in .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: run test setup services lint bench bench-fairness bench-reliability bench-api clean

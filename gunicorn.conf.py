@@ -1,4 +1,7 @@
-"""gunicorn's configuration (read from the working directory): what pqh's web needs of it."""
+"""gunicorn's configuration (read from the working directory) when the app runs under gunicorn.
+
+The Procfile ships granian (docs/performance.md says why); some tests run gunicorn.
+"""
 
 import os
 

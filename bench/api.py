@@ -86,6 +86,11 @@ def server_settings(args: argparse.Namespace) -> dict[str, str]:
         "REDIS_URL": args.redis_url,
         "PQH_REDIS_PREFIX": args.prefix,
         "PQH_SECRET_KEY": BENCH_SECRET,
+        # The depth table and the soak measure submissions accepted at 500,000 queued tasks and
+        # more, from 200 users: lift the global bound (100,000) and the per-user cap (100) that
+        # would otherwise refuse them (a refusal is cheaper, and not what is measured).
+        "PQH_MAX_QUEUED": "100000000",
+        "PQH_USER_MAX_ACTIVE": "100000000",
     }
 
 
@@ -541,15 +546,21 @@ def write_targets(path: Path, targets: list[tuple[str, str]]) -> Path:
     return path
 
 
-def process_cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (all their threads), in seconds."""
-    ticks = 0
+def process_cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU time of each of these processes (all their threads), in seconds."""
+    seconds = {}
     for pid in pids:
         with contextlib.suppress(OSError, ValueError, IndexError):
             stat = Path(f"/proc/{pid}/stat").read_text()
             fields = stat[stat.rindex(")") + 2 :].split()
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two readings: per process, so one that ended in between (a
+    fill process's backend) takes nothing away, and one that started counts from zero."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 # Set by main(): the benchmark database's backend pids, read through the lock's connection.
@@ -557,19 +568,23 @@ _pg_backends = None
 
 
 def pg_backends_of(conn):
-    """A callable returning the pids of the other backends on the benchmark database."""
+    """A callable returning the pids of the other client backends on the benchmark database.
+
+    Client backends only: an autovacuum worker (after a large fill) that ends during a
+    measurement would take its CPU time out of the sum and make the difference negative.
+    """
 
     def backends() -> list[int]:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()"
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
         ).fetchall()
         return [row[0] for row in rows]
 
     return backends
 
 
-def cpu_meter(pids_of) -> float:
+def cpu_meter(pids_of) -> dict[int, float]:
     """CPU seconds so far of a server's processes plus the benchmark database's backends."""
     backends = _pg_backends() if _pg_backends else []
     return process_cpu_seconds(list(pids_of()) + backends)
@@ -591,14 +606,31 @@ def wrk(
     cpu_before = cpu_meter(pids) if pids else None
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
     cmd += ["-s", str(LUA), url, "--", mode, str(targets), *([extra] if extra else [])]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        # wrk itself hung: the server stopped answering (the original does at times, see
+        # docs/performance.md). Recorded as a stalled round, not taken for a measurement.
+        return {
+            "rps": 0.0,
+            "p50_ms": 0.0,
+            "p90_ms": 0.0,
+            "p99_ms": 0.0,
+            "max_ms": 0.0,
+            "requests": 0,
+            "non_2xx": 0,
+            "socket_errors": 0,
+            "seconds": seconds,
+            "cpu_ms_per_request": None,
+            "stalled": True,
+        }
     line = next((x for x in proc.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout[-1500:]}{proc.stderr}")
     # Requests wrk gave up at the deadline may still be in the server's queue: let it drain
     # before the next step changes the data under it.
     time.sleep(min(0.5, seconds / 4))
-    cpu = cpu_meter(pids) - cpu_before if pids else None
+    cpu = cpu_spent(cpu_before, cpu_meter(pids)) if pids else None
     raw = json.loads(line[len("WRKJSON ") :])
     seconds_run = raw["duration_us"] / 1e6
     errors = raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]
@@ -624,7 +656,14 @@ def wrk(
 
 
 def summarise(cells: list[dict]) -> dict:
-    """Median of the rounds of one cell, plus every round."""
+    """Median of the rounds of one cell, plus every round.
+
+    A round in which the server answered nothing (wrk hung, or no request completed) is a
+    stall: counted, and left out of the medians unless every round stalled.
+    """
+    rounds = cells
+    answered = [c for c in cells if c.get("requests")]
+    cells = answered or cells
     return {
         "rps": round(statistics.median(c["rps"] for c in cells), 1),
         "p50_ms": round(statistics.median(c["p50_ms"] for c in cells), 2),
@@ -634,7 +673,8 @@ def summarise(cells: list[dict]) -> dict:
         else None,
         "non_2xx": sum(c["non_2xx"] for c in cells),
         "socket_errors": sum(c["socket_errors"] for c in cells),
-        "rounds": cells,
+        "stalled_rounds": len(rounds) - len(answered),
+        "rounds": rounds,
     }
 
 
@@ -704,7 +744,7 @@ def run_table(args, servers, users, workdir, results) -> None:
         route, conns = key.split("@")
         entry: dict[str, Any] = {name: summarise(rounds) for name, rounds in by_target.items()}
         entry.update(route=ROUTES[route][0], connections=int(conns))
-        if "original" in entry:
+        if "original" in entry and entry["original"]["rps"]:
             entry["ratio"] = round(entry["pqh"]["rps"] / entry["original"]["rps"], 2)
             for name, _srv in servers[1:]:
                 entry[f"ratio_{name}"] = round(entry[name]["rps"] / entry["original"]["rps"], 2)
@@ -785,7 +825,9 @@ def run_depth(args, server, users, workdir, results) -> None:
         }
         print(
             f"depth {label:<22} {args.base_depth:>7}: {a['rps']:>8.1f} req/s  "
-            f"{args.deep_depth:>7}: {b['rps']:>8.1f} req/s  ratio {table[route]['ratio']}",
+            f"{args.deep_depth:>7}: {b['rps']:>8.1f} req/s  ratio {table[route]['ratio']}  "
+            f"cpu {a['cpu_ms_per_request']} -> {b['cpu_ms_per_request']} ms  "
+            f"non-2xx {a['non_2xx']} / {b['non_2xx']}",
             flush=True,
         )
     results["depth"] = table
@@ -819,7 +861,7 @@ def run_soak(args, server, users, workdir, results) -> None:
         slices.append(res)
         print(
             f"slice {len(slices):>3}: {res['rps']:>8.1f} req/s p99 {res['p99_ms']:>7.1f} ms "
-            f"max {res['max_ms']:>7.1f} ms  queued {res['queued']}",
+            f"max {res['max_ms']:>7.1f} ms  non-2xx {res['non_2xx']}  queued {res['queued']}",
             flush=True,
         )
     median = statistics.median(s["rps"] for s in slices)
@@ -846,11 +888,18 @@ PROFILE_PARTS = [
     ("the whole Django request", "__call__ (django/core/handlers/wsgi.py)"),
     ("DRF authentication", "perform_authentication (rest_framework/views.py)"),
     ("services.task_submit", "task_submit (tasks_app/services.py)"),
-    ("window script (Redis)", "window_record (tasks_app/window.py)"),
-    ("fair-queue script (Redis)", "queue_enqueue (tasks_app/scheduler.py)"),
-    ("INSERT of the task row", "create (django/db/models/query.py)"),
-    ("task lookup", "task_get_for_user (tasks_app/selectors.py)"),
-    ("queue position (COUNT)", "task_position (tasks_app/selectors.py)"),
+    ("admission script (Redis)", "admission_admit (tasks_app/admission.py)"),
+    ("fair-queue script (Redis)", "queue_add (tasks_app/scheduler.py)"),
+    (
+        "INSERT of the task row",
+        ("_insert_row (tasks_app/services.py)", "save_base (django/db/models/base.py)"),
+    ),
+    (
+        "task lookup",
+        ("task_get_for_user (tasks_app/selectors.py)", "task_poll_for_user (tasks_app/selectors"),
+    ),
+    ("queue position (Redis)", "task_position (tasks_app/selectors.py)"),
+    ("start estimate (2 SQL)", "task_start_estimate (tasks_app/selectors.py)"),
     ("serializer .data", "data (rest_framework/serializers.py)"),
     ("response rendering", "rendered_content (rest_framework/response.py)"),
     ("connection health check", "close_if_health_check_failed (django/db/backends/base/base.py)"),
@@ -873,8 +922,8 @@ def profile_parts(raw: Path) -> dict[str, Any]:
             continue
         n = int(count)
         total += n
-        for label, frame in PROFILE_PARTS:
-            if frame in stack:
+        for label, frames in PROFILE_PARTS:
+            if any(frame in stack for frame in ([frames] if isinstance(frames, str) else frames)):
                 parts[label] += n
         leaf = stack.rsplit(";", 1)[-1]
         where = leaf[leaf.find("(") + 1 : leaf.rfind(")")] if "(" in leaf else leaf
@@ -934,8 +983,10 @@ def print_table(results: dict) -> None:
         p, o = entry["pqh"], entry.get("original")
         line = f"{entry['route']:<22} {entry['connections']:>5} | {p['rps']:>10.1f} {p['p50_ms']:>6.1f} "
         line += f"{p['p99_ms']:>6.1f} {p['non_2xx'] + p['socket_errors']:>7} |"
-        if o:
+        if o and "ratio" in entry:
             line += f" {o['rps']:>14.1f} {o['p99_ms']:>6.1f} | {entry['ratio']:.2f}"
+            if o.get("stalled_rounds"):
+                line += f" (original stalled in {o['stalled_rounds']} round(s))"
         for name, other in entry.items():
             if isinstance(other, dict) and "rps" in other and name not in ("pqh", "original"):
                 line += f" | {name} {other['rps']:.1f} req/s p99 {other['p99_ms']:.1f}"

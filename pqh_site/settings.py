@@ -287,7 +287,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = PQH_MAX_BODY_BYTES
 PQH_MAX_JSON_DEPTH = env_int("PQH_MAX_JSON_DEPTH", 32, minimum=2)
 # One header field, `Name: value` (431 past it). The web server lets fields up to
 # PQH_SERVER_MAX_HEADER_BYTES through so that Django can answer in JSON; past that the server
-# answers on its own (gunicorn: an HTML 431).
+# answers on its own (granian's --http1-buffer-size in the Procfile, or gunicorn.conf.py).
 PQH_MAX_HEADER_BYTES = env_int("PQH_MAX_HEADER_BYTES", 8192, minimum=1024)
 PQH_SERVER_MAX_HEADER_BYTES = env_int("PQH_SERVER_MAX_HEADER_BYTES", 131072, minimum=1024)
 if PQH_MAX_BODY_BYTES < PQH_MAX_INPUT_BYTES:

@@ -1,5 +1,6 @@
 """Reads: weights, a user's tasks, usage and queue statistics."""
 
+import functools
 import json
 import logging
 import time
@@ -12,6 +13,7 @@ import redis
 from celery import states
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Count
 from django_celery_results.models import TaskResult
 
@@ -50,7 +52,58 @@ def task_list_for_user(user):
 
 def task_get_for_user(*, user, task_id) -> TaskRecord | None:
     """Return the user's task with this id, or None (also for another user's task)."""
-    return TaskRecord.objects.for_user(user).filter(pk=task_id).first()
+    # No ORDER BY (.first() would add the model's): one row by its primary key.
+    return next(iter(TaskRecord.objects.for_user(user).filter(pk=task_id).order_by()[:1]), None)
+
+
+@dataclass(frozen=True)
+class Poll:
+    """What GET /result/<id> shows of a task: its state, its result once ended, its progress."""
+
+    status: str
+    result: Any = None
+    progress: dict[str, Any] | None = None
+
+
+@functools.cache
+def _poll_sql() -> str:
+    """The poll's one query, built once: the task row of this user, and its stored result
+    (for a task that ended) or progress report (for a running one) joined in."""
+    task, result = TaskRecord._meta, TaskResult._meta
+    q = connection.ops.quote_name
+    t_status, t_id = q(task.get_field("status").column), q(task.get_field("task_id").column)
+    r_id = q(result.get_field("task_id").column)
+    return (
+        f"SELECT t.{t_status}, r.{q(result.get_field('status').column)}, "
+        f"r.{q(result.get_field('result').column)} "
+        f"FROM {q(task.db_table)} t LEFT JOIN {q(result.db_table)} r "
+        f"ON t.{t_status} IN (%s, %s, %s) AND r.{r_id} = t.{t_id}::text "
+        f"WHERE t.{t_id} = %s AND t.{q(task.get_field('user').column)} = %s"
+    )
+
+
+def task_poll_for_user(*, user, task_id) -> Poll | None:
+    """Return the poll of the user's task with this id in ONE query, or None (also for another
+    user's task). The same values as task_result_value and task_progress give for the record."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _poll_sql(), [states.SUCCESS, states.FAILURE, states.STARTED, task_id, user.pk]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    status, stored_status, stored = row
+    if status in (states.SUCCESS, states.FAILURE):
+        if stored is None:
+            return Poll(status=status)
+        value = json.loads(stored)
+        return Poll(
+            status=status, result=_failure_summary(value) if status == states.FAILURE else value
+        )
+    if status == states.STARTED and stored_status == PROGRESS and stored:
+        meta = json.loads(stored)
+        return Poll(status=status, progress=meta if isinstance(meta, dict) else None)
+    return Poll(status=status)
 
 
 # A failure's message as the owner sees it: the first line, at most this many characters.

@@ -129,18 +129,14 @@ class SeedResultView(APIView):
 
     @openapi.seed_result
     def get(self, request, task_id: str):
-        record = selectors.task_get_for_user(user=request.user, task_id=_parse_uuid(task_id))
-        if record is None:
+        pk = _parse_uuid(task_id)
+        poll = selectors.task_poll_for_user(user=request.user, task_id=pk)
+        if poll is None:
             raise Http404
-        body = {
-            "task_id": str(record.pk),
-            "task_status": record.status,
-            "task_result": selectors.task_result_value(record),
-        }
+        body = {"task_id": str(pk), "task_status": poll.status, "task_result": poll.result}
         # The original's three keys, plus Celery's custom state while the work reports progress.
-        progress = selectors.task_progress(record)
-        if progress is not None:
-            body.update(task_status=PROGRESS, progress=progress)
+        if poll.progress is not None:
+            body.update(task_status=PROGRESS, progress=poll.progress)
         return Response(body)
 
 

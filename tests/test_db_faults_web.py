@@ -86,16 +86,17 @@ def test_reading_while_postgresql_is_gone_is_503_not_500(alice):
         connection.close()
 
 
-def call(url: str, token: str, body: dict | None = None) -> tuple[int, dict, dict]:
+def call(url: str, token: str, body: dict | None = None):
+    """Return status, headers (names case-insensitive: the server may send lower case), body."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
     request.add_header("Authorization", f"Token {token}")
     request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
+            return response.status, response.headers, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read())
+        return error.code, error.headers, json.loads(error.read())
 
 
 @pytest.mark.integration

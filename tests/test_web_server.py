@@ -78,7 +78,8 @@ def request(port: int, method: str, path: str, headers: dict[str, str]):
             conn.putheader(name, value)
         conn.endheaders()
         response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
+        # Header names are case-insensitive (granian sends them in lower case).
+        return response.status, response.msg, response.read()
     finally:
         conn.close()
 
@@ -99,9 +100,11 @@ def test_a_huge_header_is_a_json_431(web, size):
 
 
 def test_past_the_server_cap_the_server_answers_itself(web):
-    status, headers, _ = get_with_header(web, 140_000)
-    assert status == 431  # gunicorn's own page: the server never hands this to Django
-    assert headers["Content-Type"] == "text/html"
+    # granian's buffer (--http1-buffer-size, PQH_SERVER_MAX_HEADER_BYTES) is a bound with some
+    # slack: far past it, the server answers on its own and never hands the request to Django.
+    status, headers, body = get_with_header(web, 4 * 131072)
+    assert status == 431
+    assert headers.get("Content-Type") != "application/json" and b"detail" not in body
 
 
 def test_a_declared_body_over_the_limit_is_a_json_413_before_it_is_sent(web):
