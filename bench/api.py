@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import http.client
 import json
 import os
@@ -35,6 +34,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # pqh's packages and bench.harness
+
+from bench.harness import clean_environ, git_describe, start_process, tail  # noqa: E402
+
+# What the figures depend on: a change here makes the commit recorded "-dirty".
+COMMIT_PATHS = ("tasks_app", "pqh_site", "users_app", "Procfile")
 RESULTS = ROOT / "bench" / "results"
 LUA = ROOT / "bench" / "wrk" / "api.lua"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/pqh_benchapi"
@@ -46,10 +52,6 @@ ROUTES: dict[str, tuple[str, str, str | None]] = {
     "get_result": ("GET /result/<id>", "get-result", "orig-get"),
     "get_detail": ("GET /api/tasks/<id>/", "get-detail", None),
 }
-# Variables the benchmark sets or clears for the server, so nothing leaks in from the caller's
-# environment (a shell with `make run`'s exports, or pytest's PQH_TEST_*).
-CLEARED_ENV_PREFIXES = ("PQH_", "CELERY_")
-CLEARED_ENV = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")
 BENCH_SECRET = "pqh-bench-only-not-a-secret"
 
 
@@ -60,11 +62,9 @@ BENCH_SECRET = "pqh-bench-only-not-a-secret"
 
 def django_setup(args: argparse.Namespace) -> None:
     """Point this process at the benchmark's database and prefix, create and migrate it."""
-    for name in list(os.environ):
-        if name in CLEARED_ENV or name.startswith(CLEARED_ENV_PREFIXES):
-            del os.environ[name]
+    for name in set(os.environ) - set(clean_environ()):
+        del os.environ[name]
     os.environ.update(server_settings(args))
-    sys.path.insert(0, str(ROOT))
     import dj_database_url
 
     from pqh_site.database import database_create_if_missing
@@ -316,7 +316,6 @@ def probe_counts(targets: list[tuple[str, str]], *, requests: int) -> dict[str, 
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    sys.path.insert(0, str(ROOT))
     from tests.redis_count import count_redis_round_trips
 
     paths = {
@@ -384,12 +383,6 @@ def probe_counts(targets: list[tuple[str, str]], *, requests: int) -> dict[str, 
 # ------------------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In a started process: get SIGTERM when the benchmark dies (Linux)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def procfile_web() -> str:
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.startswith("web:"):
@@ -419,11 +412,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in CLEARED_ENV and not k.startswith(CLEARED_ENV_PREFIXES)
-        }
+        env = clean_environ()
         env.update(server_settings(self.args))
         env.update(PQH_BIND=f"127.0.0.1:{self.port}", PYTHONUNBUFFERED="1")
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
@@ -436,18 +425,12 @@ class Server:
         procfile = self.workdir / f"Procfile.{self.tag}"
         procfile.write_text(f"web: {self.command}\n")
         honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or "honcho"
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [honcho, "-f", str(procfile), "-d", str(ROOT), "-e", os.devnull]
-                + ["start", "--no-prefix", "--no-colour", "web"],
-                cwd=ROOT,
-                env=self.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        self.proc = start_process(
+            [honcho, "-f", str(procfile), "-d", str(ROOT), "-e", os.devnull]
+            + ["start", "--no-prefix", "--no-colour", "web"],
+            env=self.env(),
+            log=self.log,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -533,12 +516,6 @@ def http_post(base: str, path: str, body: dict) -> tuple[int, bytes]:
         return response.status, response.read()
     finally:
         conn.close()
-
-
-def tail(path: Path, n: int = 3000) -> str:
-    with contextlib.suppress(OSError):
-        return path.read_text(errors="replace")[-n:]
-    return ""
 
 
 def write_targets(path: Path, targets: list[tuple[str, str]]) -> Path:
@@ -1109,7 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
             "host": platform.node(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "git": git_describe(),
+            "git": git_describe(COMMIT_PATHS),
             "web": server.command,
             "compare": args.compare or [],
             "server_env": args.env or [],
@@ -1151,31 +1128,6 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     print(f"\nwrote {args.out}; elapsed {results['meta']['elapsed_s']} s")
     return 1 if failed else 0
-
-
-def git_describe() -> str | None:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [
-                "git",
-                "status",
-                "--porcelain",
-                "--",
-                "tasks_app",
-                "pqh_site",
-                "users_app",
-                "Procfile",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except OSError:
-        return None
 
 
 if __name__ == "__main__":

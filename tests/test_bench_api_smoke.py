@@ -5,50 +5,34 @@ only what must hold anywhere (every route answered without errors, the counts pr
 depth table present, memory figures positive).
 """
 
-import json
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from .benchrun import run_bench
+from .faults import free_port
+
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(
     shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
 )
 def test_quick_api_benchmark_drives_every_route(tmp_path, scratch_database):
-    out = tmp_path / "api.json"
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "api.py"), "--quick", "--out", str(out)]
-        + ["--database-url", scratch_database("bench_api_smoke")]
-        + ["--prefix", f"{settings.PQH_REDIS_PREFIX}_benchapi", "--port", str(free_port())],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    rc, output, data = run_bench(
+        "api.py",
+        "--quick",
+        "--database-url",
+        scratch_database("bench_api_smoke"),
+        "--prefix",
+        f"{settings.PQH_REDIS_PREFIX}_benchapi",
+        "--port",
+        str(free_port()),
+        out=tmp_path / "api.json",
+        timeout=120,
     )
-    try:
-        output, _ = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)  # the benchmark stops its server on SIGTERM
-        output, _ = proc.communicate(timeout=30)
-        pytest.fail(f"the quick API benchmark took more than 120 s:\n{output[-3000:]}")
-    assert proc.returncode == 0, output[-3000:]
-    data = json.loads(out.read_text())
+    assert rc == 0, output[-3000:]
 
     routes = {"POST /task", "POST /api/tasks/", "GET /result/<id>", "GET /api/tasks/<id>/"}
     assert {cell["route"] for cell in data["table"].values()} == routes

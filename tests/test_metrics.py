@@ -122,27 +122,25 @@ def test_each_contending_users_share_stands_beside_its_weight():
     assert value(text, "pqh_user_weight", user="alice") == 1
 
 
-class Gunicorn:
-    """`gunicorn pqh_site.wsgi` as the Procfile runs it, on the test database and prefix."""
+class WebServer:
+    """The Procfile's `web:` line (through honcho, as `make run` runs it), on the test database
+    and prefix, with `workers` processes."""
 
     def __init__(self, *, workers: int, env: dict[str, str], log: Path):
         self.port = int(os.environ.get("PQH_TEST_WEB_PORT") or free_port())
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env, self.log, self.workers = env, log, workers
+        self.env = {
+            **env,
+            "PQH_BIND": f"127.0.0.1:{self.port}",
+            "PQH_WEB_WORKERS": str(workers),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        }
+        self.log = log
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Gunicorn":
+    def __enter__(self) -> "WebServer":
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "pqh_site.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(self.workers),
-            ],
+            [sys.executable, "-m", "honcho", "-f", "Procfile", "start", "web"],
             cwd=ROOT,
             env=self.env,
             stdout=self.log.open("w"),
@@ -191,7 +189,7 @@ def test_two_web_processes_and_a_worker_add_up_in_one_scrape(tmp_path, worker_en
     worker.start()
     try:
         _, token = make_user("alice")
-        with Gunicorn(workers=2, env=env, log=tmp_path / "web.log") as web:
+        with WebServer(workers=2, env=env, log=tmp_path / "web.log") as web:
             submitted = []
 
             def submit(n: int) -> None:
