@@ -18,7 +18,6 @@ import contextlib
 import http.client
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # pqh's packages and bench.harness
 
-from bench.harness import clean_environ, git_describe, start_process, tail  # noqa: E402
+from bench.harness import clean_environ, run_meta, start_process, tail  # noqa: E402
 
 # What the figures depend on: a change here makes the commit recorded "-dirty".
 COMMIT_PATHS = ("tasks_app", "pqh_site", "users_app", "Procfile")
@@ -739,21 +738,28 @@ def run_depth(args, server, users, workdir, results) -> None:
     """Each route at 32 connections at the base depth, then with --deep-depth tasks queued."""
     conns = 32 if 32 in args.connections else args.connections[0]
     tokens = write_targets(workdir / "tokens.txt", [(u[2], "-") for u in users])
-    shallow: dict[str, list] = {}
-    for _ in range(args.rounds):
-        for route, (_label, mode, _o) in ROUTES.items():
-            get_targets = write_targets(workdir / "get.txt", queue_reset(args, users))
-            targets = tokens if route.startswith("post") else get_targets
-            shallow.setdefault(route, []).append(
-                wrk(
-                    server.url,
-                    mode,
-                    targets,
-                    connections=conns,
-                    seconds=args.duration,
-                    pids=server.processes,
+
+    def rounds(get_targets) -> dict[str, list]:
+        """`--rounds` rounds of every route; `get_targets()`, called before each cell, sets the
+        queue up for it and gives the GET routes' targets."""
+        cells: dict[str, list] = {}
+        for _ in range(args.rounds):
+            for route, (_label, mode, _o) in ROUTES.items():
+                get_targets_now = get_targets()
+                targets = tokens if route.startswith("post") else get_targets_now
+                cells.setdefault(route, []).append(
+                    wrk(
+                        server.url,
+                        mode,
+                        targets,
+                        connections=conns,
+                        seconds=args.duration,
+                        pids=server.processes,
+                    )
                 )
-            )
+        return cells
+
+    shallow = rounds(lambda: write_targets(workdir / "get.txt", queue_reset(args, users)))
     queue_clear(args.prefix)
     mem_before, used_before = prefix_memory(args.prefix, "q:*"), used_memory()
     t = time.monotonic()
@@ -774,20 +780,7 @@ def run_depth(args, server, users, workdir, results) -> None:
         flush=True,
     )
     write_targets(workdir / "deep.txt", deep_targets)
-    deep: dict[str, list] = {}
-    for _ in range(args.rounds):
-        for route, (_label, mode, _o) in ROUTES.items():
-            targets = tokens if route.startswith("post") else workdir / "deep.txt"
-            deep.setdefault(route, []).append(
-                wrk(
-                    server.url,
-                    mode,
-                    targets,
-                    connections=conns,
-                    seconds=args.duration,
-                    pids=server.processes,
-                )
-            )
+    deep = rounds(lambda: workdir / "deep.txt")
     table = {}
     for route, (label, _m, _o) in ROUTES.items():
         a, b = summarise(shallow[route]), summarise(deep[route])
@@ -1081,12 +1074,7 @@ def main(argv: list[str] | None = None) -> int:
         servers.append((name, Server(args, workdir, command=command, port=args.port + i, tag=name)))
     results: dict[str, Any] = {
         "meta": {
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "host": platform.node(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "git": git_describe(COMMIT_PATHS),
+            **run_meta(COMMIT_PATHS),
             "web": server.command,
             "compare": args.compare or [],
             "server_env": args.env or [],

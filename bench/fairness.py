@@ -20,7 +20,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -28,7 +27,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # pqh's packages and bench.harness
 
-from bench.harness import Processes, clean_environ, git_describe, relative, tail  # noqa: E402
+from bench.harness import Processes, clean_environ, relative, run_meta, tail  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/pqh_bench"
@@ -1067,12 +1065,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     results: dict[str, Any] = {
         "meta": {
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "host": platform.node(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "git": git_describe(),
+            **run_meta(),
             "d": args.d,
             "workers": args.workers,
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

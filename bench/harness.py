@@ -9,10 +9,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import platform
 import signal
 import subprocess
+import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,6 +158,18 @@ def git_describe(paths: tuple[str, ...] = ("tasks_app", "pqh_site", "users_app")
     except OSError:
         return None
     return head + ("-dirty" if dirty else "")
+
+
+def run_meta(paths: tuple[str, ...] = ("tasks_app", "pqh_site", "users_app")) -> dict[str, Any]:
+    """What every result file says of its run: the command, when, where, and the commit."""
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "git": git_describe(paths) or "unknown",
+    }
 
 
 def relative(path: Path) -> Path:

@@ -31,7 +31,6 @@ import http.client
 import itertools
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -41,7 +40,6 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +50,8 @@ if str(ROOT) not in sys.path:
 from bench.harness import (  # noqa: E402
     Processes,
     clean_environ,
-    git_describe,
     percentile,
+    run_meta,
     wait_until,
 )
 
@@ -735,11 +733,7 @@ class Run:
             latencies = [c.ended - c.started for c in load.calls if c.kind == "submit"]
             report = {
                 "meta": {
-                    "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "host": platform.node(),
-                    "cpus": os.cpu_count(),
-                    "git": git_describe() or "unknown",
+                    **run_meta(),
                     "elapsed_s": round(time.monotonic() - began, 1),
                 },
                 "config": {
