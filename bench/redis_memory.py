@@ -17,44 +17,16 @@ import argparse
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_redis(workdir: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    import redis
-
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            return proc, port
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"redis-server on port {port} did not start")
+from bench.harness import run_meta  # noqa: E402
+from tests.faults import PrivateRedis  # noqa: E402
 
 
 def used(client) -> int:
@@ -67,12 +39,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "redis_memory.json"))
     args = parser.parse_args()
 
-    workdir = tempfile.mkdtemp(prefix="pqh-redis-memory-")
-    proc, port = start_redis(workdir)
+    server = PrivateRedis(Path(tempfile.mkdtemp(prefix="pqh-redis-memory-"))).start()
     os.environ.update(
         DJANGO_SETTINGS_MODULE="pqh_site.settings",
         PQH_SECRET_KEY="bench-only",
-        REDIS_URL=f"redis://127.0.0.1:{port}/0",
+        REDIS_URL=server.url,
         PQH_REDIS_PREFIX="pqh",
         PQH_USER_MAX_ACTIVE="100000000",
         PQH_MAX_QUEUED="100000000",
@@ -143,8 +114,7 @@ def main() -> None:
         info = client.info("server")
         out = {
             "meta": {
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                **run_meta(),
                 "redis": info["redis_version"],
                 "machine": platform.platform(),
             },
@@ -154,8 +124,7 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.out}")
     finally:
-        proc.kill()
-        proc.wait()
+        server.stop()
 
 
 if __name__ == "__main__":
