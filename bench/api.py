@@ -209,7 +209,10 @@ def queue_fill(users: list, depth: int, *, processes: int) -> list[tuple[str, st
     """Queue `depth` tasks spread over the users and levels; return (token, task id) of some.
 
     Rows go in with bulk_create and the fair queue gets them through scheduler.queue_add, 500
-    per script call, in `processes` forked processes: no HTTP involved.
+    per script call, in `processes` forked processes: no HTTP involved. Their submit times are
+    the last `depth` × 0.1 ms (50 s for 500,000), so that they wait in their levels as fresh
+    submissions do: a task older than PQH_MAX_WAIT_SECONDS (600 s) would go straight to the
+    aged set, which is neither the usual state nor its memory (one sorted set instead of two).
     """
     from django.db import connections
 
@@ -220,7 +223,7 @@ def queue_fill(users: list, depth: int, *, processes: int) -> list[tuple[str, st
             users[i % len(users)][0],
             i % 6,
             users[i % len(users)][3],
-            now - depth + i,
+            now - (depth - i) * 1e-4,
         )
         for i in range(depth)
     ]
@@ -265,6 +268,13 @@ def prefix_memory(prefix: str, pattern: str) -> int:
     for name in redis.scan_iter(match=f"{prefix}:{pattern}", count=5000):
         total += redis.memory_usage(name, samples=0) or 0
     return total
+
+
+def aged_count(prefix: str) -> int:
+    """Tasks in the fair queue's aged set (those that waited past PQH_MAX_WAIT_SECONDS)."""
+    from tasks_app.redis_client import get_redis
+
+    return int(get_redis().zcard(f"{prefix}:q:aged"))
 
 
 def used_memory() -> int:
@@ -773,6 +783,7 @@ def run_depth(args, server, users, workdir, results) -> None:
         "used_memory_delta_per_queued_task": round(
             (used_memory() - used_before) / args.deep_depth, 1
         ),
+        "aged_after_fill": aged_count(args.prefix),
     }
     print(
         f"filled {args.deep_depth} queued tasks in {fill_s:.1f} s: "
