@@ -197,6 +197,18 @@ TASK_DETAIL = {
 }
 TASK_LISTED = {k: v for k, v in TASK_DETAIL.items() if k not in ("position", "result")}
 
+
+def _submit_responses(serializer, example) -> dict:
+    """A submission's answers on either route: accepted, replayed, or refused."""
+    return {
+        202: _ok(serializer, "Accepted and queued", example),
+        200: _ok(
+            serializer, "The task an earlier request with this Idempotency-Key created", example
+        ),
+        **SUBMIT_ERRORS,
+    }
+
+
 seed_submit = extend_schema(
     operation_id="seed_submit",
     summary="Submit a task (the original project's route; also at /task/)",
@@ -207,15 +219,7 @@ seed_submit = extend_schema(
     ),
     request=SubmitSerializer,
     parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
-    responses={
-        202: _ok(SeedAcceptedSerializer, "Accepted and queued", SEED_ACCEPTED),
-        200: _ok(
-            SeedAcceptedSerializer,
-            "The task an earlier request with this Idempotency-Key created",
-            SEED_ACCEPTED,
-        ),
-        **SUBMIT_ERRORS,
-    },
+    responses=_submit_responses(SeedAcceptedSerializer, SEED_ACCEPTED),
     examples=SUBMIT_EXAMPLES,
     tags=["original routes"],
 )
@@ -292,15 +296,7 @@ tasks = extend_schema_view(
         ),
         request=SubmitSerializer,
         parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
-        responses={
-            202: _ok(TaskDetailSerializer, "Accepted and queued", TASK_DETAIL),
-            200: _ok(
-                TaskDetailSerializer,
-                "The task an earlier request with this Idempotency-Key created",
-                TASK_DETAIL,
-            ),
-            **SUBMIT_ERRORS,
-        },
+        responses=_submit_responses(TaskDetailSerializer, TASK_DETAIL),
         examples=SUBMIT_EXAMPLES,
     ),
     retrieve=extend_schema(
