@@ -71,6 +71,25 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
+def env_float_list(name: str, default: list[float]) -> list[float]:
+    """Return the variable `name` as a comma-separated list of numbers."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return [float(part) for part in raw.split(",")]
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be comma-separated numbers, got {raw!r}") from None
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """Return the variable `name`, which must be one of `choices`."""
+    value = env_str(name, default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def env_int_list(name: str, default: list[int]) -> list[int]:
     """Return the variable `name` as a comma-separated list of ints."""
     raw = os.environ.get(name)
@@ -278,6 +297,26 @@ if (
         f"PQH_LEVEL_BOUNDS must be strictly increasing positive integers, got {PQH_LEVEL_BOUNDS}"
     )
 PQH_LEVELS = len(PQH_LEVEL_BOUNDS) + 1
+# What a task costs its user: "tasks" (each task 1, the original's levels) or "time" (the
+# seconds it spends in PQH_TASK_CALLABLE, estimated at admission from the user's recent runs,
+# or PQH_TASK_SECONDS with no history, and corrected when it ends). With "time" the level
+# bounds are seconds of service in the window, per unit of weight (PQH_LEVEL_BOUNDS_SECONDS;
+# by default the count bounds times PQH_TASK_SECONDS, the same levels for tasks of that length).
+PQH_CHARGE = env_choice("PQH_CHARGE", "tasks", ("tasks", "time"))
+PQH_LEVEL_BOUNDS_SECONDS = env_float_list(
+    "PQH_LEVEL_BOUNDS_SECONDS", [b * PQH_TASK_SECONDS for b in PQH_LEVEL_BOUNDS]
+)
+if (
+    len(PQH_LEVEL_BOUNDS_SECONDS) != len(PQH_LEVEL_BOUNDS)
+    or any(
+        b <= a for a, b in zip(PQH_LEVEL_BOUNDS_SECONDS, PQH_LEVEL_BOUNDS_SECONDS[1:], strict=False)
+    )
+    or PQH_LEVEL_BOUNDS_SECONDS[0] <= 0
+):
+    raise ImproperlyConfigured(
+        f"PQH_LEVEL_BOUNDS_SECONDS must be {len(PQH_LEVEL_BOUNDS)} strictly increasing positive "
+        f"numbers (one per bound of PQH_LEVEL_BOUNDS), got {PQH_LEVEL_BOUNDS_SECONDS}"
+    )
 
 # --- pqh: what a request may carry; past each limit the answer is a 4xx in JSON ------------
 # A request body (413 past it): room for a pretty-printed `x` of PQH_MAX_INPUT_BYTES.
@@ -353,7 +392,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": env_int("PQH_RESTORE_SECONDS", 10, minimum=1),
     "unacked_restore_throttle": 1,
     # Keys of the broker live under our prefix too.
-    "global_keyprefix": f"{PQH_REDIS_PREFIX}:broker:",
+    # The fair queue's hash tag (tasks_app.redis_client.key_tag): its scripts read these lists.
+    "global_keyprefix": f"{{{PQH_REDIS_PREFIX}}}:broker:",
 }
 # Results live as long as the history (pqh.prune deletes both together); Celery's own daily
 # celery.backend_cleanup (added by beat) deletes stored results with no history row after that.

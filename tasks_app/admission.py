@@ -21,11 +21,17 @@ ADMITTED, REPLAY, IN_PROGRESS, USER_CAP, QUEUE_FULL = (
 
 @dataclass(frozen=True)
 class Admission:
-    """admit.lua's answer: `outcome` and its number (count before, active, queued) or task id."""
+    """admit.lua's answer: `outcome` and its number (count before, active, queued) or task id.
+
+    An admission also says the window's usage before it and the task's cost: the count and 1
+    with PQH_CHARGE=tasks, seconds with PQH_CHARGE=time.
+    """
 
     outcome: str
     count: int = 0
     task_id: str = ""
+    usage: float = 0.0
+    cost: float = 1.0
 
 
 def active_key(user_id: int) -> str:
@@ -50,13 +56,11 @@ def admission_admit(
 ) -> Admission:
     """Decide a submission in one round trip: admit it (counted in the window), or say why not."""
     keys = [
+        *scheduler.queue_keys(),
         window_key(user_id),
         active_key(user_id),
-        admitting_key(),
-        key("q", "aged"),
-        key("q", "rel"),
-        *scheduler.level_keys(),
-        *scheduler.broker_queue_keys(),
+        key("wc", user_id),
+        key("est", user_id),
     ]
     if idempotency_key:
         keys.append(idempotency_redis_key(user_id, idempotency_key))
@@ -64,15 +68,20 @@ def admission_admit(
         "task_id": task_id,
         "now": now,
         "levels": settings.PQH_LEVELS,
+        "charge": settings.PQH_CHARGE,
+        "default_cost": settings.PQH_TASK_SECONDS,
         "window_seconds": settings.PQH_WINDOW_SECONDS,
         "user_cap": user_cap,
         "max_queued": settings.PQH_MAX_QUEUED,
         "idempotency_seconds": settings.PQH_IDEMPOTENCY_SECONDS,
         "abandon_after": settings.PQH_RECOVER_LOST_SECONDS,
     }
-    outcome, value = get_script("admit")(keys=keys, args=[json.dumps(args)])
+    outcome, value, *charge = get_script("admit")(keys=keys, args=[json.dumps(args)])
     if outcome in (REPLAY, IN_PROGRESS):
         return Admission(outcome=outcome, task_id=value)
+    if outcome == ADMITTED:
+        usage, cost = charge
+        return Admission(outcome=outcome, count=int(value), usage=float(usage), cost=float(cost))
     return Admission(outcome=outcome, count=int(value))
 
 
@@ -83,7 +92,7 @@ def admission_undo(
 
     With `replay_id`, the Idempotency-Key turned out to name that earlier task: it does so again.
     """
-    keys = [window_key(user_id), active_key(user_id), admitting_key()]
+    keys = [window_key(user_id), active_key(user_id), admitting_key(), key("wc", user_id)]
     if idempotency_key:
         keys.append(idempotency_redis_key(user_id, idempotency_key))
     args = {"task_id": task_id, "idempotency_seconds": settings.PQH_IDEMPOTENCY_SECONDS}

@@ -9,6 +9,9 @@ class TasksAppConfig(AppConfig):
     verbose_name = "Tasks"
 
     def ready(self) -> None:
+        # Models and the services that use them load only once the registry is ready.
         from .authentication import connect_signals
+        from .signals import connect_weight_signals
 
         connect_signals()
+        connect_weight_signals()

@@ -31,3 +31,22 @@ def level_for(
 ) -> int:
     """Return the level (0 best) of a submission made after `count_before` others in the window."""
     return bucket(weighted_count(count_before, weight), bounds)
+
+
+def level_for_usage(*, usage: float, weight: int, bounds: Sequence[float]) -> int:
+    """Return the level under PQH_CHARGE=time: `usage` seconds charged in the window, per weight.
+
+    A level's bound is reached when usage / weight is at least the bound (seconds of service
+    per unit of weight); with every task charged 1 this is level_for with the count's bounds,
+    except that the count is divided exactly rather than floored.
+    """
+    if usage < 0:
+        raise ValueError(f"usage must not be negative, got {usage}")
+    if weight < 1:
+        raise ValueError(f"weight must be at least 1, got {weight}")
+    level = 0
+    for bound in bounds:
+        if usage / weight < bound:
+            break
+        level += 1
+    return level

@@ -66,6 +66,35 @@ class TaskRecord(models.Model):
         verbose_name="count before",
         help_text="The user's submissions in the window before this one; decided the level.",
     )
+    charge = models.CharField(
+        max_length=8,
+        default="tasks",
+        db_default="tasks",
+        choices=[("tasks", "tasks"), ("time", "time")],
+        verbose_name="charge",
+        help_text="What set the level: the count of tasks in the window, or their seconds "
+        "(PQH_CHARGE when it was submitted).",
+    )
+    usage_before = models.FloatField(
+        default=0.0,
+        db_default=0.0,
+        verbose_name="usage before",
+        help_text="The user's window usage before this task: the count (charge tasks) or the "
+        "seconds charged (charge time). Divided by the weight, it set the level.",
+    )
+    cost = models.FloatField(
+        default=1.0,
+        db_default=1.0,
+        verbose_name="cost",
+        help_text="What the task was charged at submission: 1 (charge tasks), or its estimated "
+        "seconds (charge time: the user's recent mean run time), corrected when it ends.",
+    )
+    run_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        verbose_name="run seconds",
+        help_text="Seconds the run that finished spent in the work callable.",
+    )
     input = models.JSONField(
         verbose_name="input",
         help_text="The task's input `x`, any JSON value.",

@@ -23,9 +23,18 @@ def get_redis() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
+def key_tag() -> str:
+    """Return the hash tag every key of this deployment starts with: "{<PQH_REDIS_PREFIX>}".
+
+    Redis Cluster keeps keys with the same tag in one slot, so the fair queue's scripts, which
+    touch many keys at once, can run there too (the broker's lists share it: settings.py).
+    """
+    return "{" + settings.PQH_REDIS_PREFIX + "}"
+
+
 def key(*parts: object) -> str:
-    """Return a key under PQH_REDIS_PREFIX, so no user name can collide with other keys."""
-    return ":".join([settings.PQH_REDIS_PREFIX, *map(str, parts)])
+    """Return a key under the deployment's tag, so no user name can collide with other keys."""
+    return ":".join([key_tag(), *map(str, parts)])
 
 
 @cache

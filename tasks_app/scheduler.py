@@ -21,19 +21,24 @@ until its publish is confirmed; a pick whose releaser died before confirming is 
 after PQH_RELEASE_RECOVER_SECONDS (the worker's claim in PostgreSQL drops a duplicate).
 
 Tasks are named in Redis by their queue number (TaskRecord.queue_seq), which PostgreSQL gives
-on INSERT. The keys live under PQH_REDIS_PREFIX; some are built inside the scripts from that
-prefix, which ties the fair queue to one Redis server (no Redis Cluster).
+on INSERT. Every key shares the deployment's hash tag ({PQH_REDIS_PREFIX}), and every script
+gets every key it touches in KEYS (queue_keys() gives the fair queue's, in the order
+lua/includes/queue.lua names them), so the queue can live on one Redis Cluster slot.
+
+What a task costs: 1 with PQH_CHARGE=tasks; with PQH_CHARGE=time its estimated seconds, and
+queue_settle() charges what its run took once it has ended (lua/settle.lua).
 """
 
 import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 from django.conf import settings
 from redis import exceptions as redis_exceptions
 
-from .redis_client import get_redis, get_script, key
+from .redis_client import get_redis, get_script, key, key_tag
 
 
 @dataclass(frozen=True)
@@ -56,24 +61,22 @@ class QueuedTask:
     level: int
     weight: int
     submitted: float
+    cost: float = 1.0  # 1, or the estimated seconds with PQH_CHARGE=time
     # Ends a submission's admission: the Redis key of its Idempotency-Key, if it had one, and
     # how long the key should still name the task.
     idempotency_key: str = ""
     idempotency_ttl: float = 0.0
 
     def as_json(self) -> dict:
-        task = {
+        return {
             "id": self.task_id,
             "seq": self.seq,
             "user": self.user_id,
             "level": self.level,
             "weight": self.weight,
+            "cost": self.cost,
             "submitted": self.submitted,
         }
-        if self.idempotency_key:
-            task["idem"] = self.idempotency_key
-            task["idem_ttl"] = self.idempotency_ttl
-        return task
 
 
 @dataclass(frozen=True)
@@ -101,9 +104,24 @@ def level_keys() -> list[str]:
     return [key("q", "lvl", level) for level in range(settings.PQH_LEVELS)]
 
 
+@cache
+def _queue_keys(tag: str, levels: int, brokers: tuple[str, ...]) -> tuple[str, ...]:
+    names = [key("q", name) for name in ("task", "aged", "vt", "out", "rel", "brk", "admitting")]
+    for level in range(levels):
+        names += [key("q", part, level) for part in ("lvl", "age", "fin", "uw")]
+    return (*names, *brokers)
+
+
+def queue_keys() -> list[str]:
+    """Return the fair queue's keys in the order every queue script takes them in KEYS.
+
+    7 + 5L keys (lua/includes/queue.lua names each); a script's own keys follow them.
+    """
+    return list(_queue_keys(key_tag(), settings.PQH_LEVELS, tuple(broker_queue_keys())))
+
+
 def _common(now: float) -> dict:
     return {
-        "prefix": settings.PQH_REDIS_PREFIX,
         "now": now,
         "levels": settings.PQH_LEVELS,
         "max_wait": settings.PQH_MAX_WAIT_SECONDS,
@@ -129,16 +147,19 @@ def queue_add(
     With `position`, also return the queue position of the first task after the picks.
     """
     now = time.time() if now is None else now
-    args = {
-        **_common(now),
-        "max_picks": max_picks,
-        "position": position,
-        "tasks": [task.as_json() for task in tasks],
-    }
-    pos, added, rows = get_script("enqueue")(keys=broker_queue_keys(), args=[json.dumps(args)])
+    keys = queue_keys()
+    rows = []
+    for task in tasks:
+        row = task.as_json()
+        if task.idempotency_key:
+            keys.append(task.idempotency_key)
+            row["idem"], row["idem_ttl"] = len(keys), task.idempotency_ttl
+        rows.append(row)
+    args = {**_common(now), "max_picks": max_picks, "position": position, "tasks": rows}
+    pos, added, picked = get_script("enqueue")(keys=keys, args=[json.dumps(args)])
     return Enqueued(
         added=int(added),
-        releases=_releases(rows),
+        releases=_releases(picked),
         position=None if int(pos) < 0 else int(pos),
     )
 
@@ -151,11 +172,18 @@ def queue_enqueue(
     level: int,
     weight: int,
     submitted: float,
+    cost: float = 1.0,
     max_picks: int = 4,
 ) -> list[Release]:
     """Add one accepted task to the fair queue and return what may be released now."""
     task = QueuedTask(
-        task_id=task_id, seq=seq, user_id=user_id, level=level, weight=weight, submitted=submitted
+        task_id=task_id,
+        seq=seq,
+        user_id=user_id,
+        level=level,
+        weight=weight,
+        submitted=submitted,
+        cost=cost,
     )
     return queue_add([task], now=submitted, max_picks=max_picks).releases
 
@@ -164,7 +192,7 @@ def queue_pick(*, now: float | None = None, max_picks: int = 4, started: str = "
     """Pick the tasks that may be released now (a worker took `started`, or time passed)."""
     now = time.time() if now is None else now
     args = {**_common(now), "max_picks": max_picks, "started": started}
-    return _releases(get_script("pick")(keys=broker_queue_keys(), args=[json.dumps(args)]))
+    return _releases(get_script("pick")(keys=queue_keys(), args=[json.dumps(args)]))
 
 
 def queue_confirm(task_ids: list[str]) -> None:
@@ -173,22 +201,65 @@ def queue_confirm(task_ids: list[str]) -> None:
         get_redis().zrem(key("q", "rel"), *task_ids)
 
 
-def queue_cancel(*, task_id: str, seq: int, level: int) -> bool:
-    """Remove a task that has not been released; return False if it was already released."""
+def queue_cancel(
+    *, task_id: str, seq: int, level: int, user_id: int | None = None, refund: bool = False
+) -> bool:
+    """Remove a task that has not been released; return False if it was already released.
+
+    With `refund` (PQH_CHARGE=time) its charge also leaves its user's window, released or not.
+    """
+    args = {"levels": settings.PQH_LEVELS, "id": task_id, "seq": seq, "level": level}
+    args["refund"] = bool(refund and user_id is not None)
+    keys = [*queue_keys(), key("win", user_id or 0), key("wc", user_id or 0)]
+    return bool(get_script("cancel")(keys=keys, args=[json.dumps(args)]))
+
+
+def queue_settle(
+    *, task_id: str, user_id: int, level: int, weight: int, charged: float, seconds: float
+) -> float:
+    """Charge an ended task what its run took instead of its estimate (PQH_CHARGE=time).
+
+    Corrects the user's window and the virtual time of its waiting tasks at `level`, and
+    teaches the user's recent mean run time; returns the new mean. See lua/settle.lua.
+    """
     args = {
-        "prefix": settings.PQH_REDIS_PREFIX,
         "levels": settings.PQH_LEVELS,
         "id": task_id,
-        "seq": seq,
+        "user": user_id,
         "level": level,
+        "weight": weight,
+        "charged": charged,
+        "seconds": seconds,
     }
-    return bool(get_script("cancel")(keys=[], args=[json.dumps(args)]))
+    keys = [*queue_keys(), key("win", user_id), key("wc", user_id), key("est", user_id)]
+    _, mean = get_script("settle")(keys=keys, args=[json.dumps(args)])
+    return float(mean)
 
 
-def queue_positions(
+def queue_reweight(*, user_id: int, weight: int) -> int:
+    """Respace a user's waiting tasks for its new weight; return how many moved."""
+    args = {"levels": settings.PQH_LEVELS, "user": user_id, "weight": weight}
+    return int(get_script("reweight")(keys=queue_keys(), args=[json.dumps(args)]))
+
+
+def queue_estimate(user_id: int) -> float | None:
+    """Return the user's recent mean run time in seconds, or None with no history."""
+    mean = get_redis().hget(key("est", user_id), "mean")
+    return None if mean is None else float(mean)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a task stands in the fair queue: its position, and whether aging lifted it."""
+
+    position: int
+    aged: bool
+
+
+def queue_places(
     tasks: Iterable[tuple[str, int, int]], *, now: float | None = None
-) -> list[int | None]:
-    """Return the queue position of each (task id, queue number, level), in one round trip.
+) -> list[Place | None]:
+    """Return the place of each (task id, queue number, level), in one round trip.
 
     None for a task the fair queue does not hold (it has started, or it is lost and will be
     queued again by the recovery sweep). See docs/fairness.md for what a position counts.
@@ -198,8 +269,17 @@ def queue_positions(
         return []
     now = time.time() if now is None else now
     args = {**_common(now), "tasks": tasks}
-    answers = get_script("positions")(keys=broker_queue_keys(), args=[json.dumps(args)])
-    return [None if int(n) < 0 else int(n) for n in answers]
+    answers = get_script("positions")(keys=queue_keys(), args=[json.dumps(args)])
+    return [
+        None if int(n) < 0 else Place(position=int(n), aged=bool(int(aged))) for n, aged in answers
+    ]
+
+
+def queue_positions(
+    tasks: Iterable[tuple[str, int, int]], *, now: float | None = None
+) -> list[int | None]:
+    """Return the queue position of each (task id, queue number, level) (see queue_places)."""
+    return [None if p is None else p.position for p in queue_places(tasks, now=now)]
 
 
 def queue_unknown(tasks: Iterable[tuple[str, int]]) -> list[str]:

@@ -21,7 +21,7 @@ from users_app.models import Profile
 
 from . import scheduler
 from .estimates import estimate_start, max_overlap
-from .fairness import level_for
+from .fairness import level_for, level_for_usage
 from .models import TaskRecord
 from .progress import PROGRESS
 from .window import window_active_users, window_count
@@ -38,10 +38,19 @@ def user_weight(user) -> int:
         return profile.weight
 
 
-def level_of(*, count_before: int, weight: int) -> int:
-    """Return the level the configured policy gives (0 for everyone when PQH_FAIRNESS is off)."""
+def level_of(*, count_before: int, weight: int, usage: float | None = None) -> int:
+    """Return the level the configured policy gives (0 for everyone when PQH_FAIRNESS is off).
+
+    With PQH_CHARGE=time the window's `usage` (seconds charged) sets it, else the count.
+    """
     if not settings.PQH_FAIRNESS:
         return 0
+    if settings.PQH_CHARGE == "time":
+        return level_for_usage(
+            usage=count_before if usage is None else usage,
+            weight=weight,
+            bounds=settings.PQH_LEVEL_BOUNDS_SECONDS,
+        )
     return level_for(count_before=count_before, weight=weight, bounds=settings.PQH_LEVEL_BOUNDS)
 
 

@@ -138,6 +138,9 @@ _INSERT_COLUMNS = (
     "level",
     "weight",
     "count_before",
+    "charge",
+    "usage_before",
+    "cost",
     "input",
     "status",
     "aged",
@@ -250,9 +253,12 @@ def task_submit(
     record = TaskRecord(
         task_id=uuid.UUID(task_id),
         user=user,
-        level=level_of(count_before=count_before, weight=weight),
+        level=level_of(count_before=count_before, weight=weight, usage=decision.usage),
         weight=weight,
         count_before=count_before,
+        charge=settings.PQH_CHARGE,
+        usage_before=decision.usage,
+        cost=decision.cost,
         input=x,
         submitted_at=datetime.fromtimestamp(now, tz=UTC),
         idempotency_key=key or None,
@@ -280,6 +286,7 @@ def task_submit(
                 level=record.level,
                 weight=weight,
                 submitted=now,
+                cost=decision.cost,
                 idempotency_key=admission.idempotency_redis_key(user.pk, key) if key else "",
                 idempotency_ttl=settings.PQH_IDEMPOTENCY_SECONDS,
             )
@@ -379,7 +386,7 @@ def _walk(rows, *, batch: int):
         after = (chunk[-1].submitted_at, chunk[-1].queue_seq)
 
 
-_SWEEP_FIELDS = ("task_id", "queue_seq", "user_id", "level", "weight", "submitted_at")
+_SWEEP_FIELDS = ("task_id", "queue_seq", "user_id", "level", "weight", "cost", "submitted_at")
 
 
 def _requeue(rows, *, now: float, batch: int, lock) -> int:
@@ -398,6 +405,7 @@ def _requeue(rows, *, now: float, batch: int, lock) -> int:
                     level=row.level,
                     weight=row.weight,
                     submitted=submitted,
+                    cost=row.cost,
                     idempotency_key=admission.idempotency_redis_key(row.user_id, key)
                     if key
                     else "",
@@ -600,6 +608,7 @@ def task_finish(
     traceback: str | None = None,
     request: Any = None,
     now: datetime | None = None,
+    run_seconds: float | None = None,
 ) -> bool:
     """Store a started task's result and mark its row final, in one transaction.
 
@@ -608,12 +617,14 @@ def task_finish(
     return False when it was not this delivery's to finish (taken over, or already finished by
     an earlier try whose connection dropped after the commit), so repeating is safe.
     `request` is the Celery request, for the extended result fields (task name, worker).
+    `run_seconds`, what the run spent in the work callable, is stored with the end and, for a
+    task charged by time, charged to its user instead of its estimate (task_settle).
     """
     now = timezone.now() if now is None else now
     with transaction.atomic():
         finished = TaskRecord.objects.filter(
             pk=record.pk, status=states.STARTED, started_at=record.started_at
-        ).update(status=status, finished_at=now)
+        ).update(status=status, finished_at=now, run_seconds=run_seconds)
         if finished:
             celery_app.backend.store_result(
                 str(record.pk), result, status, traceback=traceback, request=request
@@ -623,7 +634,30 @@ def task_finish(
         # committed and lost its answer with the connection (then nothing else would free the
         # place until the full sweep). Releasing is idempotent.
         task_release_cap(task_id=str(record.pk), user_id=record.user_id)
+    if finished and run_seconds is not None:
+        task_settle(record, seconds=run_seconds)
     return bool(finished)
+
+
+def task_settle(record: TaskRecord, *, seconds: float) -> None:
+    """Charge a task charged by time what its run took (once: its finish committed).
+
+    Best effort: if Redis is down the estimate stays charged, which the window forgets after
+    PQH_WINDOW_SECONDS, and the user's mean misses one run.
+    """
+    if record.charge != "time" or not settings.PQH_FAIRNESS:
+        return
+    try:
+        scheduler.queue_settle(
+            task_id=str(record.pk),
+            user_id=record.user_id,
+            level=record.level,
+            weight=user_weight(record.user),
+            charged=record.cost,
+            seconds=seconds,
+        )
+    except (redis.RedisError, DatabaseError) as exc:
+        logger.warning("could not charge task %s its run time: %s", record.pk, exc)
 
 
 def task_time_limit_exceeded(*, task_id: str) -> bool:
@@ -631,7 +665,11 @@ def task_time_limit_exceeded(*, task_id: str) -> bool:
     record = TaskRecord.objects.filter(pk=task_id, status=states.STARTED).first()
     if record is None:
         return False
-    return task_finish(record=record, status=states.FAILURE, result=time_limit_error())
+    # Killed at the hard limit: it ran from its claim until now.
+    seconds = max(0.0, (timezone.now() - record.started_at).total_seconds())
+    return task_finish(
+        record=record, status=states.FAILURE, result=time_limit_error(), run_seconds=seconds
+    )
 
 
 def task_cancel(*, user, task_id: uuid.UUID) -> TaskRecord:
@@ -647,11 +685,38 @@ def task_cancel(*, user, task_id: uuid.UUID) -> TaskRecord:
     if settings.PQH_FAIRNESS:
         # Best effort: if it was already released, the worker's claim sees REVOKED and drops it.
         try:
-            scheduler.queue_cancel(task_id=str(task_id), seq=record.queue_seq, level=record.level)
+            scheduler.queue_cancel(
+                task_id=str(task_id),
+                seq=record.queue_seq,
+                level=record.level,
+                user_id=record.user_id,
+                refund=record.charge == "time",
+            )
         except redis.RedisError:
             logger.warning("cancelled task %s stays in the fair queue until picked", task_id)
     task_release_cap(task_id=str(task_id), user_id=record.user_id)
     return record
+
+
+def task_reweight_backlog(*, user_id: int, weight: int) -> None:
+    """Let a user's new weight reach its waiting tasks, after the change commits.
+
+    The fair queue respaces them (lua/reweight.lua): within their levels they are served at the
+    new weight from the next pick on. Best effort: if Redis is down they keep the old spacing,
+    and the user's new submissions use the new weight.
+    """
+
+    def reweight() -> None:
+        if not settings.PQH_FAIRNESS:
+            return
+        try:
+            scheduler.queue_reweight(user_id=user_id, weight=weight)
+        except redis.RedisError as exc:
+            logger.warning(
+                "could not apply the new weight of user %s to its queue: %s", user_id, exc
+            )
+
+    transaction.on_commit(reweight)
 
 
 @dataclass(frozen=True)
@@ -691,6 +756,7 @@ def _requeue_one(record: TaskRecord) -> None:
                 level=record.level,
                 weight=record.weight,
                 submitted=record.submitted_at.timestamp(),
+                cost=record.cost,
             )
         )
     else:

@@ -67,19 +67,27 @@ class _Outcome(NamedTuple):
     result: Any  # the return value, or the error to store
     traceback: str | None = None  # for operators (stored, never shown through the API)
     raised: BaseException | None = None  # the work's own exception, raised again once stored
+    seconds: float | None = None  # spent in the work callable; None if it did not run
 
 
 def _work(record: TaskRecord, limit: float, progress: ProgressReporter) -> _Outcome:
-    """Run the work and say how it ended."""
+    """Run the work and say how it ended, and how long it took (failures included)."""
+    started = time.monotonic()
+
+    def took() -> float:
+        return time.monotonic() - started
+
     try:
-        return _Outcome(states.SUCCESS, services.task_execute(record, progress=progress))
+        result = services.task_execute(record, progress=progress)
+        return _Outcome(states.SUCCESS, result, seconds=took())
     except SoftTimeLimitExceeded as exc:
-        return _Outcome(states.FAILURE, services.time_limit_error(limit), raised=exc)
+        error = services.time_limit_error(limit)
+        return _Outcome(states.FAILURE, error, raised=exc, seconds=took())
     except Exception as exc:
         # Celery's own control-flow exceptions would make the worker requeue or drop the
         # message; the end is recorded, so they are not raised again.
         raised = None if isinstance(exc, TaskPredicate | WorkerLostError) else exc
-        return _Outcome(states.FAILURE, exc, traceback.format_exc(), raised)
+        return _Outcome(states.FAILURE, exc, traceback.format_exc(), raised, took())
 
 
 def _finished_event(task_id: str) -> None:
@@ -145,6 +153,7 @@ def run_task(self, task_id: str) -> Any:
                 result=outcome.result,
                 traceback=outcome.traceback,
                 request=self.request,
+                run_seconds=outcome.seconds,
             )
         except EncodeError as exc:
             # The work returned something JSON cannot hold: that is the work's failure.
@@ -153,6 +162,7 @@ def run_task(self, task_id: str) -> Any:
                 status=states.FAILURE,
                 result=TypeError(f"the task's result cannot be stored as JSON: {exc}"),
                 request=self.request,
+                run_seconds=outcome.seconds,
             )
 
     try:

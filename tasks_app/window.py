@@ -1,6 +1,8 @@
 """The sliding window counter: each user's submissions in the last PQH_WINDOW_SECONDS, in Redis."""
 
+import json
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 
@@ -56,5 +58,25 @@ def window_reset(*, user_id: int, now: float | None = None) -> int:
     pipe = get_redis().pipeline(transaction=True)
     pipe.zremrangebyscore(name, "-inf", now - settings.PQH_WINDOW_SECONDS)
     pipe.zcard(name)
-    pipe.delete(name)
+    pipe.delete(name, key("wc", user_id))
     return int(pipe.execute()[1])
+
+
+@dataclass(frozen=True)
+class WindowUsage:
+    """A user's window: submissions, their charge (the count, or seconds with PQH_CHARGE=time)
+    and each submission still counting as (submit time, charge), oldest first."""
+
+    count: int
+    usage: float
+    entries: list[tuple[float, float]]
+
+
+def window_usage(*, user_id: int, now: float | None = None) -> WindowUsage:
+    """Return the user's window as it stands, in one round trip (lua/window_usage.lua)."""
+    now = time.time() if now is None else now
+    args = {"now": now, "seconds": settings.PQH_WINDOW_SECONDS, "charge": settings.PQH_CHARGE}
+    keys = [window_key(user_id), key("wc", user_id)]
+    count, usage, flat = get_script("window_usage")(keys=keys, args=[json.dumps(args)])
+    entries = [(float(t), float(c)) for t, c in zip(flat[::2], flat[1::2], strict=True)]
+    return WindowUsage(count=int(count), usage=float(usage), entries=entries)

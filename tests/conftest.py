@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from tasks_app.redis_client import get_redis
+from tasks_app.redis_client import get_redis, key
 from users_app.services import api_user_create
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _clear_pqh_keys() -> None:
     """Delete every key under the test prefix (windows, fair queue, broker queues)."""
     redis = get_redis()
-    names = list(redis.scan_iter(match=f"{settings.PQH_REDIS_PREFIX}:*", count=1000))
+    names = list(redis.scan_iter(match=key("*"), count=1000))
     if names:
         redis.delete(*names)
 

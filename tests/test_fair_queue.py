@@ -23,9 +23,9 @@ def own_prefix(settings):
     settings.PQH_REDIS_PREFIX = prefix
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
         **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
-        "global_keyprefix": f"{prefix}:broker:",
+        "global_keyprefix": "{" + prefix + "}:broker:",
     }
-    clear = lambda: [get_redis().delete(k) for k in get_redis().scan_iter(f"{prefix}:*")]  # noqa: E731
+    clear = lambda: [get_redis().delete(k) for k in get_redis().scan_iter("{" + prefix + "}:*")]  # noqa: E731
     clear()
     yield
     clear()

@@ -13,6 +13,7 @@ import redis
 from django_celery_results.models import TaskResult
 
 from tasks_app.models import TaskRecord
+from tasks_app.redis_client import key
 
 from .conftest import ROOT, Worker, make_user, subprocess_env, wait_for
 from .faults import PrivateRedis
@@ -99,9 +100,8 @@ def test_tasks_queued_when_redis_restarts_empty_all_run_once_in_submit_order(
         # The queue was rebuilt and everything ended: the user holds no place under the cap.
         # A worker frees a place just after it commits the end, so wait for the last one.
         private = redis.Redis(port=server.port, decode_responses=True)
-        prefix = settings.PQH_REDIS_PREFIX
-        wait_for(lambda: private.zcard(f"{prefix}:act:{user.pk}") == 0, timeout=10)
-        assert private.exists(f"{prefix}:epoch")
+        wait_for(lambda: private.zcard(key("act", user.pk)) == 0, timeout=10)
+        assert private.exists(key("epoch"))
     finally:
         worker.stop()
 

@@ -76,7 +76,12 @@ def test_record_is_one_round_trip():
 
 
 def test_keys_are_namespaced_so_no_user_can_collide_with_the_broker():
-    assert window_key(5) == f"{settings.PQH_REDIS_PREFIX}:win:5"
+    # Under the deployment's hash tag, like every key of the fair queue and the broker's lists:
+    # one Redis Cluster slot.
+    tag = "{" + settings.PQH_REDIS_PREFIX + "}"
+    assert window_key(5) == f"{tag}:win:5"
+    broker = settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"]
+    assert broker.startswith(f"{tag}:")
     window_record(user_id=5, member="a")
     assert get_redis().exists(window_key(5))
     # Users are keyed by id, never by a name such as "celery" that the broker uses.

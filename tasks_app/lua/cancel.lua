@@ -1,37 +1,33 @@
---[[ cancel.lua: take a task that has not been picked out of the fair queue.
+--[[ cancel.lua: take a cancelled task out of the fair queue, and refund its charge.
 
-The user keeps its place: the user's later tasks at the level move up by the cancelled task's
-1/weight, as if it had never been queued. The work is bounded by the user's own tasks at the
-level, at most its cap (PQH_USER_MAX_ACTIVE).
+A waiting task leaves the queue and its user keeps its place: the user's later tasks at the
+level move up by the task's cost / weight, as if it had never been queued. The work is bounded
+by the user's own tasks at the level, at most its cap (PQH_USER_MAX_ACTIVE). With refund (time
+mode), the task's charge also leaves the user's window, whether it was still waiting or not.
 
-ARGV[1]  JSON object: prefix, levels, id (task id), seq (its queue number), level
+KEYS[1 .. 7+5L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+KEYS[8+5L]   {P}:win:<user>   the user's window
+KEYS[9+5L]   {P}:wc:<user>    the charges of the window's submissions
+ARGV[1]  JSON object: levels, id (task id), seq (its queue number), level, refund (true/false)
 
-Returns 1 if the task was removed, 0 if the queue does not hold it waiting (already picked).
+Returns 1 if the task was taken out of the waiting queue, 0 if the queue does not hold it
+waiting (already picked, or unknown).
 ]]
 --- @include "queue"
+--- @include "window"
 
 local a = cjson.decode(ARGV[1])
-local k = queue_keys(a.prefix, a.levels)
+local k = queue_keys(a.levels)
+if a.refund then window_recharge(KEYS[k.own], KEYS[k.own + 1], a.id, nil) end
 local m = pad(a.seq)
 local info = redis.call('HGET', k.task, m)
 if not info then return 0 end
-local id, user, weight = split3(info)
+local id, user, weight, cost = task_info(info)
 if id ~= a.id then return 0 end
 redis.call('HDEL', k.task, m)
 if redis.call('ZREM', k.aged, m) == 1 then return 1 end
 local l = a.level
-local list = k.wait(l, user)
-local index = redis.call('LPOS', list, a.seq)
-local shift = -1 / tonumber(weight)
-if index then
-  for _, later in ipairs(redis.call('LRANGE', list, index + 1, -1)) do
-    redis.call('ZINCRBY', k.lvl[l], shift, pad(tonumber(later)))
-  end
-  redis.call('LREM', list, 1, a.seq)
-  if redis.call('ZSCORE', k.fin[l], user) then
-    redis.call('ZINCRBY', k.fin[l], shift, user)
-  end
-end
-redis.call('ZREM', k.lvl[l], m)
-redis.call('ZREM', k.age[l], m)
+local tag = tonumber(redis.call('ZSCORE', k.lvl[l], m))
+if tag then shift_user(k, l, user, -cost / weight, tag, m) end
+unlevel(k, l, user, m)
 return 1

@@ -3,9 +3,9 @@
 One round trip per submission. A task already in the queue is left as it is, so a recovery
 sweep may offer any task again.
 
-KEYS[1..L]  the broker's list of each level's Celery queue, level 0 first (L = levels)
+KEYS[1 .. 7+5L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+KEYS[8+5L ..]    the Idempotency-Key keys {P}:idem:<user>:<key> of the tasks that have one
 ARGV[1]     JSON object:
-  prefix        PQH_REDIS_PREFIX
   now           Unix seconds
   levels        number of levels L
   max_wait      the aging bound M, seconds
@@ -13,9 +13,10 @@ ARGV[1]     JSON object:
   recover_after seconds after which an unconfirmed pick is handed out again
   max_picks     how many releases this call may pick
   position      true: also return the queue position of tasks[1]
-  tasks         [{id, seq, user, level, weight, submitted, idem?, idem_ttl?}, ...]
-                A task that ends a submission leaves <prefix>:q:admitting (see admit.lua);
-                idem, the key of its Idempotency-Key, then names it as done for idem_ttl s.
+  tasks         [{id, seq, user, level, weight, cost, submitted, idem?, idem_ttl?}, ...]
+                cost: 1, or the estimated seconds with PQH_CHARGE=time. A task that ends a
+                submission leaves {P}:q:admitting (see admit.lua); idem, the index in KEYS
+                of its Idempotency-Key's key, then names it as done for idem_ttl seconds.
 
 Returns {position of tasks[1] or -1, number of tasks added, {{task id, target level,
 aged "0"/"1", "picked"/"recovered"}, ...}}.
@@ -23,21 +24,21 @@ aged "0"/"1", "picked"/"recovered"}, ...}}.
 --- @include "queue"
 
 local a = cjson.decode(ARGV[1])
-local k = queue_keys(a.prefix, a.levels)
+local k = queue_keys(a.levels)
 local cutoff = a.now - a.max_wait
 local added = 0
 for _, t in ipairs(a.tasks) do
   if add(k, t, cutoff) then added = added + 1 end
-  redis.call('ZREM', a.prefix .. ':q:admitting', t.id)
+  redis.call('ZREM', k.admitting, t.id)
   if t.idem and t.idem_ttl > 0 then
-    redis.call('SET', t.idem, 'd|' .. t.id, 'EX', math.ceil(t.idem_ttl))
+    redis.call('SET', KEYS[t.idem], 'd|' .. t.id, 'EX', math.ceil(t.idem_ttl))
   end
 end
 a.age_limit = 16 + 2 * #a.tasks
-local releases = pick(k, a, KEYS)
+local releases = pick(k, a)
 local pos = -1
 if a.position and a.tasks[1] then
   local t = a.tasks[1]
-  pos = position(k, position_context(k, a.levels, KEYS, cutoff), t.id, t.seq, t.level)
+  pos = position(k, position_context(k, a.levels, cutoff), t.id, t.seq, t.level)
 end
 return {pos, added, releases}

@@ -5,20 +5,21 @@ if no more tasks arrive and no task reaches the aging bound in the meantime (see
 includes/queue.lua and docs/fairness.md). Tasks that have waited the bound are first moved to
 the aged set, as a pick would. O(log n) per task, plus a constant.
 
-KEYS[1..L]  the broker's list of each level's Celery queue, level 0 first (L = levels)
+KEYS[1 .. 7+5L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
 ARGV[1]     JSON object:
-  prefix, now, levels, max_wait   as in enqueue.lua
+  now, levels, max_wait   as in enqueue.lua
   tasks         [[task id, queue number, level], ...]
 
-Returns one position per task, in order; -1 for a task the fair queue does not hold.
+Returns {position, aged} per task, in order: position -1 for a task the fair queue does not
+hold; aged 1 if aging has lifted the task (it waits in the aged set, or was released aged).
 ]]
 --- @include "queue"
 
 local a = cjson.decode(ARGV[1])
-local k = queue_keys(a.prefix, a.levels)
+local k = queue_keys(a.levels)
 local cutoff = a.now - a.max_wait
 age_out(k, a.levels, cutoff, 16 + 2 * #a.tasks)
-local c = position_context(k, a.levels, KEYS, cutoff)
+local c = position_context(k, a.levels, cutoff)
 local out = {}
-for i, t in ipairs(a.tasks) do out[i] = position(k, c, t[1], t[2], t[3]) end
+for i, t in ipairs(a.tasks) do out[i] = {position(k, c, t[1], t[2], t[3])} end
 return out

@@ -1,45 +1,58 @@
 --[[ includes/queue.lua: the fair queue's keys and the steps its scripts share.
 
 A waiting task is named in Redis by its queue number `m`: TaskRecord.queue_seq, zero-padded to
-12 digits so that members with equal scores sort in arrival order. Keys, under the prefix P:
+12 digits so that members with equal scores sort in arrival order. Every key shares the
+deployment's hash tag {P} (P = PQH_REDIS_PREFIX), so the queue can live on one Redis Cluster
+slot, and every script gets every key it touches in KEYS, in this order (queue_keys):
 
-  P:q:task          hash  m -> "<task id>|<user>|<weight>", every waiting task
-  P:q:lvl:<l>       zset  m -> SFQ start tag; the waiting tasks of level l that have not aged
-  P:q:age:<l>       zset  m -> submit time; the same members as P:q:lvl:<l>
-  P:q:wait:<l>:<u>  list  queue numbers of user u's tasks in P:q:lvl:<l>, in tag order
-  P:q:aged          zset  m -> submit time; waiting tasks that reached the aging bound
-  P:q:vt            hash  level -> virtual time: the start tag of the last task that left it
-  P:q:fin:<l>       zset  user -> finish tag of its last task at l, kept while above the
-                          level's virtual time (below it, max(V, F) = V for ever)
-  P:q:out           hash  task id -> "<target level>|<aged 0/1>"; picked and not yet started
-  P:q:rel           zset  task id -> pick time; picked, publish not yet confirmed
-  P:q:brk           zset  task id -> submit time; picked and not yet started
+  KEYS[1]  {P}:q:task       hash  m -> "<task id>|<user>|<weight>|<cost>", every waiting task
+  KEYS[2]  {P}:q:aged       zset  m -> submit time; waiting tasks that reached the aging bound
+  KEYS[3]  {P}:q:vt         hash  level -> virtual time: the start tag of the last task that left it
+  KEYS[4]  {P}:q:out        hash  task id -> "<target level>|<aged 0/1>"; picked, not yet started
+  KEYS[5]  {P}:q:rel        zset  task id -> pick time; picked, publish not yet confirmed
+  KEYS[6]  {P}:q:brk        zset  task id -> submit time; picked and not yet started
+  KEYS[7]  {P}:q:admitting  zset  task id -> admit time; admitted, not yet in the fair queue
+  then, for each level l = 0 .. L-1, four keys:
+           {P}:q:lvl:<l>    zset  m -> SFQ start tag; the waiting tasks of level l not aged
+           {P}:q:age:<l>    zset  m -> submit time; the same members
+           {P}:q:fin:<l>    zset  user -> finish tag of its last task at l, kept while above the
+                                  level's virtual time (below it, max(V, F) = V for ever)
+           {P}:q:uw:<l>     zset  "<user>:<m>" -> 0; the level's waiting tasks by user (BYLEX)
+  then the broker's list of each level's Celery queue, level 0 first (L keys);
+  then the script's own keys, from KEYS[8 + 5L].
 
-Start-time fair queuing, tags given on arrival: a task of user u at level l starts at
-S = max(V_l, F_u) and moves F_u to S + 1/weight; the level serves the smallest S first.
+Start-time fair queuing, tags given on arrival: a task of user u at level l with cost c (1 when
+PQH_CHARGE=tasks, its estimated seconds when PQH_CHARGE=time) starts at S = max(V_l, F_u) and
+moves F_u to S + c / weight; the level serves the smallest S first.
 ]]
 
 local function pad(seq) return string.format('%012d', seq) end
 
-local function queue_keys(prefix, levels)
-  local q = prefix .. ':q:'
+-- A number as Redis should keep it: every bit (Lua's own tostring keeps 14 digits).
+local function num(x) return string.format('%.17g', x) end
+
+local function queue_keys(levels)
   local k = {
-    task = q .. 'task', aged = q .. 'aged', vt = q .. 'vt',
-    out = q .. 'out', rel = q .. 'rel', brk = q .. 'brk',
-    lvl = {}, age = {}, fin = {},
+    task = KEYS[1], aged = KEYS[2], vt = KEYS[3], out = KEYS[4], rel = KEYS[5], brk = KEYS[6],
+    admitting = KEYS[7], lvl = {}, age = {}, fin = {}, uw = {}, broker = {},
   }
+  local i = 8
   for l = 0, levels - 1 do
-    k.lvl[l] = q .. 'lvl:' .. l
-    k.age[l] = q .. 'age:' .. l
-    k.fin[l] = q .. 'fin:' .. l
+    k.lvl[l], k.age[l], k.fin[l], k.uw[l] = KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3]
+    i = i + 4
   end
-  k.wait = function(l, user) return q .. 'wait:' .. l .. ':' .. user end
+  for l = 0, levels - 1 do
+    k.broker[l] = KEYS[i]
+    i = i + 1
+  end
+  k.own = i -- the index of the script's first own key
   return k
 end
 
--- "a|b|c" -> a, b, c (the last part may itself contain '|').
-local function split3(s)
-  return string.match(s, '^([^|]*)|([^|]*)|(.*)$')
+-- "<task id>|<user>|<weight>|<cost>" -> id, user, weight, cost (numbers for the last two).
+local function task_info(s)
+  local id, user, weight, cost = string.match(s, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  return id, user, tonumber(weight), tonumber(cost)
 end
 
 local function vtime(k, l) return tonumber(redis.call('HGET', k.vt, l) or '0') end
@@ -48,22 +61,49 @@ local function vtime(k, l) return tonumber(redis.call('HGET', k.vt, l) or '0') e
 -- tags it has passed no longer matter.
 local function advance(k, l, tag)
   if tag > vtime(k, l) then
-    redis.call('HSET', k.vt, l, tag)
+    redis.call('HSET', k.vt, l, num(tag))
     redis.call('ZREMRANGEBYSCORE', k.fin[l], '-inf', tag)
   end
 end
 
--- Take queue number m out of user's list at level l (it is normally the head).
-local function unlist(k, l, user, m)
-  local list, n = k.wait(l, user), tonumber(m)
-  if tonumber(redis.call('LINDEX', list, 0)) == n then
-    redis.call('LPOP', list)
-  else
-    redis.call('LREM', list, 1, n)
+-- The waiting tasks of `user` at level l, as {m, tag} in service order (tag, then m). At most
+-- the user's cap (PQH_USER_MAX_ACTIVE) of them.
+local function user_waiting(k, l, user)
+  local prefix = user .. ':'
+  local names = redis.call('ZRANGE', k.uw[l], '[' .. prefix, '(' .. user .. ';', 'BYLEX')
+  if #names == 0 then return {} end
+  local ms = {}
+  for i, name in ipairs(names) do ms[i] = string.sub(name, #prefix + 1) end
+  local tags = redis.call('ZMSCORE', k.lvl[l], unpack(ms))
+  local out = {}
+  for i, m in ipairs(ms) do
+    if tags[i] then table.insert(out, {m, tonumber(tags[i])}) end
   end
+  table.sort(out, function(x, y) return x[2] < y[2] or (x[2] == y[2] and x[1] < y[1]) end)
+  return out
 end
 
--- Add one task {id, seq, user, level, weight, submitted}: straight to the aged set if it has
+-- Move the user's waiting tasks at level l that come after (tag, m) (all of them if `tag` is
+-- nil), and its finish tag if kept, by `shift` of virtual time.
+local function shift_user(k, l, user, shift, tag, m)
+  if shift == 0 then return end
+  for _, t in ipairs(user_waiting(k, l, user)) do
+    if not tag or t[2] > tag or (t[2] == tag and t[1] > m) then
+      redis.call('ZADD', k.lvl[l], num(t[2] + shift), t[1])
+    end
+  end
+  local f = redis.call('ZSCORE', k.fin[l], user)
+  if f then redis.call('ZADD', k.fin[l], num(tonumber(f) + shift), user) end
+end
+
+-- Take a waiting task out of its level's sets (not out of P:q:task).
+local function unlevel(k, l, user, m)
+  redis.call('ZREM', k.lvl[l], m)
+  redis.call('ZREM', k.age[l], m)
+  redis.call('ZREM', k.uw[l], user .. ':' .. m)
+end
+
+-- Add one task {id, seq, user, level, weight, cost, submitted}: straight to the aged set if it has
 -- already waited the bound (a task queued again after Redis lost its data), else to its level
 -- with its start tag. Returns false, changing nothing, if the queue holds the task already
 -- (waiting, picked or released), so that two recovery sweeps cannot queue it twice.
@@ -72,19 +112,20 @@ local function add(k, t, cutoff)
   if redis.call('HEXISTS', k.task, m) == 1 or redis.call('HEXISTS', k.out, t.id) == 1 then
     return false
   end
-  redis.call('HSET', k.task, m, t.id .. '|' .. t.user .. '|' .. t.weight)
+  local cost = t.cost or 1
+  redis.call('HSET', k.task, m, t.id .. '|' .. t.user .. '|' .. t.weight .. '|' .. num(cost))
   if t.submitted <= cutoff then
-    redis.call('ZADD', k.aged, t.submitted, m)
+    redis.call('ZADD', k.aged, num(t.submitted), m)
     return true
   end
   local l = t.level
   -- Idle time earns no credit (the level's clock), and a backlogged user's tasks follow one
-  -- another 1/weight apart (its finish tag).
+  -- another cost/weight apart (its finish tag).
   local s = math.max(vtime(k, l), tonumber(redis.call('ZSCORE', k.fin[l], t.user) or '0'))
-  redis.call('ZADD', k.fin[l], s + 1 / t.weight, t.user)
-  redis.call('ZADD', k.lvl[l], s, m)
-  redis.call('ZADD', k.age[l], t.submitted, m)
-  redis.call('RPUSH', k.wait(l, t.user), t.seq)
+  redis.call('ZADD', k.fin[l], num(s + cost / t.weight), t.user)
+  redis.call('ZADD', k.lvl[l], num(s), m)
+  redis.call('ZADD', k.age[l], num(t.submitted), m)
+  redis.call('ZADD', k.uw[l], 0, t.user .. ':' .. m)
   return true
 end
 
@@ -106,12 +147,10 @@ local function age_out(k, levels, cutoff, limit)
     end
     if not best then return end
     local tag = tonumber(redis.call('ZSCORE', k.lvl[bl], best))
-    local _, user = split3(redis.call('HGET', k.task, best))
-    redis.call('ZREM', k.lvl[bl], best)
-    redis.call('ZREM', k.age[bl], best)
-    unlist(k, bl, user, best)
+    local _, user = task_info(redis.call('HGET', k.task, best))
+    unlevel(k, bl, user, best)
     advance(k, bl, tag)
-    redis.call('ZADD', k.aged, bts, best)
+    redis.call('ZADD', k.aged, num(bts), best)
   end
 end
 
@@ -127,12 +166,12 @@ end
 -- A published task whose level queue is empty is not in the broker any more (a worker took it
 -- and died before reporting the start, or the broker lost it): it is dropped, so it cannot
 -- block releases.
-local function stuck_level(k, brokers, cutoff)
+local function stuck_level(k, cutoff)
   for _ = 1, 16 do
     local r = redis.call('ZRANGE', k.brk, 0, 0, 'WITHSCORES')
     if not r[1] then return -1 end
     local target = tonumber(string.match(redis.call('HGET', k.out, r[1]) or '0|0', '^(%d+)'))
-    if redis.call('ZSCORE', k.rel, r[1]) or redis.call('LLEN', brokers[target + 1]) > 0 then
+    if redis.call('ZSCORE', k.rel, r[1]) or redis.call('LLEN', k.broker[target]) > 0 then
       if tonumber(r[2]) <= cutoff then return target end
       return -1
     end
@@ -143,8 +182,8 @@ end
 
 -- Pick up to a.max_picks tasks that may be released now; see docs/fairness.md for the rules.
 -- a: {now, max_wait, buffer, recover_after, max_picks, levels, started, age_limit}
--- brokers[l + 1]: the broker's list of level l. Returns {{task id, target, aged, kind}, ...}.
-local function pick(k, a, brokers)
+-- Returns {{task id, target, aged, kind}, ...}.
+local function pick(k, a)
   local out = {}
   local cutoff = a.now - a.max_wait
   if a.started and a.started ~= '' then forget_released(k, a.started) end
@@ -154,14 +193,14 @@ local function pick(k, a, brokers)
     local o = redis.call('HGET', k.out, id)
     if o then
       local target, aged = string.match(o, '^(%d+)|(%d+)')
-      redis.call('ZADD', k.rel, a.now, id)
+      redis.call('ZADD', k.rel, num(a.now), id)
       table.insert(out, {id, target, aged, 'recovered'})
     else
       redis.call('ZREM', k.rel, id)
     end
   end
   age_out(k, a.levels, cutoff, a.age_limit)
-  if stuck_level(k, brokers, cutoff) >= 0 then return out end
+  if stuck_level(k, cutoff) >= 0 then return out end
   local inflight = redis.call('ZCARD', k.rel)
   for _ = 1, a.max_picks do
     local m, l, target, aged, tag
@@ -180,23 +219,21 @@ local function pick(k, a, brokers)
     if not m then break end
     -- Room: released tasks not yet started that a worker would take before or with this one.
     local ahead = inflight
-    for b = 0, target do ahead = ahead + redis.call('LLEN', brokers[b + 1]) end
+    for b = 0, target do ahead = ahead + redis.call('LLEN', k.broker[b]) end
     if ahead >= a.buffer then break end
-    local id, user = split3(redis.call('HGET', k.task, m))
+    local id, user = task_info(redis.call('HGET', k.task, m))
     local submitted
     if aged == 1 then
       submitted = redis.call('ZSCORE', k.aged, m)
       redis.call('ZREM', k.aged, m)
     else
       submitted = redis.call('ZSCORE', k.age[l], m)
-      redis.call('ZREM', k.lvl[l], m)
-      redis.call('ZREM', k.age[l], m)
-      unlist(k, l, user, m)
+      unlevel(k, l, user, m)
       advance(k, l, tag)
     end
     redis.call('HDEL', k.task, m)
     redis.call('HSET', k.out, id, target .. '|' .. aged)
-    redis.call('ZADD', k.rel, a.now, id)
+    redis.call('ZADD', k.rel, num(a.now), id)
     redis.call('ZADD', k.brk, submitted, id)
     inflight = inflight + 1
     table.insert(out, {id, tostring(target), tostring(aged), 'picked'})
@@ -205,13 +242,13 @@ local function pick(k, a, brokers)
 end
 
 -- What every position shares: the sizes of the sets and queues ahead, and a stuck release.
-local function position_context(k, levels, brokers, cutoff)
+local function position_context(k, levels, cutoff)
   local c = {aged = redis.call('ZCARD', k.aged), rel = redis.call('ZCARD', k.rel), lvl = {}, brk = {}}
   for l = 0, levels - 1 do
     c.lvl[l] = redis.call('ZCARD', k.lvl[l])
-    c.brk[l] = redis.call('LLEN', brokers[l + 1])
+    c.brk[l] = redis.call('LLEN', k.broker[l])
   end
-  c.stuck = stuck_level(k, brokers, cutoff)
+  c.stuck = stuck_level(k, cutoff)
   return c
 end
 
@@ -221,6 +258,7 @@ end
 --     queue up to a stuck release's level, picks not yet published), then every aged task
 --     (oldest first), every task of a better level, and those of its level with a smaller tag;
 --   released: the tasks in the queues of better levels.
+-- Also returns whether the task is lifted by aging (waiting in the aged set, or released aged).
 local function position(k, c, id, seq, level)
   local m = pad(seq)
   local function released_ahead(target)
@@ -229,20 +267,21 @@ local function position(k, c, id, seq, level)
     return n
   end
   local r = redis.call('ZRANK', k.aged, m)
-  if r then return released_ahead(0) + r end
+  if r then return released_ahead(0) + r, 1 end
   if c.lvl[level] then
     r = redis.call('ZRANK', k.lvl[level], m)
     if r then
       local n = released_ahead(level) + c.aged + r
       for l = 0, level - 1 do n = n + c.lvl[l] end
-      return n
+      return n, 0
     end
   end
   local o = redis.call('HGET', k.out, id)
   if o then
+    local target, aged = string.match(o, '^(%d+)|(%d+)')
     local n = 0
-    for b = 0, tonumber(string.match(o, '^(%d+)')) - 1 do n = n + c.brk[b] end
-    return n
+    for b = 0, tonumber(target) - 1 do n = n + c.brk[b] end
+    return n, tonumber(aged)
   end
-  return -1
+  return -1, 0
 end

@@ -1,0 +1,33 @@
+--[[ reweight.lua: a user's weight changed: its waiting tasks follow the new weight now.
+
+At each level the user's waiting tasks keep their order and the first its start tag; each next
+one starts cost / weight after the one before it, with the new weight, and so does the user's
+finish tag. So a weight edited in the admin (or with set_weight) applies to the backlog already
+queued, not only to new submissions. Aged tasks are not touched (they go oldest first). The
+work is bounded by the user's waiting tasks, at most its cap per level.
+
+KEYS[1 .. 7+5L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+ARGV[1]  JSON object: levels, user (user id), weight (its new weight)
+
+Returns the number of waiting tasks that were given new tags.
+]]
+--- @include "queue"
+
+local a = cjson.decode(ARGV[1])
+local k = queue_keys(a.levels)
+local user = tostring(a.user)
+local moved = 0
+for l = 0, a.levels - 1 do
+  local tasks = user_waiting(k, l, user)
+  local s
+  for _, t in ipairs(tasks) do
+    local id, _, _, cost = task_info(redis.call('HGET', k.task, t[1]))
+    s = s or t[2]
+    redis.call('ZADD', k.lvl[l], num(s), t[1])
+    redis.call('HSET', k.task, t[1], id .. '|' .. user .. '|' .. a.weight .. '|' .. num(cost))
+    s = s + cost / a.weight
+    moved = moved + 1
+  end
+  if s then redis.call('ZADD', k.fin[l], num(s), user) end
+end
+return moved
