@@ -1,4 +1,9 @@
-"""The Celery application: one queue per fairness level, drained level 0 first."""
+"""The Celery application: one queue per fairness level, drained level 0 first.
+
+This module imports nothing of the apps: tasks are found by autodiscovery once Django is set
+up, and tasks_app adds its worker step (the release ticker) from its AppConfig.ready(), which
+runs in a worker before the worker builds its steps.
+"""
 
 import os
 
@@ -11,22 +16,4 @@ install_broker_transport()  # a worker survives losing Redis mid-task (see the m
 
 app = Celery("pqh_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-
-
-def level_queue_name(level: int) -> str:
-    """Return the Celery queue that serves fairness level `level`."""
-    from django.conf import settings
-
-    return settings.PQH_LEVEL_QUEUES[level]
-
-
 app.autodiscover_tasks()
-
-
-def _add_worker_steps() -> None:
-    from tasks_app.worker_steps import ReleaseTicker
-
-    app.steps["worker"].add(ReleaseTicker)
-
-
-_add_worker_steps()

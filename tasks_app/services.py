@@ -22,7 +22,6 @@ from django_celery_results.models import TaskResult
 from redis import exceptions as redis_exceptions
 
 from pqh_site.celery import app as celery_app
-from pqh_site.celery import level_queue_name
 
 from . import admission, broker, events, scheduler
 from .models import IDEMPOTENCY_KEY_MAX_LENGTH, TaskRecord
@@ -314,14 +313,18 @@ def task_submit(
     return record
 
 
-def _publish(task_id: str, level: int) -> None:
-    from .tasks import run_task
+# The Celery task that runs a submission (tasks.run_task), published by name: tasks.py uses
+# this module, so this module does not import it.
+RUN_TASK = "pqh.run"
 
-    queue = level_queue_name(level)
+
+def _publish(task_id: str, level: int) -> None:
+    queue = settings.PQH_LEVEL_QUEUES[level]
     # The anonymous exchange routes by queue name directly, with no binding lookup in Redis.
     # No time limits in the message: the worker's own (PQH_TASK_TIME_LIMIT) apply, the ones its
     # visibility timeout was checked against.
-    run_task.apply_async(
+    celery_app.send_task(
+        RUN_TASK,
         args=[task_id],
         task_id=task_id,
         queue=queue,

@@ -101,7 +101,7 @@ def _finished_event(task_id: str) -> None:
         events.event_finished(record)
 
 
-@shared_task(bind=True, name="pqh.run", acks_late=True, ignore_result=True)
+@shared_task(bind=True, name=services.RUN_TASK, acks_late=True, ignore_result=True)
 def run_task(self, task_id: str) -> Any:
     """Run one accepted submission through PQH_TASK_CALLABLE and record its end.
 

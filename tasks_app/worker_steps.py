@@ -11,6 +11,12 @@ import time
 
 import redis
 from celery import bootsteps
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections
+
+from pqh_site.commands import first_line
+
+from .services import task_dispatch_pending, task_reconcile, task_recover_lost
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +31,6 @@ class ReleaseTicker(bootsteps.StartStopStep):
         self.last_reconcile = time.monotonic()
 
     def start(self, worker) -> None:
-        from django.conf import settings
-
         self.tref = worker.timer.call_repeatedly(settings.PQH_RELEASE_TICK_SECONDS, self.tick)
 
     def stop(self, worker) -> None:
@@ -35,11 +39,6 @@ class ReleaseTicker(bootsteps.StartStopStep):
             self.tref = None
 
     def tick(self) -> None:
-        from django.conf import settings
-        from django.db import close_old_connections
-
-        from .services import task_dispatch_pending, task_reconcile, task_recover_lost
-
         # The tick is this process's request cycle: drop a connection that an outage broke, so
         # the next query reconnects instead of failing for ever.
         close_old_connections()
@@ -55,10 +54,6 @@ class ReleaseTicker(bootsteps.StartStopStep):
     @staticmethod
     def _step(what: str, step) -> None:
         """Run one step; an outage is one line in the log, anything else a traceback."""
-        from django.db import InterfaceError, OperationalError
-
-        from pqh_site.commands import first_line
-
         try:
             step()
         except (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError) as exc:
