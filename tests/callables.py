@@ -27,3 +27,19 @@ def misbehave(x):
             "could not reach 10.1.2.3\nTraceback (most recent call last):\n  File secret.py"
         )
     return {"echo": x}
+
+
+def timed(x):
+    """Work for x["s"] seconds. With x["die_once"] (a file path) the first run to see no file
+    there creates it and kills its own pool process: the worker is lost mid-task, once."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    flag = x.get("die_once")
+    if flag and not Path(flag).exists():
+        Path(flag).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(x["s"])
+    return {"slept": x["s"]}
