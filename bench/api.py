@@ -148,8 +148,9 @@ def queue_clear(prefix: str, *, everything: bool = False) -> None:
         cursor.execute("TRUNCATE tasks_app_taskrecord, django_celery_results_taskresult")
     redis = get_redis()
     batch = []
-    for name in redis.scan_iter(match=f"{prefix}:*", count=5000):
-        if not everything and name.startswith(f"{prefix}:authv:"):
+    tag = "{" + prefix + "}"  # every key of the run starts with the prefix's hash tag
+    for name in redis.scan_iter(match=f"{tag}:*", count=5000):
+        if not everything and name.startswith(f"{tag}:authv:"):
             continue
         batch.append(name)
         if len(batch) >= 5000:
@@ -265,7 +266,7 @@ def prefix_memory(prefix: str, pattern: str) -> int:
 
     redis = get_redis()
     total = 0
-    for name in redis.scan_iter(match=f"{prefix}:{pattern}", count=5000):
+    for name in redis.scan_iter(match="{" + prefix + "}:" + pattern, count=5000):
         total += redis.memory_usage(name, samples=0) or 0
     return total
 
@@ -274,7 +275,7 @@ def aged_count(prefix: str) -> int:
     """Tasks in the fair queue's aged set (those that waited past PQH_MAX_WAIT_SECONDS)."""
     from tasks_app.redis_client import get_redis
 
-    return int(get_redis().zcard(f"{prefix}:q:aged"))
+    return int(get_redis().zcard("{" + prefix + "}:q:aged"))
 
 
 def used_memory() -> int:

@@ -97,7 +97,7 @@ def main() -> None:
             assert client.zcard("pqh:q:admitting") == 0
             breakdown = {}
             for group in groups:
-                names = client.scan_iter(f"pqh:{group}", 1000)
+                names = client.scan_iter("{pqh}:" + group, 1000)
                 size = sum(client.memory_usage(k, samples=0) or 0 for k in names)
                 breakdown[group] = round(size / args.tasks, 1)
             results[name] = {
