@@ -65,13 +65,27 @@ class UserNameFilter(admin.SimpleListFilter):
 
 
 class TaskChangeList(ChangeList):
-    """The history list: queue positions of a whole page come from one batched query."""
+    """The history list: queue places of a whole page come from one batched query."""
 
     def get_results(self, request):
         super().get_results(request)
-        positions = selectors.task_positions(self.result_list)
+        places = selectors.task_places(self.result_list)
         for record in self.result_list:
-            record.queue_position = positions.get(record.pk)
+            record.queue_place = places.get(record.pk)
+
+
+def _place(obj: TaskRecord):
+    """The task's place in the fair queue: batched for a list page, read once for a detail."""
+    if not hasattr(obj, "queue_place"):
+        obj.queue_place = selectors.task_place(obj)
+    return obj.queue_place
+
+
+def usage_text(value: float, charge: str) -> str:
+    """Show a window usage in its unit: "7 tasks", or "412.0 s" of service."""
+    if charge == "time":
+        return f"{value:.1f} s"
+    return f"{int(value)} task{'' if int(value) == 1 else 's'}"
 
 
 @admin.register(TaskRecord)
@@ -82,20 +96,29 @@ class TaskRecordAdmin(admin.ModelAdmin):
         "level",
         "status",
         "weight",
-        "count_before",
-        "aged",
+        "usage",
+        "aged_now",
         "submitted_at",
         "wait",
         "run_time",
+        "cost_text",
+        "run_seconds_text",
         "position",
     ]
     # A date filter, not date_hierarchy: the hierarchy lists the distinct days of the whole
     # history, a scan that grows with it; the filter's choices cost no query.
-    list_filter = ["status", LevelFilter, "aged", UserNameFilter, "submitted_at"]
+    list_filter = ["status", LevelFilter, "aged", "charge", UserNameFilter, "submitted_at"]
     search_fields = ["task_id"]
     search_help_text = "A user name (exact), or part of a task id."
     list_select_related = ["user"]
-    readonly_fields = [f.name for f in TaskRecord._meta.fields] + ["wait", "run_time", "position"]
+    readonly_fields = [f.name for f in TaskRecord._meta.fields] + [
+        "why",
+        "usage",
+        "aged_now",
+        "wait",
+        "run_time",
+        "position",
+    ]
     actions = ["cancel_selected"]
     list_per_page = 50
     # One COUNT of the filtered history per page, not a second one of the whole history.
@@ -144,11 +167,37 @@ class TaskRecordAdmin(admin.ModelAdmin):
 
     @admin.display(description="position")
     def position(self, obj: TaskRecord) -> str:
-        if hasattr(obj, "queue_position"):  # the list: batched for the page
-            position = obj.queue_position
-        else:  # the detail page: one task
-            position = selectors.task_position(obj)
-        return "-" if position is None else str(position)
+        place = _place(obj)
+        return "-" if place is None else str(place.position)
+
+    @admin.display(description="usage before", ordering="usage_before")
+    def usage(self, obj: TaskRecord) -> str:
+        """The window usage that set the level, per weight when the weight is not 1."""
+        charge = obj.charge if obj.charge == "time" else "tasks"
+        used = obj.usage_before if charge == "time" else obj.count_before
+        text = usage_text(used, charge)
+        if obj.weight > 1:
+            per = selectors.usage_per_weight(usage=used, weight=obj.weight, charge=charge)
+            text += f" ({usage_text(per, charge)} per weight)"
+        return text
+
+    @admin.display(description="cost", ordering="cost")
+    def cost_text(self, obj: TaskRecord) -> str:
+        return f"{obj.cost:.1f} s (estimate)" if obj.charge == "time" else f"{obj.cost:g} task"
+
+    @admin.display(description="run seconds", ordering="run_seconds")
+    def run_seconds_text(self, obj: TaskRecord) -> str:
+        return "-" if obj.run_seconds is None else f"{obj.run_seconds:.2f} s"
+
+    @admin.display(description="aged", boolean=True)
+    def aged_now(self, obj: TaskRecord) -> bool:
+        """Lifted by aging: while queued as the fair queue says, then as the history says."""
+        place = _place(obj) if obj.status == states.PENDING else None
+        return place.aged if place is not None else obj.aged
+
+    @admin.display(description="why this level")
+    def why(self, obj: TaskRecord) -> str:
+        return selectors.task_priority(obj, place=_place(obj))["reason"]
 
     def get_search_results(self, request, queryset, search_term):
         # The primary key is a UUID: search it by its text, so a partial id finds it too; a

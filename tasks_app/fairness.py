@@ -50,3 +50,49 @@ def level_for_usage(*, usage: float, weight: int, bounds: Sequence[float]) -> in
             break
         level += 1
     return level
+
+
+def level0_at(
+    *,
+    entries: Sequence[tuple[float, float]],
+    weight: int,
+    bounds: Sequence[float],
+    window_seconds: float,
+    charge: str,
+    now: float,
+) -> float | None:
+    """Return when a user who stops submitting now falls back to level 0, or None if already.
+
+    `entries` are the user's submissions still in the window as (submit time, charge): charge
+    1 under PQH_CHARGE=tasks, seconds under time. Each stops counting at its submit time +
+    `window_seconds` (the window drops an entry once now - window_seconds reaches its time), so
+    the answer is one of those instants: the first at which what is left gives level 0, that is
+    fewer than bounds[0] tasks per weight (the count floored by the weight, as level_for) under
+    tasks, or less than bounds[0] seconds per weight (as level_for_usage) under time. Entries
+    that have already expired at `now` are ignored. Pure: numbers in, a time out.
+    """
+    if weight < 1:
+        raise ValueError(f"weight must be at least 1, got {weight}")
+    if charge not in ("tasks", "time"):
+        raise ValueError(f"charge must be 'tasks' or 'time', got {charge!r}")
+    if not bounds:
+        return None
+    ends = sorted(
+        (submitted + window_seconds, cost)
+        for submitted, cost in entries
+        if submitted + window_seconds > now
+    )
+
+    # What is still counting once the first i entries have stopped, summed from the newest
+    # backwards (additions only, no drift from subtracting).
+    left = [0.0] * (len(ends) + 1)
+    for i in range(len(ends) - 1, -1, -1):
+        left[i] = left[i + 1] + (1.0 if charge == "tasks" else max(ends[i][1], 0.0))
+    for i in range(len(ends) + 1):
+        if charge == "tasks":
+            level0 = weighted_count(len(ends) - i, weight) < bounds[0]
+        else:
+            level0 = left[i] / weight < bounds[0]
+        if level0:
+            return None if i == 0 else ends[i - 1][0]
+    return None  # unreachable: with nothing left the user is at level 0

@@ -193,9 +193,31 @@ TASK_DETAIL = {
     "finished_at": None,
     "wait_seconds": 1.52,
     "position": 4,
+    "estimated_start_at": "2026-11-26T04:21:10Z",
+    "priority": {
+        "level": 1,
+        "charge": "tasks",
+        "usage_before": 3,
+        "unit": "tasks",
+        "weight": 1,
+        "usage_per_weight": 3,
+        "bounds": [1, 6, 16, 26, 36],
+        "cost": 1.0,
+        "run_seconds": None,
+        "aged": False,
+        "position": 4,
+        "estimated_start_at": "2026-11-26T04:21:10Z",
+        "reason": "level 1: 3 tasks in the last 6000 s at weight 1 reach the bound 1 "
+        "(level 0 needs fewer than 1)",
+    },
+    "progress": None,
     "result": None,
 }
-TASK_LISTED = {k: v for k, v in TASK_DETAIL.items() if k not in ("position", "result")}
+TASK_LISTED = {
+    k: v
+    for k, v in TASK_DETAIL.items()
+    if k not in ("position", "estimated_start_at", "priority", "progress", "result")
+}
 
 
 def _submit_responses(serializer, example) -> dict:
@@ -315,7 +337,18 @@ tasks = extend_schema_view(
             200: _ok(
                 TaskDetailSerializer,
                 "Cancelled",
-                {**TASK_DETAIL, "status": "REVOKED", "position": None, "wait_seconds": None},
+                {
+                    **TASK_DETAIL,
+                    "status": "REVOKED",
+                    "position": None,
+                    "estimated_start_at": None,
+                    "wait_seconds": None,
+                    "priority": {
+                        **TASK_DETAIL["priority"],
+                        "position": None,
+                        "estimated_start_at": None,
+                    },
+                },
             ),
             401: UNAUTHORIZED,
             403: FORBIDDEN,
@@ -326,12 +359,22 @@ tasks = extend_schema_view(
 )
 
 usage = extend_schema(
-    summary="Your window count, weight and the level your next task would get",
+    summary="Your window usage, weight, the level your next task would get, and when you are "
+    "back at level 0",
     responses={
         200: _ok(
             UsageSerializer,
             "Your usage",
-            {"count": 3, "weight": 1, "next_level": 1, "window_seconds": 6000},
+            {
+                "count": 3,
+                "usage": 3.0,
+                "unit": "tasks",
+                "weight": 1,
+                "next_level": 1,
+                "bounds": [1, 6, 16, 26, 36],
+                "level0_at": "2026-11-26T05:59:00.123456Z",
+                "window_seconds": 6000,
+            },
         ),
         401: UNAUTHORIZED,
     },

@@ -17,6 +17,7 @@ Every figure is one aggregate SQL query over the period (the indexes of migratio
 query per user or per row.
 """
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,7 +42,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Least
 
 from .models import TaskRecord
-from .selectors import level_of
+from .selectors import usage_from_window, windows_of
 from .window import window_active_users
 
 
@@ -109,13 +110,18 @@ class Activity:
 
 @dataclass(frozen=True)
 class WindowUser:
-    """A user with a live window: its count, weight and the level its next task would get."""
+    """A user with a live window: its count, usage (the count, or seconds charged under
+    PQH_CHARGE=time), weight, the level its next task would get and when it falls back to
+    level 0 if it stops submitting (None: it is there)."""
 
     user_id: int
     username: str
     count: int
     weight: int
     next_level: int
+    usage: float = 0.0
+    unit: str = "tasks"
+    level0_at: datetime | None = None
 
 
 def shares_from(rows: list[tuple[int, str, int, float]]) -> list[UserShare]:
@@ -288,29 +294,38 @@ def activity(*, since: datetime, now: datetime, step: timedelta) -> Activity:
 
 
 def largest_windows(*, now: float | None = None, limit: int = 10) -> list[WindowUser]:
-    """Return the `limit` users with the most submissions in their live window, largest first."""
+    """Return the `limit` users with the largest live window, largest first: by count, or by
+    seconds charged under PQH_CHARGE=time."""
+    now = time.time() if now is None else now
     counts = window_active_users(now=now)
-    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    if settings.PQH_CHARGE == "time":
+        windows = windows_of(counts, now=now)
+        ranked = sorted(windows, key=lambda user_id: (-windows[user_id].usage, user_id))[:limit]
+    else:
+        ranked = sorted(counts, key=lambda user_id: (-counts[user_id], user_id))[:limit]
+        windows = windows_of(ranked, now=now)
     users = {
         user.pk: user
-        for user in get_user_model()
-        .objects.filter(pk__in=[user_id for user_id, _ in top])
-        .select_related("profile")
+        for user in get_user_model().objects.filter(pk__in=ranked).select_related("profile")
     }
     rows = []
-    for user_id, count in top:
+    for user_id in ranked:
         user = users.get(user_id)
-        if user is None:  # deleted since it submitted
+        if user is None or user_id not in windows:  # deleted since it submitted, or expired
             continue
         profile = getattr(user, "profile", None)
         weight = profile.weight if profile is not None else 1
+        usage = usage_from_window(windows[user_id], weight=weight, now=now)
         rows.append(
             WindowUser(
                 user_id=user_id,
                 username=user.get_username(),
-                count=count,
+                count=usage.count,
                 weight=weight,
-                next_level=level_of(count_before=count, weight=weight),
+                next_level=usage.next_level,
+                usage=usage.usage,
+                unit=usage.unit,
+                level0_at=usage.level0_at,
             )
         )
     return rows

@@ -21,10 +21,10 @@ from users_app.models import Profile
 
 from . import scheduler
 from .estimates import estimate_start, max_overlap
-from .fairness import level_for, level_for_usage
+from .fairness import level0_at, level_for, level_for_usage, weighted_count
 from .models import TaskRecord
 from .progress import PROGRESS
-from .window import window_active_users, window_count
+from .window import window_active_users, window_usage
 
 logger = logging.getLogger(__name__)
 
@@ -150,36 +150,173 @@ def task_result_value(record: TaskRecord) -> Any:
     return value
 
 
-def task_positions(records: Iterable[TaskRecord], *, now: float | None = None) -> dict:
-    """Return {task id: queue position} for many tasks, in one Redis round trip at most.
+def task_places(
+    records: Iterable[TaskRecord], *, now: float | None = None
+) -> dict[Any, scheduler.Place | None]:
+    """Return {task id: Place (queue position, aged)} for many tasks, in one Redis round trip.
 
     A position is the number of tasks that start before this one if no more tasks arrive and
     none reaches the aging bound in the meantime: it models the weighted interleaving within a
     level and the aged tasks exactly, from the fair queue's own sorted sets, in O(log n) per task
-    (docs/fairness.md, "Queue position"). None for a task that is not queued, when the fairness
-    policy is off (the broker's FIFO list has no ranks), or if Redis cannot be reached.
+    (docs/fairness.md, "Queue position"); `aged` says whether aging has lifted the task. None
+    for a task that is not queued, when the fairness policy is off (the broker's FIFO list has
+    no ranks), or if Redis cannot be reached.
     """
     records = list(records)
-    positions: dict = {record.pk: None for record in records}
+    places: dict = {record.pk: None for record in records}
     queued = [r for r in records if r.status == states.PENDING]
     if not queued or not settings.PQH_FAIRNESS:
-        return positions
+        return places
     try:
-        answers = scheduler.queue_positions(
+        answers = scheduler.queue_places(
             [(str(r.pk), r.queue_seq, r.level) for r in queued], now=now
         )
     except redis.RedisError:
         logger.warning("queue positions unavailable: Redis cannot be reached")
-        return positions
-    positions.update(zip((r.pk for r in queued), answers, strict=True))
-    return positions
+        return places
+    places.update(zip((r.pk for r in queued), answers, strict=True))
+    return places
+
+
+def task_positions(records: Iterable[TaskRecord], *, now: float | None = None) -> dict:
+    """Return {task id: queue position} for many tasks, in one Redis round trip at most
+    (see task_places); None for a task that is not queued."""
+    return {
+        pk: None if place is None else place.position
+        for pk, place in task_places(records, now=now).items()
+    }
+
+
+def task_place(record: TaskRecord) -> scheduler.Place | None:
+    """Return the place of one task (see task_places); None if it is not queued."""
+    if record.position_at_submit is not None and record.status == states.PENDING:
+        # What the fair queue said when it took the task: a task just queued is not aged.
+        return scheduler.Place(position=record.position_at_submit, aged=False)
+    return task_places([record])[record.pk]
 
 
 def task_position(record: TaskRecord) -> int | None:
-    """Return the queue position of one task (see task_positions); None if it is not queued."""
-    if record.position_at_submit is not None and record.status == states.PENDING:
-        return record.position_at_submit  # what the fair queue said when it took the task
-    return task_positions([record])[record.pk]
+    """Return the queue position of one task (see task_places); None if it is not queued."""
+    place = task_place(record)
+    return None if place is None else place.position
+
+
+# --- Why a task waits: its priority in words -------------------------------------------------
+
+
+def charge_unit(charge: str) -> str:
+    """Return the unit of a charge's usage: "tasks" (a count) or "seconds" (of service)."""
+    return "seconds" if charge == "time" else "tasks"
+
+
+def charge_bounds(charge: str) -> list[float]:
+    """Return the level bounds in the unit of `charge` (PQH_LEVEL_BOUNDS[_SECONDS])."""
+    if charge == "time":
+        return [float(b) for b in settings.PQH_LEVEL_BOUNDS_SECONDS]
+    return [int(b) for b in settings.PQH_LEVEL_BOUNDS]
+
+
+def usage_per_weight(*, usage: float, weight: int, charge: str) -> float:
+    """Return what the policy compares with the bounds: whole tasks per weight (the count
+    floored by the weight) under tasks, seconds per weight under time."""
+    if charge == "time":
+        return usage / weight
+    return weighted_count(int(usage), weight)
+
+
+def _amount(value: float, charge: str) -> str:
+    return f"{value:.1f} s" if charge == "time" else f"{int(value)}"
+
+
+def priority_reason(
+    *,
+    level: int,
+    charge: str,
+    usage: float,
+    weight: int,
+    bounds: list[float],
+    window_seconds: int,
+    aged: bool,
+    max_wait: float,
+    fairness: bool = True,
+) -> str:
+    """Say in one sentence why a task has its level (and whether aging lifted it). Pure.
+
+    E.g. "level 2: 7 tasks in the last 6000 s at weight 1 reach the bound 6 (level 0 needs
+    fewer than 1)".
+    """
+    if not fairness:
+        text = "level 0: the fairness policy is off (PQH_FAIRNESS), tasks start in arrival order"
+    else:
+        if charge == "time":
+            what = f"{usage:.1f} s of service charged in the last {window_seconds} s"
+            per = f"{usage / weight:.1f} s per weight"
+            need = f"less than {bounds[0]:.1f} s per weight"
+        else:
+            what = (
+                f"{int(usage)} task{'' if int(usage) == 1 else 's'} in the last {window_seconds} s"
+            )
+            per = f"{weighted_count(int(usage), weight)} per weight"
+            need = f"fewer than {int(bounds[0])}"
+        said = f"{what} at weight {weight}" + ("" if weight == 1 else f" = {per}")
+        if level == 0:
+            text = f"level 0: {said} stay below the bound {_amount(bounds[0], charge)} of level 1"
+        else:
+            reached = bounds[min(level, len(bounds)) - 1]
+            text = (
+                f"level {level}: {said} reach the bound {_amount(reached, charge)} "
+                f"(level 0 needs {need})"
+            )
+    if aged:
+        text += (
+            f"; waiting longer than PQH_MAX_WAIT_SECONDS ({max_wait:g} s) lifted it ahead of "
+            "every level"
+        )
+    return text
+
+
+def task_priority(
+    record: TaskRecord,
+    *,
+    place: scheduler.Place | None,
+    estimated_start_at: str | None = None,
+) -> dict[str, Any]:
+    """Return why a task waits (the detail's "priority"): its level and the window usage that
+    set it against the bounds, the weight, its cost, whether aging lifted it, its place.
+
+    No I/O: the record and its `place` (task_place: read once, with the position) say it all.
+    """
+    charge = record.charge if record.charge in ("tasks", "time") else "tasks"
+    # The count under tasks: usage_before equals it, and rows older than it only have the count.
+    usage = float(record.usage_before) if charge == "time" else int(record.count_before)
+    weight = max(int(record.weight), 1)
+    bounds = charge_bounds(charge)
+    aged = place.aged if place is not None else bool(record.aged)
+    return {
+        "level": record.level,
+        "charge": charge,
+        "usage_before": usage,
+        "unit": charge_unit(charge),
+        "weight": weight,
+        "usage_per_weight": usage_per_weight(usage=usage, weight=weight, charge=charge),
+        "bounds": bounds,
+        "cost": float(record.cost),
+        "run_seconds": None if record.run_seconds is None else float(record.run_seconds),
+        "aged": aged,
+        "position": None if place is None else place.position,
+        "estimated_start_at": estimated_start_at,
+        "reason": priority_reason(
+            level=record.level,
+            charge=charge,
+            usage=usage,
+            weight=weight,
+            bounds=bounds,
+            window_seconds=settings.PQH_WINDOW_SECONDS,
+            aged=aged,
+            max_wait=settings.PQH_MAX_WAIT_SECONDS,
+            fairness=settings.PQH_FAIRNESS,
+        ),
+    }
 
 
 def user_max_active(user) -> int:
@@ -193,24 +330,70 @@ def user_max_active(user) -> int:
 
 @dataclass(frozen=True)
 class Usage:
+    """A user's window as the policy reads it, and when it would let them back to level 0."""
+
     count: int
+    usage: float  # the count under PQH_CHARGE=tasks, seconds charged under time
+    unit: str  # "tasks" or "seconds"
     weight: int
     next_level: int
+    bounds: list[float]
+    level0_at: datetime | None  # None: already at level 0
     window_seconds: int
+    charge: str = "tasks"
 
 
-def user_usage(user, *, now: float | None = None) -> Usage:
-    """Return the user's window count, weight and the level their next task would get."""
-    count = window_count(user_id=user.pk, now=now)
-    weight = user_weight(user)
-    level = level_of(count_before=count, weight=weight)
+def usage_from_window(window, *, weight: int, now: float) -> Usage:
+    """Return the Usage of a window_usage() answer for a user of `weight`. No I/O."""
+    charge = settings.PQH_CHARGE
+    usage = float(window.usage) if charge == "time" else int(window.count)
+    at = None
+    if settings.PQH_FAIRNESS:
+        at = level0_at(
+            entries=window.entries,
+            weight=weight,
+            bounds=charge_bounds(charge),
+            window_seconds=settings.PQH_WINDOW_SECONDS,
+            charge=charge,
+            now=now,
+        )
     return Usage(
-        count=count, weight=weight, next_level=level, window_seconds=settings.PQH_WINDOW_SECONDS
+        count=window.count,
+        usage=usage,
+        unit=charge_unit(charge),
+        weight=weight,
+        next_level=level_of(count_before=window.count, weight=weight, usage=window.usage),
+        bounds=charge_bounds(charge),
+        level0_at=None if at is None else datetime.fromtimestamp(at, tz=UTC),
+        window_seconds=settings.PQH_WINDOW_SECONDS,
+        charge=charge,
     )
 
 
+def user_usage(user, *, now: float | None = None) -> Usage:
+    """Return the user's window (count, and seconds under time), weight, the level their next
+    task would get, and when they fall back to level 0 if they stop submitting now.
+
+    One Redis round trip (window_usage).
+    """
+    now = time.time() if now is None else now
+    window = window_usage(user_id=user.pk, now=now)
+    return usage_from_window(window, weight=user_weight(user), now=now)
+
+
+def windows_of(user_ids: Iterable[int], *, now: float) -> dict[int, Any]:
+    """Return {user id: window_usage()} of users, for an operator's page (a round trip each)."""
+    windows = {}
+    for user_id in user_ids:
+        window = window_usage(user_id=user_id, now=now)
+        if window.count:
+            windows[user_id] = window
+    return windows
+
+
 def queue_stats(*, now: float | None = None) -> dict[str, Any]:
-    """Return, per level, the queued tasks, and per user with a live window its count and level."""
+    """Return, per level, the queued tasks, and per user with a live window: its count, usage
+    (the count, or seconds charged), weight, next level and when it falls back to level 0."""
     now = time.time() if now is None else now
     per_level = dict(
         TaskRecord.objects.waiting()
@@ -223,21 +406,31 @@ def queue_stats(*, now: float | None = None) -> dict[str, Any]:
         {"level": level, "queued": per_level.get(level, 0), "in_broker": in_broker[level]}
         for level in range(settings.PQH_LEVELS)
     ]
-    counts = window_active_users(now=now)
+    windows = windows_of(window_active_users(now=now), now=now)
     User = get_user_model()
-    users = User.objects.filter(pk__in=counts).select_related("profile").order_by("username")
+    users = User.objects.filter(pk__in=windows).select_related("profile").order_by("username")
     rows = []
     for user in users:
-        weight = user_weight(user)
+        usage = usage_from_window(windows[user.pk], weight=user_weight(user), now=now)
         rows.append(
             {
                 "user": user.get_username(),
-                "count": counts[user.pk],
-                "weight": weight,
-                "next_level": level_of(count_before=counts[user.pk], weight=weight),
+                "count": usage.count,
+                "usage": usage.usage,
+                "weight": usage.weight,
+                "usage_per_weight": usage_per_weight(
+                    usage=usage.usage, weight=usage.weight, charge=usage.charge
+                ),
+                "next_level": usage.next_level,
+                "level0_at": None
+                if usage.level0_at is None
+                else usage.level0_at.isoformat().replace("+00:00", "Z"),
             }
         )
     return {
+        "charge": settings.PQH_CHARGE,
+        "unit": charge_unit(settings.PQH_CHARGE),
+        "bounds": charge_bounds(settings.PQH_CHARGE),
         "levels": levels,
         "waiting_in_fair_queue": scheduler.queue_waiting_count(),
         "users": rows,

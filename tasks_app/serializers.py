@@ -10,7 +10,13 @@ from rest_framework import serializers
 from .models import STATUS_CHOICES, TaskRecord
 from .parsers import JSONInputError, json_parse, json_text_problem
 from .progress import PROGRESS
-from .selectors import task_position, task_progress, task_result_value, task_start_estimate
+from .selectors import (
+    task_place,
+    task_priority,
+    task_progress,
+    task_result_value,
+    task_start_estimate,
+)
 
 
 class JSONInputField(serializers.JSONField):
@@ -135,8 +141,71 @@ class ProgressSerializer(serializers.Serializer):
     updated_at = serializers.FloatField(help_text="when it was reported, epoch seconds")
 
 
+class PrioritySerializer(serializers.Serializer):
+    """Why the task waits where it does: what set its level, and where it stands now."""
+
+    level = serializers.IntegerField(
+        min_value=0, help_text="The priority level it was given at submission, 0 (best) to 5."
+    )
+    charge = serializers.ChoiceField(
+        choices=["tasks", "time"],
+        help_text="What set the level (PQH_CHARGE when it was submitted): the count of your "
+        "tasks in the window (tasks), or the seconds of service they were charged (time).",
+    )
+    usage_before = serializers.FloatField(
+        help_text="Your window usage when it was submitted, in `unit`: the tasks you had "
+        "submitted in the last PQH_WINDOW_SECONDS, or the seconds they were charged (a task's "
+        "estimate until it ends, then what its run took).",
+    )
+    unit = serializers.ChoiceField(
+        choices=["tasks", "seconds"], help_text="The unit of usage_before, bounds and cost."
+    )
+    weight = serializers.IntegerField(
+        min_value=1, help_text="Your weight when it was submitted: usage is divided by it."
+    )
+    usage_per_weight = serializers.FloatField(
+        help_text="What the policy compared with the bounds: usage_before // weight (whole "
+        "tasks) under tasks, usage_before / weight (seconds) under time.",
+    )
+    bounds = serializers.ListField(
+        child=serializers.FloatField(),
+        help_text="The level bounds in `unit` (PQH_LEVEL_BOUNDS, or PQH_LEVEL_BOUNDS_SECONDS "
+        "under time): usage_per_weight reaching bounds[i] gives level i + 1 at least; level 0 "
+        "needs less than bounds[0].",
+    )
+    cost = serializers.FloatField(
+        help_text="What the task was charged at submission: 1 (tasks), or its estimated "
+        "seconds (time: your recent mean run time, or PQH_TASK_SECONDS with no history)."
+    )
+    run_seconds = serializers.FloatField(
+        allow_null=True,
+        help_text="Once it has ended: the seconds its run spent in the work (under time, what "
+        "it is charged instead of `cost`); null before.",
+    )
+    aged = serializers.BooleanField(
+        help_text="Whether aging lifted it: it waited longer than PQH_MAX_WAIT_SECONDS and goes "
+        "ahead of every level (read from the queue while queued, from the history once "
+        "released).",
+    )
+    position = serializers.IntegerField(
+        allow_null=True,
+        help_text="While queued: the tasks of the whole queue that start before it if no more "
+        "arrive (the same as the task's position); null otherwise.",
+    )
+    estimated_start_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="While queued: when it should start (the same as the task's "
+        "estimated_start_at); null otherwise and in the answer to a submission.",
+    )
+    reason = serializers.CharField(
+        help_text='The same in one sentence, e.g. "level 2: 7 tasks in the last 6000 s at '
+        'weight 1 reach the bound 6 (level 0 needs fewer than 1)".',
+    )
+
+
 class TaskDetailSerializer(TaskSerializer):
-    """A single task: adds its queue position while queued, and its result once finished."""
+    """A single task: adds its queue position and priority while queued, and its result once
+    finished."""
 
     position = serializers.SerializerMethodField(
         help_text="queued tasks ahead of this one (better levels, then older at its level)"
@@ -144,6 +213,11 @@ class TaskDetailSerializer(TaskSerializer):
     estimated_start_at = serializers.SerializerMethodField(
         help_text="while queued: when it should start, from its position and recent run times "
         "(null in the answer to a submission: poll the task)"
+    )
+    priority = serializers.SerializerMethodField(
+        help_text="Why it waits: its level and the window usage that set it against the "
+        "bounds, your weight, its cost, whether aging lifted it, its position and estimated "
+        "start, and a sentence that says it"
     )
     progress = serializers.SerializerMethodField(
         help_text="while running: its last report, {fraction (0..1), message, updated_at}; "
@@ -156,6 +230,7 @@ class TaskDetailSerializer(TaskSerializer):
             *TaskSerializer.Meta.fields,
             "position",
             "estimated_start_at",
+            "priority",
             "progress",
             "result",
         ]
@@ -164,19 +239,33 @@ class TaskDetailSerializer(TaskSerializer):
     def to_representation(self, instance: TaskRecord) -> dict:
         data = super().to_representation(instance)
         data["position"] = self.get_position(instance)
-        data["estimated_start_at"] = self.get_estimated_start_at(instance)
+        data["estimated_start_at"] = start = self.get_estimated_start_at(instance)
+        data["priority"] = task_priority(
+            instance, place=self.get_place(instance), estimated_start_at=start
+        )
         data["progress"] = progress = self.get_progress(instance)
         data["result"] = self.get_result(instance)
         if progress is not None:
             data["status"] = PROGRESS
         return data
 
+    def get_place(self, obj: TaskRecord):
+        # Asked once per task (one Redis round trip): the position, the start estimate and the
+        # priority's aged flag all come from it.
+        places = self.__dict__.setdefault("_places", {})
+        if obj.pk not in places:
+            places[obj.pk] = task_place(obj)
+        return places[obj.pk]
+
     def get_position(self, obj: TaskRecord) -> int | None:
-        # Asked once per task: the start estimate uses it too.
-        positions = self.__dict__.setdefault("_positions", {})
-        if obj.pk not in positions:
-            positions[obj.pk] = task_position(obj)
-        return positions[obj.pk]
+        place = self.get_place(obj)
+        return None if place is None else place.position
+
+    @extend_schema_field(PrioritySerializer)
+    def get_priority(self, obj: TaskRecord) -> dict:
+        return task_priority(
+            obj, place=self.get_place(obj), estimated_start_at=self.get_estimated_start_at(obj)
+        )
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_estimated_start_at(self, obj: TaskRecord) -> str | None:
@@ -198,9 +287,25 @@ class TaskDetailSerializer(TaskSerializer):
 
 class UsageSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="your submissions in the window")
-    weight = serializers.IntegerField()
+    usage = serializers.FloatField(
+        help_text="what sets your level, in `unit`: the count (PQH_CHARGE=tasks), or the "
+        "seconds of service your tasks in the window were charged (time: a task's estimate "
+        "until it ends, then what its run took)"
+    )
+    unit = serializers.ChoiceField(choices=["tasks", "seconds"], help_text="the unit of usage")
+    weight = serializers.IntegerField(help_text="your weight: usage is divided by it")
     next_level = serializers.IntegerField(help_text="the level your next task would get")
-    window_seconds = serializers.IntegerField()
+    bounds = serializers.ListField(
+        child=serializers.FloatField(),
+        help_text="the level bounds in `unit` (per weight): reaching bounds[i] gives level "
+        "i + 1 at least; level 0 needs less than bounds[0]",
+    )
+    level0_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="when your next task would get level 0 again if you stop submitting now (as "
+        "your submissions leave the window); null if it already would",
+    )
+    window_seconds = serializers.IntegerField(help_text="the window's length, PQH_WINDOW_SECONDS")
 
 
 class SeedAcceptedSerializer(serializers.Serializer):

@@ -4,12 +4,15 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
+from tasks_app.models import TaskRecord
 from tasks_app.services import task_submit
 from users_app.models import Profile
 
@@ -155,10 +158,55 @@ def test_queue_stats_shows_levels_and_live_windows(alice, bob):
     task_submit(user=bob[0], x=0)
     stats = json.loads(run("queue_stats", "--json"))
     assert [row["queued"] for row in stats["levels"]] == [2, 2, 0, 0, 0, 0]
+    assert (stats["charge"], stats["unit"], stats["bounds"]) == (
+        "tasks",
+        "tasks",
+        [1, 6, 16, 26, 36],
+    )
+    alice_at = max(r.submitted_at for r in TaskRecord.objects.filter(user=alice[0]))
+    bob_at = TaskRecord.objects.get(user=bob[0]).submitted_at
+    level0 = [row.pop("level0_at") for row in stats["users"]]
     assert stats["users"] == [
-        {"user": "alice", "count": 3, "weight": 1, "next_level": 1},
-        {"user": "bob", "count": 1, "weight": 1, "next_level": 1},
+        {
+            "user": "alice",
+            "count": 3,
+            "usage": 3,
+            "weight": 1,
+            "usage_per_weight": 3,
+            "next_level": 1,
+        },
+        {
+            "user": "bob",
+            "count": 1,
+            "usage": 1,
+            "weight": 1,
+            "usage_per_weight": 1,
+            "next_level": 1,
+        },
     ]
+    window = timedelta(seconds=settings.PQH_WINDOW_SECONDS)
+    for at, submitted in zip(level0, (alice_at, bob_at), strict=True):
+        got = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        assert abs((got - (submitted + window)).total_seconds()) < 1e-3
     text = run("queue_stats")
-    assert "alice: count 3, weight 1, next level 1" in text
+    assert "charge: tasks (level bounds per weight, in tasks: 1, 6, 16, 26, 36)" in text
+    assert "alice: count 3, usage 3 task(s), weight 1, next level 1, back at level 0 at " in text
     assert "total queued: 4" in text
+
+
+def test_queue_stats_under_time_shows_seconds_per_weight(alice, charlie, settings):
+    settings.PQH_CHARGE = "time"
+    for i in range(3):
+        task_submit(user=alice[0], x=i)
+    for i in range(13):
+        task_submit(user=charlie[0], x=i)
+    stats = json.loads(run("queue_stats", "--json"))
+    assert (stats["charge"], stats["unit"]) == ("time", "seconds")
+    rows = {row["user"]: row for row in stats["users"]}
+    assert rows["alice"]["usage"] == pytest.approx(0.6) and rows["alice"]["next_level"] == 1
+    # Charlie (weight 6): 13 x 0.2 s = 2.6 s, 0.43 s per weight: level 1 until 12 have left.
+    assert rows["charlie"]["usage_per_weight"] == pytest.approx(2.6 / 6)
+    assert rows["charlie"]["next_level"] == 1 and rows["charlie"]["level0_at"] is not None
+    text = run("queue_stats")
+    assert "charge: time (level bounds per weight, in seconds: 0.2 s, 1.2 s," in text
+    assert "charlie: count 13, usage 2.6 s = 0.4 s per weight, weight 6, next level 1" in text
