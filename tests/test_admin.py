@@ -105,6 +105,7 @@ def test_a_users_settings_and_window_are_on_one_page(staff_client, alice):
     content = page.content.decode()
     assert 'name="weight"' in content
     assert "2 submission(s) in the last" in content and "the next task gets level 1" in content
+    assert "back at level 0 at " in content  # the first submission leaves the window then
     assert "/admin/tasks_app/taskrecord/?user=alice" in content
 
 

@@ -71,9 +71,15 @@ class ProfileAdmin(admin.ModelAdmin):
     def window(self, obj: Profile) -> str:
         # One user's page: one Redis round trip. Lists never show this column.
         usage = selectors.user_usage(obj.user)
+        charged = f"; {usage.usage:.1f} s charged" if usage.unit == "seconds" else ""
+        back = (
+            f"; back at level 0 at {usage.level0_at:%Y-%m-%d %H:%M:%S} UTC if idle"
+            if usage.level0_at
+            else ""
+        )
         return (
-            f"{usage.count} submission(s) in the last {usage.window_seconds} s; "
-            f"the next task gets level {usage.next_level}"
+            f"{usage.count} submission(s) in the last {usage.window_seconds} s{charged}; "
+            f"the next task gets level {usage.next_level}{back}"
         )
 
     @admin.display(description="tasks")
