@@ -94,6 +94,11 @@ class FairQueueModel:
 
     levels: int = 6
     max_wait: float = 1e9
+    # False: as the Lua does today, every task starts at max(V_l, F_u,l). True: the proposed
+    # repair of docs/fairness.md's bound (not in the Lua): a task of a user who already has
+    # tasks waiting at the level starts where the user's last waiting task ends (its tag +
+    # cost / weight), so a refund settled while the user is backlogged is never lost to V_l.
+    backlog_chain: bool = False
     tasks: dict[int, _Task] = field(default_factory=dict)  # waiting tasks (q:task)
     aged: _ZSet = field(default_factory=_ZSet)  # q:aged, seq -> submit time
     lvl: list[_ZSet] = field(default_factory=list)  # q:lvl:<l>, seq -> start tag
@@ -146,7 +151,12 @@ class FairQueueModel:
         if submitted <= now - self.max_wait:
             self.aged.add(seq, submitted)
             return True
-        s = max(self.vt[level], self.fin[level].get(user, 0.0))
+        mine = self._user_tasks(user, level) if self.backlog_chain else []
+        if mine:
+            last_tag, last = mine[-1]
+            s = last_tag + self.tasks[last].cost / self.tasks[last].weight
+        else:
+            s = max(self.vt[level], self.fin[level].get(user, 0.0))
         self.fin[level][user] = s + cost / weight
         self.lvl[level].add(seq, s)
         self.age[level].add(seq, submitted)
