@@ -9,8 +9,9 @@ Modelled, per the design of issue 11 (docs/fairness.md):
 
 - enqueue: a task gets the start tag S = max(V_l, F_u,l) of its level and moves its user's finish
   tag to F_u,l = S + cost / weight; a task submitted at or before now - max_wait goes straight
-  to the aged set (it keeps no tag and moves no finish tag); a queue number already held is
-  refused.
+  to the aged set (it keeps no tag and moves no finish tag); a queue number already waiting is
+  refused (a picked task counts as started at once, so it may be queued again, as the scripts
+  allow once a worker has taken it).
 - pick: first the aging step (age_out), then up to max_picks tasks: the aged set's oldest
   (submit time, then queue number), else the best non-empty level's smallest (tag, queue
   number). A task leaving a level advances V_l to its tag (if larger) and drops the finish tags
@@ -28,6 +29,10 @@ Modelled, per the design of issue 11 (docs/fairness.md):
   weight; the weight stored with those tasks changes. Aged tasks are not touched.
 - position(seq): aged tasks ahead (rank in the aged set), or all aged tasks + every task of a
   better level + the rank in its level.
+
+backlog_chain=True models a proposed repair, not what the scripts do: a task of a user who
+already has tasks waiting at the level starts where the user's last waiting task ends, so a
+refund settled while the user is backlogged is never lost to V_l (see the bound tests).
 
 Not modelled: the release buffer, the broker's lists, stuck releases and unconfirmed picks
 (the differential test runs with a huge buffer, confirms every pick and reports each picked task
@@ -105,7 +110,6 @@ class FairQueueModel:
     age: list[_ZSet] = field(default_factory=list)  # q:age:<l>, seq -> submit time
     vt: list[float] = field(default_factory=list)  # q:vt, V_l
     fin: list[dict[int, float]] = field(default_factory=list)  # q:fin:<l>, user -> F_u,l
-    picked: set[str] = field(default_factory=set)  # task ids ever picked (q:out, then started)
 
     def __post_init__(self) -> None:
         self.lvl = [_ZSet() for _ in range(self.levels)]
@@ -144,7 +148,7 @@ class FairQueueModel:
     ) -> bool:
         """Add one task (add() in queue.lua); False if the queue holds it already."""
         now = submitted if now is None else now
-        if seq in self.tasks or task_id in self.picked:
+        if seq in self.tasks:
             return False
         task = _Task(task_id, seq, user, level, weight, cost, submitted)
         self.tasks[seq] = task
@@ -219,7 +223,6 @@ class FairQueueModel:
                 self.age[level].remove(m)
                 self._advance(level, tag)
             task = self.tasks.pop(m)
-            self.picked.add(task.task_id)
             out.append(task.task_id)
         return out
 
