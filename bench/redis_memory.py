@@ -9,6 +9,7 @@ level the policy gives. No PostgreSQL is needed: queue numbers are made up as it
 
     .venv/bin/python bench/redis_memory.py              # 100,000 tasks per shape
     .venv/bin/python bench/redis_memory.py --tasks 20000
+    .venv/bin/python bench/redis_memory.py --charge time   # windows keep each task's seconds
 
 Writes bench/results/redis_memory.json.
 """
@@ -36,8 +37,11 @@ def used(client) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100_000, help="waiting tasks per shape")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "redis_memory.json"))
+    parser.add_argument("--charge", choices=("tasks", "time"), default="tasks", help="PQH_CHARGE")
+    parser.add_argument("--out", default=None, help="bench/results/redis_memory[_time].json")
     args = parser.parse_args()
+    suffix = "" if args.charge == "tasks" else f"_{args.charge}"
+    args.out = args.out or str(ROOT / "bench" / "results" / f"redis_memory{suffix}.json")
 
     server = PrivateRedis(Path(tempfile.mkdtemp(prefix="pqh-redis-memory-"))).start()
     os.environ.update(
@@ -47,6 +51,7 @@ def main() -> None:
         PQH_REDIS_PREFIX="pqh",
         PQH_USER_MAX_ACTIVE="100000000",
         PQH_MAX_QUEUED="100000000",
+        PQH_CHARGE=args.charge,
     )
     try:
         import django
@@ -67,7 +72,7 @@ def main() -> None:
             f"{args.tasks // 10:,} users x 10 tasks": 10,
             "1 user x all tasks (cap lifted)": args.tasks,
         }
-        groups = ["q:task", "q:lvl:*", "q:age:*", "q:wait:*", "q:fin:*", "win:*", "act:*"]
+        groups = ["q:task", "q:lvl:*", "q:age:*", "q:uw:*", "q:fin:*", "win:*", "wc:*", "act:*"]
         for name, n in per_user.items():
             client.flushall()
             base = used(client)
@@ -76,7 +81,7 @@ def main() -> None:
                 user, k = 1 + i // n, i % n
                 task_id = f"{i:08x}-0000-4000-8000-{i:012x}"
                 at = now + i * 1e-4
-                admission_admit(user_id=user, task_id=task_id, now=at, user_cap=10**9)
+                admitted = admission_admit(user_id=user, task_id=task_id, now=at, user_cap=10**9)
                 batch.append(
                     scheduler.QueuedTask(
                         task_id=task_id,
@@ -85,6 +90,7 @@ def main() -> None:
                         level=level_for(count_before=k, weight=1),
                         weight=1,
                         submitted=at,
+                        cost=admitted.cost,
                     )
                 )
                 if len(batch) == 1000:
@@ -94,7 +100,7 @@ def main() -> None:
                 scheduler.queue_add(batch, now=now, max_picks=0)
             total = used(client) - base
             assert scheduler.queue_waiting_count() == args.tasks
-            assert client.zcard("pqh:q:admitting") == 0
+            assert client.zcard("{pqh}:q:admitting") == 0
             breakdown = {}
             for group in groups:
                 names = client.scan_iter("{pqh}:" + group, 1000)
@@ -106,7 +112,7 @@ def main() -> None:
                 "fair_queue_bytes_per_task": round(
                     sum(v for k, v in breakdown.items() if k.startswith("q:")), 1
                 ),
-                "window_bytes_per_entry": breakdown["win:*"],
+                "window_bytes_per_entry": round(breakdown["win:*"] + breakdown["wc:*"], 1),
                 "active_set_bytes_per_entry": breakdown["act:*"],
                 "by_key_group": breakdown,
             }
@@ -117,6 +123,7 @@ def main() -> None:
                 **run_meta(),
                 "redis": info["redis_version"],
                 "machine": platform.platform(),
+                "charge": args.charge,
             },
             "shapes": results,
         }

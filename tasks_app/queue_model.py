@@ -30,9 +30,11 @@ Modelled, per the design of issue 11 (docs/fairness.md):
 - position(seq): aged tasks ahead (rank in the aged set), or all aged tasks + every task of a
   better level + the rank in its level.
 
-backlog_chain=True models a proposed repair, not what the scripts do: a task of a user who
-already has tasks waiting at the level starts where the user's last waiting task ends, so a
-refund settled while the user is backlogged is never lost to V_l (see the bound tests).
+A new task of a user with no task waiting at its level starts at max(V_l, F_u,l); a user with
+tasks waiting continues its chain: the new task starts at F_u,l, or, if V_l's advance dropped
+F_u,l (a refund took it below V_l), at its last waiting task's tag + cost / weight. So a refund
+settled while the user is backlogged is never lost to V_l (start_tag() in queue.lua; the bound
+tests need it).
 
 Not modelled: the release buffer, the broker's lists, stuck releases and unconfirmed picks
 (the differential test runs with a huge buffer, confirms every pick and reports each picked task
@@ -99,11 +101,6 @@ class FairQueueModel:
 
     levels: int = 6
     max_wait: float = 1e9
-    # False: as the Lua does today, every task starts at max(V_l, F_u,l). True: the proposed
-    # repair of docs/fairness.md's bound (not in the Lua): a task of a user who already has
-    # tasks waiting at the level starts where the user's last waiting task ends (its tag +
-    # cost / weight), so a refund settled while the user is backlogged is never lost to V_l.
-    backlog_chain: bool = False
     tasks: dict[int, _Task] = field(default_factory=dict)  # waiting tasks (q:task)
     aged: _ZSet = field(default_factory=_ZSet)  # q:aged, seq -> submit time
     lvl: list[_ZSet] = field(default_factory=list)  # q:lvl:<l>, seq -> start tag
@@ -155,12 +152,15 @@ class FairQueueModel:
         if submitted <= now - self.max_wait:
             self.aged.add(seq, submitted)
             return True
-        mine = self._user_tasks(user, level) if self.backlog_chain else []
-        if mine:
+        mine = self._user_tasks(user, level)
+        f = self.fin[level].get(user)
+        if not mine:  # idle time earns no credit
+            s = max(self.vt[level], 0.0 if f is None else f)
+        elif f is not None:  # a backlogged user continues its chain, even below V
+            s = f
+        else:  # F was dropped below V: the chain ends where its last waiting task ends
             last_tag, last = mine[-1]
             s = last_tag + self.tasks[last].cost / self.tasks[last].weight
-        else:
-            s = max(self.vt[level], self.fin[level].get(user, 0.0))
         self.fin[level][user] = s + cost / weight
         self.lvl[level].add(seq, s)
         self.age[level].add(seq, submitted)

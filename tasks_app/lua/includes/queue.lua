@@ -83,6 +83,25 @@ local function user_waiting(k, l, user)
   return out
 end
 
+-- The start tag of a new task of `user` at level l. A user with no task waiting there starts
+-- at max(V, F): idle time earns no credit (the level's clock V). A user with tasks waiting
+-- continues its chain: the new task starts where its last one ends (its finish tag F, even
+-- below V), each cost/weight after the one before. So a settle that refunds a backlogged user
+-- (its run took less than its estimate, moving its tags and F down) is never lost to V, which
+-- the bound in docs/fairness.md needs. F is kept while above V; if V passed it (after such a
+-- refund) it is found again from the user's last waiting task (bounded by the user's cap).
+local function start_tag(k, l, user)
+  local f = redis.call('ZSCORE', k.fin[l], user)
+  local waiting = redis.call('ZRANGE', k.uw[l], '[' .. user .. ':', '(' .. user .. ';', 'BYLEX',
+    'LIMIT', 0, 1)
+  if not waiting[1] then return math.max(vtime(k, l), tonumber(f or '0')) end
+  if f then return tonumber(f) end
+  local mine = user_waiting(k, l, user)
+  local last = mine[#mine]
+  local _, _, weight, cost = task_info(redis.call('HGET', k.task, last[1]))
+  return last[2] + cost / weight
+end
+
 -- Move the user's waiting tasks at level l that come after (tag, m) (all of them if `tag` is
 -- nil), and its finish tag if kept, by `shift` of virtual time.
 local function shift_user(k, l, user, shift, tag, m)
@@ -119,9 +138,7 @@ local function add(k, t, cutoff)
     return true
   end
   local l = t.level
-  -- Idle time earns no credit (the level's clock), and a backlogged user's tasks follow one
-  -- another cost/weight apart (its finish tag).
-  local s = math.max(vtime(k, l), tonumber(redis.call('ZSCORE', k.fin[l], t.user) or '0'))
+  local s = start_tag(k, l, t.user)
   redis.call('ZADD', k.fin[l], num(s + cost / t.weight), t.user)
   redis.call('ZADD', k.lvl[l], num(s), m)
   redis.call('ZADD', k.age[l], num(t.submitted), m)
