@@ -370,11 +370,23 @@ def child_run(spec: dict[str, Any]) -> None:
     if scenario == "S2" and plan.get("history"):
         # Give every user a window history of 36 x weight submissions, so that all of them
         # are at level 5 under the default bounds: what weights buy within one level.
+        # Under PQH_CHARGE=time each is charged d seconds (what a run of limited_f takes), one
+        # more per user so that a float sum of 36 x weight x d cannot fall just short of the
+        # level-5 bound of 36 x d seconds per weight.
+        from tasks_app.redis_client import get_redis, key
         from tasks_app.window import window_record
 
+        timed = getattr(settings, "PQH_CHARGE", "tasks") == "time"
         for name, weight, _n, _label in plan["users"]:
-            for i in range(36 * weight):
-                window_record(user_id=users[name].pk, member=f"history-{tag}-{i}")
+            uid = users[name].pk
+            for i in range(36 * weight + (1 if timed else 0)):
+                window_record(user_id=uid, member=f"history-{tag}-{i}")
+                if timed:
+                    pipe = get_redis().pipeline(transaction=True)
+                    pipe.hset(key("wc", uid), f"history-{tag}-{i}", repr(spec["d"]))
+                    pipe.hincrbyfloat(key("wc", uid), "sum", spec["d"])
+                    pipe.pexpire(key("wc", uid), settings.PQH_WINDOW_SECONDS * 1000)
+                    pipe.execute()
 
     (workdir / "ready").write_text("")
     go = workdir / "go"
@@ -556,7 +568,10 @@ def ensure_database(url: str):
 
 
 def clear_prefix(redis_client, prefix: str) -> int:
-    names = list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
+    """Delete every key of a run: all are under the hash tag "{prefix}:" (the broker's too);
+    the untagged forms are those of commits before the tag, or of Celery's own keys."""
+    names = list(redis_client.scan_iter(match=f"{{{prefix}}}:*", count=1000))
+    names += list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
     names += list(redis_client.scan_iter(match=f"{prefix}.*", count=1000))
     if names:
         redis_client.delete(*names)
