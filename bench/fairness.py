@@ -1396,8 +1396,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "s3_strict": False,
             "s4_backlog": 10,
             "s5_count": 5,
-            "s6_long_tasks": 6,
-            "s6_short_tasks": 60,
+            "s6_long_tasks": 4,
+            "s6_short_tasks": 40,
             "scenarios": "S1,S2,S3,S4,S5,S6",
         }
         defaults = {a.dest: a.default for a in p._actions}

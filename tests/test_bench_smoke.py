@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def test_quick_fairness_benchmark_reports_every_scenario(tmp_path, scratch_database):
     # A database of its own, dropped afterwards, so a full benchmark is not disturbed.
-    # A guard against a hang, not a speed goal: the run takes about 50 s on a quiet machine.
+    # A guard against a hang, not a speed goal: the run takes about 70 s on this 2-core machine.
     rc, output, data = run_bench(
         "fairness.py",
         "--quick",
