@@ -843,7 +843,7 @@ def analyse(cfg: RunConfig, out: dict[str, Any]) -> dict[str, Any]:
         else:
             res["share_work"] = None
         if cfg.scenario in ("S6", "S6B"):
-            res.update(service_gap(cfg, grid, mask, work_c, rows))
+            res.update(service_gap(cfg, grid, mask, work_c, rows, out["settings"]))
 
     extra = SCENARIO_EXTRAS[cfg.scenario](cfg, out, rows, res)
     res.update(extra)
@@ -901,14 +901,22 @@ def extras_s2(cfg, out, rows, res):
     return extra
 
 
-def service_gap(cfg, grid, mask, work_c, rows) -> dict[str, Any]:
-    """The largest gap between two users' normalised service while all were backlogged.
+def service_gap(cfg, grid, mask, work_c, rows, settings) -> dict[str, Any]:
+    """How far apart the users' normalised service got while all were backlogged.
 
-    Each user's normalised service is the seconds its tasks spent in the work callable during
-    the contention period, divided by its weight; the gap at an instant is the largest minus the
-    smallest. `gap_bound_s` is the within-level bound of start-time fair queuing for the pair
-    that maximises it, max cost_i / w_i + max cost_j / w_j (costs measured), which the estimate
-    corrections may exceed by the estimate errors of the tasks running at the instant.
+    - `max_gap_s`, `final_gap_s`: each user's normalised service is the seconds its tasks spent
+      in the work callable during the contention period (running tasks count as they run),
+      divided by its weight; the gap at an instant is the largest minus the smallest (the
+      plotted lines), its maximum and its value when the period ends.
+    - `pick_gap_s`, `k_seen`, `k_bound`, `bound_s`: the quantity of the bound in
+      docs/fairness.md, |S_i/w_i - S_j/w_j| <= K (cmax/w_i + cmax/w_j), where S counts a task's
+      whole cost (its measured seconds) when it starts, over any interval of the contention
+      period, for every pair of users: `pick_gap_s` is the largest such difference,
+      `k_seen` the largest difference divided by the pair's cmax/w_i + cmax/w_j, `cmax_s` the
+      largest cost or estimate charged, `k_bound` the documented K under time charging
+      (2 + 2R, R = W + PQH_RELEASE_BUFFER - 1 picked and unsettled tasks) and `bound_s` K times
+      the largest pair term. Under PQH_CHARGE=tasks the bound is in tasks, not seconds: k_bound
+      and bound_s are None there.
     """
     import numpy as np
 
@@ -923,12 +931,36 @@ def service_gap(cfg, grid, mask, work_c, rows) -> dict[str, Any]:
         )
         for c in cfg.classes
     }
-    per_weight = sorted((longest[c] / weights[c] for c in cfg.classes), reverse=True)
+    estimates = [r["cost"] for r in rows if r.get("charge") == "time" and r.get("cost")]
+    cmax = max([*longest.values(), *estimates])
+    # Picked service: a task's whole cost / weight when it starts, if it starts in the period.
+    picked = {}
+    for c in cfg.classes:
+        arr = np.zeros(grid.n)
+        for r in rows:
+            if r["cls"] == c and has_work(r):
+                i = grid.idx(r["started"])
+                if mask[i]:
+                    arr[i] += (r["work_end"] - r["work_start"]) / weights[c]
+        picked[c] = np.cumsum(arr)
+    pick_gap, k_seen = 0.0, 0.0
+    for a, b in itertools.combinations(cfg.classes, 2):
+        diff = (picked[a] - picked[b])[mask] if mask.any() else np.zeros(1)
+        g = float(diff.max() - diff.min())  # the worst interval: max minus min of the difference
+        pick_gap = max(pick_gap, g)
+        k_seen = max(k_seen, g / (cmax / weights[a] + cmax / weights[b]))
+    timed = settings.get("PQH_CHARGE") == "time"
+    k_bound = 2 + 2 * (cfg.workers + (settings.get("PQH_RELEASE_BUFFER") or 1) - 1)
+    light = sorted(weights.values())[:2]
     return {
         "max_gap_s": round(float(gap.max()), 3),
         "final_gap_s": round(float(gap[-1]), 3),
         "longest_task_s": {c: round(v, 3) for c, v in longest.items()},
-        "gap_bound_s": round(sum(per_weight[:2]), 3),
+        "cmax_s": round(cmax, 3),
+        "pick_gap_s": round(pick_gap, 3),
+        "k_seen": round(k_seen, 3),
+        "k_bound": k_bound if timed else None,
+        "bound_s": round(k_bound * (cmax / light[0] + cmax / light[1]), 3) if timed else None,
     }
 
 
@@ -1259,8 +1291,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                     parts.append(
                         f"(Jain {fmt(res.get('jain_share_per_weight'), 3)}), "
                         f"contention {fmt(res.get('contention_s'), 1)} s, "
-                        f"max gap {fmt(res.get('max_gap_s'))} s "
-                        f"(SFQ bound {fmt(res.get('gap_bound_s'))} s)"
+                        f"max gap {fmt(res.get('max_gap_s'))} s, "
+                        f"pick gap {fmt(res.get('pick_gap_s'))} s = K {fmt(res.get('k_seen'))} "
+                        f"(bound K {fmt(res.get('k_bound'))}: {fmt(res.get('bound_s'))} s)"
                     )
                 if scenario == "S3":
                     parts.append(
