@@ -1,16 +1,22 @@
-"""Fairness benchmark: scenarios S1-S5 (described in docs/fairness.md) on the real stack.
+"""Fairness benchmark: scenarios S1-S6b (described in docs/fairness.md) on the real stack.
 
-Every scenario runs twice side by side in one invocation: the FIFO baseline (PQH_FAIRNESS=0,
-every task at level 0, published straight to Celery) and the fairness policy (S3 also runs the
-policy without aging, "strict"). Each (scenario, mode, W) gets its own Celery worker with
-`-c W`, its own submitting child process (this file with --child) that calls
-`tasks_app.services.task_submit` after `django.setup()`, and its own Redis prefix; times come
-from the TaskRecord rows (submitted_at, started_at, finished_at).
+Every scenario runs side by side in one invocation: the FIFO baseline (PQH_FAIRNESS=0, every
+task at level 0, published straight to Celery) and the fairness policy under one or both
+charges (PQH_CHARGE=tasks: every task costs 1; PQH_CHARGE=time: a task costs the seconds it
+spent in the work callable). S3 also runs the policy without aging, "strict". Each run
+(scenario, mode, charge, W) gets its own Celery worker with `-c W`, its own submitting child
+process (this file with --child) that calls `tasks_app.services.task_submit` after
+`django.setup()`, and its own Redis prefix; times come from the TaskRecord rows (submitted_at,
+started_at, finished_at) and from the work's own result (when the work callable ran).
 
-    .venv/bin/python bench/fairness.py            # the default run (about 5 minutes)
-    .venv/bin/python bench/fairness.py --quick    # a smoke run (well under a minute)
+S6 and S6b have tasks of different lengths: their worker runs bench.workload.sleep_for, which
+sleeps the seconds each submission carries.
 
-Writes bench/results/fairness.json and one timeline PNG per scenario and W. See bench/README.md.
+    .venv/bin/python bench/fairness.py            # the default run (about 10 minutes)
+    .venv/bin/python bench/fairness.py --quick    # a smoke run (about a minute)
+
+Writes bench/results/fairness.json, one timeline PNG per scenario and W and, for S6 and S6b, a
+plot of every user's normalised service over time. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -38,13 +44,36 @@ from bench.harness import Processes, clean_environ, relative, run_meta, tail  # 
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/pqh_bench"
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S6B")
 TITLES = {
     "S1": "hog backlog, then newcomers n1..n5 submit one task each",
     "S2": "users backlogged at once with different weights",
     "S3": "hog backlog, then a steady stream of fresh users",
     "S4": "one user submits far more than the capacity",
     "S5": "idle service, single submissions spaced apart",
+    "S6": "two users on one level: 1.0 s tasks at weight 1, 0.1 s tasks at weight 2",
+    "S6B": "three users on one level, exponential task lengths (means 10x apart), weights 1, 2, 4",
+}
+CHARGES = ("tasks", "time")
+# Which charges the policy runs under when --charge is "auto" (the default): the scenarios whose
+# tasks all take d run under time only (both charges must give the same figures there), the
+# ones that compare shares show both side by side.
+AUTO_CHARGES = {
+    "S1": ("time",),
+    "S2": ("tasks", "time"),
+    "S3": ("time",),
+    "S4": ("time",),
+    "S5": ("time",),
+    "S6": ("tasks", "time"),
+    "S6B": ("tasks", "time"),
+}
+WORKLOAD_CALLABLE = "bench.workload.sleep_for"
+MODE_LABELS = {
+    "fifo": "FIFO baseline (PQH_FAIRNESS=0)",
+    "policy-tasks": "fairness policy, PQH_CHARGE=tasks",
+    "policy-time": "fairness policy, PQH_CHARGE=time",
+    "strict-tasks": "policy without aging, PQH_CHARGE=tasks",
+    "strict-time": "policy without aging, PQH_CHARGE=time",
 }
 # Variables the benchmark sets or clears for the processes it starts, so nothing leaks in from
 # the caller's environment (pytest sets several PQH_* of its own).
@@ -59,7 +88,7 @@ TITLES = {
 class RunConfig:
     scenario: str
     variant: str  # "" or, for S2, the weights "1:3"
-    mode: str  # "fifo", "policy" or "strict" (S3: the policy without aging)
+    mode: str  # "fifo", "policy-tasks", "policy-time", "strict-…" (S3: no aging)
     workers: int
     d: float
     env: dict[str, str]  # PQH_* for the worker and the submitter
@@ -94,14 +123,40 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
         base["PQH_RELEASE_BUFFER"] = str(args.release_buffer)
 
     def modes(extra_policy: dict[str, str] | None = None, strict: bool = False):
-        out = [("fifo", {"PQH_FAIRNESS": "0"}), ("policy", {"PQH_FAIRNESS": "1"})]
-        if extra_policy:
-            out[1][1].update(extra_policy)
+        """FIFO, then the policy under each charge, then (S3) the policy without aging."""
+        charges = charges_for(args, scenario)
+        out = [("fifo", {"PQH_FAIRNESS": "0"})]
+        for charge in charges:
+            env = {"PQH_FAIRNESS": "1", "PQH_CHARGE": charge, **(extra_policy or {})}
+            out.append((f"policy-{charge}", env))
         if strict:
-            out.append(("strict", {"PQH_FAIRNESS": "1", "PQH_MAX_WAIT_SECONDS": "1000000"}))
+            for charge in charges:
+                env = {"PQH_FAIRNESS": "1", "PQH_CHARGE": charge}
+                out.append((f"strict-{charge}", {**env, "PQH_MAX_WAIT_SECONDS": "1000000"}))
         return out
 
     for scenario in args.scenarios:
+        if scenario in ("S6", "S6B"):
+            # Both users (all three in S6b) stay at one level: only the order within a level
+            # is measured. The work's length comes from each submission (bench.workload);
+            # PQH_TASK_SECONDS (d) is the estimate charged for a user with no history yet.
+            w = args.s6_workers
+            plan = s6_plan(args) if scenario == "S6" else s6b_plan(args)
+            work = sum(sum(u[2]) for u in plan["users"])
+            env = {
+                "PQH_LEVEL_BOUNDS": "1000000",
+                "PQH_TASK_CALLABLE": WORKLOAD_CALLABLE,
+                "PQH_USER_MAX_ACTIVE": "1000000",
+            }
+            # The policy runs only: FIFO is not what S6 asks about (S2 shows it).
+            for mode, menv in modes()[1:]:
+                configs.append(
+                    RunConfig(
+                        scenario, "", mode, w, d, {**base, **env, **menv}, plan, work / w,
+                        [u[3] for u in plan["users"]],
+                    )
+                )  # fmt: skip
+            continue
         for w in args.workers:
             if scenario == "S1":
                 backlog = max(w + 1, round(args.s1_backlog * w))
@@ -178,6 +233,57 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     return configs
 
 
+def charges_for(args: argparse.Namespace, scenario: str) -> tuple[str, ...]:
+    """The charges the policy runs under in `scenario`."""
+    if args.charge == "auto":
+        return AUTO_CHARGES[scenario]
+    return tuple(args.charge)
+
+
+def s6_plan(args: argparse.Namespace) -> dict[str, Any]:
+    """S6: "long" (weight 1) and "short" (weight 2), every task's length fixed."""
+    return {
+        "users": [
+            ["bench_s6_long", 1, [args.s6_long_seconds] * args.s6_long_tasks, "long"],
+            ["bench_s6_short", 2, [args.s6_short_seconds] * args.s6_short_tasks, "short"],
+        ]
+    }
+
+
+def s6b_plan(args: argparse.Namespace) -> dict[str, Any]:
+    """S6b: one user per (weight, mean); lengths drawn from an exponential distribution.
+
+    Each user gets work in proportion to its weight (weight / sum of weights of W x
+    --s6b-seconds), so that under time charging all of them stay backlogged for about
+    --s6b-seconds. The draws are seeded (--s6b-seed): every run, both charges included, submits
+    the same lengths.
+    """
+    import random
+
+    weights, means = args.s6b_weights, args.s6b_means
+    users = []
+    for i, (weight, mean) in enumerate(zip(weights, means, strict=True)):
+        rng = random.Random(f"{args.s6b_seed}-{i}")
+        target = weight / sum(weights) * args.s6_workers * args.s6b_seconds
+        lengths: list[float] = []
+        while sum(lengths) < target:
+            lengths.append(round(rng.expovariate(1 / mean), 4))
+        users.append([f"bench_s6b_u{i + 1}_w{weight}", weight, lengths, f"u{i + 1}_w{weight}"])
+    return {"users": users, "means": means, "seed": args.s6b_seed}
+
+
+def users_summary(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan's users for the JSON, task lengths summarised (S6b has a thousand of them)."""
+    if "users" not in plan:
+        return {}
+    out = []
+    for name, weight, n, label in plan["users"]:
+        if isinstance(n, list):
+            n = {"tasks": len(n), "work_s": round(sum(n), 3), "longest_s": max(n, default=0)}
+        out.append([name, weight, n, label])
+    return {"users": out}
+
+
 def fresh_name(i: int) -> str:
     return f"bench_fresh_{i:04d}"
 
@@ -248,9 +354,12 @@ def child_run(spec: dict[str, Any]) -> None:
         user.profile  # noqa: B018 - load the weight now, not during the timed submissions
     submit_ms: dict[str, float] = {}
 
-    def submit(username: str, cls: str, i: int) -> None:
+    def submit(username: str, cls: str, i: int, seconds: float | None = None) -> None:
+        x = {"run": tag, "cls": cls, "i": i}
+        if seconds is not None:
+            x["seconds"] = seconds  # bench.workload.sleep_for sleeps this long
         t = time.perf_counter()
-        record = task_submit(user=users[username], x={"run": tag, "cls": cls, "i": i})
+        record = task_submit(user=users[username], x=x)
         submit_ms[str(record.pk)] = (time.perf_counter() - t) * 1000
 
     def sleep_until(deadline: float) -> None:
@@ -261,11 +370,23 @@ def child_run(spec: dict[str, Any]) -> None:
     if scenario == "S2" and plan.get("history"):
         # Give every user a window history of 36 x weight submissions, so that all of them
         # are at level 5 under the default bounds: what weights buy within one level.
+        # Under PQH_CHARGE=time each is charged d seconds (what a run of limited_f takes), one
+        # more per user so that a float sum of 36 x weight x d cannot fall just short of the
+        # level-5 bound of 36 x d seconds per weight.
+        from tasks_app.redis_client import get_redis, key
         from tasks_app.window import window_record
 
+        timed = getattr(settings, "PQH_CHARGE", "tasks") == "time"
         for name, weight, _n, _label in plan["users"]:
-            for i in range(36 * weight):
-                window_record(user_id=users[name].pk, member=f"history-{tag}-{i}")
+            uid = users[name].pk
+            for i in range(36 * weight + (1 if timed else 0)):
+                window_record(user_id=uid, member=f"history-{tag}-{i}")
+                if timed:
+                    pipe = get_redis().pipeline(transaction=True)
+                    pipe.hset(key("wc", uid), f"history-{tag}-{i}", repr(spec["d"]))
+                    pipe.hincrbyfloat(key("wc", uid), "sum", spec["d"])
+                    pipe.pexpire(key("wc", uid), settings.PQH_WINDOW_SECONDS * 1000)
+                    pipe.execute()
 
     (workdir / "ready").write_text("")
     go = workdir / "go"
@@ -287,6 +408,18 @@ def child_run(spec: dict[str, Any]) -> None:
             for name, _weight, n, label in plan["users"]:
                 if i < n:
                     submit(name, label, i)
+    elif scenario in ("S6", "S6B"):
+        # Everything at once, interleaved so that every user's submissions are spread over the
+        # same second or so (user k's i-th task goes at fraction i / n_k of the sequence):
+        # all users are backlogged from the start.
+        order = sorted(
+            (i / len(lengths), k, i)
+            for k, (_name, _w, lengths, _label) in enumerate(plan["users"])
+            for i in range(len(lengths))
+        )
+        for _frac, k, i in order:
+            name, _weight, lengths, label = plan["users"][k]
+            submit(name, label, i, lengths[i])
     elif scenario == "S3":
         for i in range(plan["backlog"]):
             submit(plan["hog"], "hog", i)
@@ -322,6 +455,24 @@ def child_run(spec: dict[str, Any]) -> None:
     def ts(value):
         return value.timestamp() if value is not None else None
 
+    # When the work callable ran: both limited_f and bench.workload.sleep_for return their
+    # start and end (time.time()) in the stored result.
+    work: dict[str, tuple[float | None, float | None]] = {}
+    for task_id, stored in TaskResult.objects.filter(
+        task_id__in=[str(pk) for pk in mine.values_list("pk", flat=True)]
+    ).values_list("task_id", "result"):
+        try:
+            value = json.loads(stored) if stored else None
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            work[str(task_id)] = (value.get("init_timestamp"), value.get("done_timestamp"))
+
+    def opt(record, name):
+        """A TaskRecord field that only the time-charging queue has (None before it)."""
+        value = getattr(record, name, None)
+        return value if value is None or isinstance(value, str) else float(value)
+
     rows = [
         {
             "task_id": str(r.pk),
@@ -337,14 +488,23 @@ def child_run(spec: dict[str, Any]) -> None:
             "started": ts(r.started_at),
             "finished": ts(r.finished_at),
             "submit_ms": submit_ms.get(str(r.pk)),
+            "asked_s": r.input.get("seconds"),
+            "work_start": work.get(str(r.pk), (None, None))[0],
+            "work_end": work.get(str(r.pk), (None, None))[1],
+            "charge": opt(r, "charge"),
+            "usage_before": opt(r, "usage_before"),
+            "cost": opt(r, "cost"),
+            "run_seconds": opt(r, "run_seconds"),
         }
         for r in mine.select_related("user").order_by("submitted_at")
     ]
     effective = {
-        name: getattr(settings, name)
+        name: getattr(settings, name, None)
         for name in (
             "PQH_REDIS_PREFIX",
             "PQH_FAIRNESS",
+            "PQH_CHARGE",
+            "PQH_LEVEL_BOUNDS_SECONDS",
             "PQH_TASK_SECONDS",
             "PQH_TASK_CALLABLE",
             "PQH_LEVEL_BOUNDS",
@@ -408,7 +568,10 @@ def ensure_database(url: str):
 
 
 def clear_prefix(redis_client, prefix: str) -> int:
-    names = list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
+    """Delete every key of a run: all are under the hash tag "{prefix}:" (the broker's too);
+    the untagged forms are those of commits before the tag, or of Celery's own keys."""
+    names = list(redis_client.scan_iter(match=f"{{{prefix}}}:*", count=1000))
+    names += list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
     names += list(redis_client.scan_iter(match=f"{prefix}.*", count=1000))
     if names:
         redis_client.delete(*names)
@@ -562,6 +725,14 @@ class Grid:
     def running(self, rows):
         return self.count([(r["started"], r["finished"] or self.t1) for r in rows if r["started"]])
 
+    def working(self, rows):
+        """Tasks inside the work callable (its own start and end, from the stored result)."""
+        return self.count([(r["work_start"], r["work_end"]) for r in rows if has_work(r)])
+
+
+def has_work(r: dict[str, Any]) -> bool:
+    return r.get("work_start") is not None and r.get("work_end") is not None
+
 
 def lanes(rows: list[dict[str, Any]], eps: float = 0.002) -> dict[str, int]:
     """Give every started task a slot lane, as a reconstruction: TaskRecord names the worker,
@@ -660,6 +831,19 @@ def analyse(cfg: RunConfig, out: dict[str, Any]) -> dict[str, Any]:
                 )
         res["share_over_time"] = {"bin_s": round(bin_n * DT, 3), "columns": ["t_s", *cfg.classes]}
         res["share_over_time"]["rows"] = series
+        # The same share counted in the time spent inside the work callable (what
+        # PQH_CHARGE=time charges), without the claim and bookkeeping around it.
+        work_c = {c: grid.working(by_class[c]) for c in cfg.classes}
+        total_work = sum(float(work_c[c][mask].sum()) for c in cfg.classes)
+        if total_work > 0 and all(has_work(r) for r in rows if r["finished"]):
+            res["share_work"] = {
+                c: round(float(work_c[c][mask].sum()) / total_work, 4) for c in cfg.classes
+            }
+            res["work_s"] = {c: round(float(work_c[c][mask].sum()) * DT, 3) for c in cfg.classes}
+        else:
+            res["share_work"] = None
+        if cfg.scenario in ("S6", "S6B"):
+            res.update(service_gap(cfg, grid, mask, work_c, rows, out["settings"]))
 
     extra = SCENARIO_EXTRAS[cfg.scenario](cfg, out, rows, res)
     res.update(extra)
@@ -715,6 +899,128 @@ def extras_s2(cfg, out, rows, res):
     else:
         extra["jain_share_per_weight"] = None
     return extra
+
+
+def service_gap(cfg, grid, mask, work_c, rows, settings) -> dict[str, Any]:
+    """How far apart the users' normalised service got while all were backlogged.
+
+    - `max_gap_s`, `final_gap_s`: each user's normalised service is the seconds its tasks spent
+      in the work callable during the contention period (running tasks count as they run),
+      divided by its weight; the gap at an instant is the largest minus the smallest (the
+      plotted lines), its maximum and its value when the period ends.
+    - `pick_gap_s`, `k_seen`, `k_bound`, `bound_s`: the quantity of the bound in
+      docs/fairness.md, |S_i/w_i - S_j/w_j| <= K (cmax/w_i + cmax/w_j), where S counts a task's
+      whole cost (its measured seconds) when it starts, over any interval of the contention
+      period, for every pair of users: `pick_gap_s` is the largest such difference,
+      `k_seen` the largest difference divided by the pair's cmax/w_i + cmax/w_j, `cmax_s` the
+      largest cost or estimate charged, `k_bound` the documented K under time charging
+      (2 + 2R, R = W + PQH_RELEASE_BUFFER - 1 picked and unsettled tasks) and `bound_s` K times
+      the largest pair term. Under PQH_CHARGE=tasks the bound is in tasks, not seconds: k_bound
+      and bound_s are None there.
+    """
+    import numpy as np
+
+    weights = {label: weight for _name, weight, _lengths, label in cfg.plan["users"]}
+    norm = {c: np.cumsum(np.where(mask, work_c[c], 0)) * DT / weights[c] for c in cfg.classes}
+    stack = np.vstack([norm[c] for c in cfg.classes])
+    gap = (stack.max(axis=0) - stack.min(axis=0))[mask] if mask.any() else np.zeros(1)
+    longest = {
+        c: max(
+            (r["work_end"] - r["work_start"] for r in rows if r["cls"] == c and has_work(r)),
+            default=0.0,
+        )
+        for c in cfg.classes
+    }
+    estimates = [r["cost"] for r in rows if r.get("charge") == "time" and r.get("cost")]
+    cmax = max([*longest.values(), *estimates])
+    # Picked service: a task's whole cost / weight when it starts, if it starts in the period.
+    picked = {}
+    for c in cfg.classes:
+        arr = np.zeros(grid.n)
+        for r in rows:
+            if r["cls"] == c and has_work(r):
+                i = grid.idx(r["started"])
+                if mask[i]:
+                    arr[i] += (r["work_end"] - r["work_start"]) / weights[c]
+        picked[c] = np.cumsum(arr)
+    pick_gap, k_seen = 0.0, 0.0
+    for a, b in itertools.combinations(cfg.classes, 2):
+        diff = (picked[a] - picked[b])[mask] if mask.any() else np.zeros(1)
+        g = float(diff.max() - diff.min())  # the worst interval: max minus min of the difference
+        pick_gap = max(pick_gap, g)
+        k_seen = max(k_seen, g / (cmax / weights[a] + cmax / weights[b]))
+    timed = settings.get("PQH_CHARGE") == "time"
+    k_bound = 2 + 2 * (cfg.workers + (settings.get("PQH_RELEASE_BUFFER") or 1) - 1)
+    light = sorted(weights.values())[:2]
+    return {
+        "max_gap_s": round(float(gap.max()), 3),
+        "final_gap_s": round(float(gap[-1]), 3),
+        "longest_task_s": {c: round(v, 3) for c, v in longest.items()},
+        "cmax_s": round(cmax, 3),
+        "pick_gap_s": round(pick_gap, 3),
+        "k_seen": round(k_seen, 3),
+        "k_bound": k_bound if timed else None,
+        "bound_s": round(k_bound * (cmax / light[0] + cmax / light[1]), 3) if timed else None,
+    }
+
+
+def extras_s6(cfg, out, rows, res):
+    """S6/S6b: shares of worker time against the weights, and what the charge recorded."""
+    weights = {label: weight for _name, weight, _lengths, label in cfg.plan["users"]}
+    extra: dict[str, Any] = {
+        "weights": weights,
+        "ideal_share": {c: round(weights[c] / sum(weights.values()), 4) for c in weights},
+        "tasks_per_user": {label: len(lengths) for _n, _w, lengths, label in cfg.plan["users"]},
+        "work_asked_s": {
+            label: round(sum(lengths), 3) for _n, _w, lengths, label in cfg.plan["users"]
+        },
+    }
+    for key, share in (("work", res.get("share_work")), ("share", res.get("share"))):
+        name = "jain_work_per_weight" if key == "work" else "jain_share_per_weight"
+        if share and all(share.get(c) for c in weights):
+            extra[name] = round(jain([share[c] / weights[c] for c in weights]), 4)
+        else:
+            extra[name] = None
+    extra["charge_check"] = charge_check(rows)
+    return extra
+
+
+def charge_check(rows) -> dict[str, Any]:
+    """What the TaskRecord rows say was charged, beside what the work took (time mode).
+
+    `run_seconds` should be the seconds in the work callable of the run that finished: compare
+    with the work's own start and end. `cost` is the estimate charged at admission.
+    """
+    done = [r for r in rows if r["finished"]]
+    check: dict[str, Any] = {
+        "charge": sorted({str(r.get("charge")) for r in rows}),
+        "finished": len(done),
+        "run_seconds_missing": sum(1 for r in done if r.get("run_seconds") is None),
+    }
+    diffs = [
+        r["run_seconds"] - (r["work_end"] - r["work_start"])
+        for r in done
+        if r.get("run_seconds") is not None and has_work(r)
+    ]
+    if diffs:
+        check["run_minus_work_ms"] = {
+            "min": round(1000 * min(diffs), 2),
+            "max": round(1000 * max(diffs), 2),
+            "mean": round(1000 * sum(diffs) / len(diffs), 2),
+        }
+    per_class: dict[str, Any] = {}
+    for c in sorted({r["cls"] for r in rows}):
+        mine = [r for r in done if r["cls"] == c]
+        costs = [r["cost"] for r in mine if r.get("cost") is not None]
+        runs = [r["run_seconds"] for r in mine if r.get("run_seconds") is not None]
+        per_class[c] = {
+            "work_s": round(sum(r["work_end"] - r["work_start"] for r in mine if has_work(r)), 3),
+            "run_seconds_sum": round(sum(runs), 3) if runs else None,
+            "cost_mean": round(sum(costs) / len(costs), 4) if costs else None,
+            "cost_first_last": [costs[0], costs[-1]] if costs else None,
+        }
+    check["per_class"] = per_class
+    return check
 
 
 def extras_s3(cfg, out, rows, res):
@@ -774,6 +1080,8 @@ SCENARIO_EXTRAS = {
     "S3": extras_s3,
     "S4": extras_s4,
     "S5": extras_s5,
+    "S6": extras_s6,
+    "S6B": extras_s6,
 }
 
 
@@ -840,11 +1148,7 @@ def plot(group: list[tuple[RunConfig, dict[str, Any], dict[str, Any]]], path: Pa
                 ax.text(t - t0, n_lanes + 0.05, name.replace("_", " "), fontsize=7, va="bottom")
         ax.set_ylim(0, n_lanes + 0.45)
         ax.set_yticks([i + 0.5 for i in range(n_lanes)], [f"slot {i + 1}" for i in range(n_lanes)])
-        label = {
-            "fifo": "FIFO baseline (PQH_FAIRNESS=0)",
-            "policy": "fairness policy",
-            "strict": "policy without aging",
-        }[cfg.mode]
+        label = MODE_LABELS[cfg.mode]
         util = res.get("utilisation")
         util_text = f", utilisation {util:.3f}" if util is not None else ""
         ax.set_title(f"{label}{util_text}", fontsize=9, loc="left")
@@ -863,6 +1167,74 @@ def plot(group: list[tuple[RunConfig, dict[str, Any], dict[str, Any]]], path: Pa
         f"{cfg0.scenario}{variant}: {TITLES[cfg0.scenario]}", x=0.01, ha="left", fontsize=11
     )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_service(group: list[tuple[RunConfig, dict[str, Any], dict[str, Any]]], path: Path) -> None:
+    """S6/S6b: each user's cumulative normalised service (work seconds / weight) over time.
+
+    One panel per charge, the same axes. The shaded span is the contention period (every user
+    has a task waiting); under fair sharing by time the lines rise together there.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cfg0 = group[0][0]
+    weights = {label: weight for _name, weight, _lengths, label in cfg0.plan["users"]}
+    colours = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(weights)}
+    fig, axes = plt.subplots(
+        1, len(group), figsize=(6.2 * len(group), 4.6), sharey=True, squeeze=False
+    )
+    for ax, (cfg, out, res) in zip(axes[0], group, strict=True):
+        rows = out["rows"]
+        if not rows:
+            continue
+        t0 = min(r["submitted"] for r in rows)
+        for c, weight in weights.items():
+            mine = sorted((r for r in rows if r["cls"] == c and has_work(r)),
+                          key=lambda r: r["work_start"])  # fmt: skip
+            # Service accrues while a task runs: a piecewise-linear curve through its events.
+            events = sorted(
+                [(r["work_start"] - t0, 1) for r in mine] + [(r["work_end"] - t0, -1) for r in mine]
+            )
+            ts, ys, running, acc, last = [0.0], [0.0], 0, 0.0, 0.0
+            for t, step in events:
+                acc += running * (t - last) / weight
+                ts.append(t)
+                ys.append(acc)
+                running += step
+                last = t
+            share = (res.get("share_work") or {}).get(c)
+            label = f"{c} (weight {weight}, {len(mine)} tasks"
+            label += f", share {share:.3f})" if share is not None else ")"
+            ax.plot(ts, ys, color=colours[c], linewidth=1.6, label=label)
+        # The contention period: every user has a task waiting.
+        grid = Grid(rows)
+        mask = np.ones(grid.n, dtype=bool)
+        for c in weights:
+            mask &= grid.waiting([r for r in rows if r["cls"] == c]) > 0
+        if mask.any():
+            idx = np.flatnonzero(mask)
+            ax.axvspan(idx[0] * DT, idx[-1] * DT, color="grey", alpha=0.12, lw=0)
+            ax.text(idx[-1] * DT, 0, " contention ends", fontsize=7, va="bottom")
+        jw = res.get("jain_work_per_weight")
+        title = MODE_LABELS[cfg.mode]
+        if jw is not None:
+            title += f"\nweighted Jain {jw:.3f}, max gap {res.get('max_gap_s', 0):.2f} s"
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_xlabel("seconds since the first submission")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    axes[0, 0].set_ylabel("normalised service: work seconds / weight")
+    fig.suptitle(
+        f"{cfg0.scenario}: {TITLES[cfg0.scenario]} (W = {cfg0.workers})",
+        x=0.01, ha="left", fontsize=10,
+    )  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -889,14 +1261,14 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             lines.append(f"  W={run['W']}{variant}  ({run.get('png') or 'no png'})")
             for mode, res in run["modes"].items():
                 if "error" in res:
-                    lines.append(f"    {mode:7s} ERROR {res['error'].splitlines()[0]}")
+                    lines.append(f"    {mode:12s} ERROR {res['error'].splitlines()[0]}")
                     continue
                 waits = "  ".join(
                     f"{c}: {fmt(v['p50'])}/{fmt(v['p99'])}/{fmt(v['max'])}"
                     for c, v in res.get("wait_d", {}).items()
                     if len(res.get("wait_d", {})) <= 4
                 )
-                parts = [f"    {mode:7s} util {fmt(res.get('utilisation'), 3)}"]
+                parts = [f"    {mode:12s} util {fmt(res.get('utilisation'), 3)}"]
                 if waits:
                     parts.append(f"wait d p50/p99/max {waits}")
                 if scenario == "S1":
@@ -906,6 +1278,23 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                     share = res.get("share") or {}
                     parts.append("share " + " ".join(f"{c}={fmt(v, 3)}" for c, v in share.items()))
                     parts.append(f"Jain {fmt(res.get('jain_share_per_weight'), 3)}")
+                if scenario in ("S6", "S6B"):
+                    share = res.get("share_work") or {}
+                    slot = res.get("share") or {}
+                    parts.append(
+                        "work share " + " ".join(f"{c}={fmt(v, 3)}" for c, v in share.items())
+                    )
+                    parts.append(f"Jain {fmt(res.get('jain_work_per_weight'), 3)}")
+                    parts.append(
+                        "slot share " + " ".join(f"{c}={fmt(v, 3)}" for c, v in slot.items())
+                    )
+                    parts.append(
+                        f"(Jain {fmt(res.get('jain_share_per_weight'), 3)}), "
+                        f"contention {fmt(res.get('contention_s'), 1)} s, "
+                        f"max gap {fmt(res.get('max_gap_s'))} s, "
+                        f"pick gap {fmt(res.get('pick_gap_s'))} s = K {fmt(res.get('k_seen'))} "
+                        f"(bound K {fmt(res.get('k_bound'))}: {fmt(res.get('bound_s'))} s)"
+                    )
                 if scenario == "S3":
                     parts.append(
                         f"hog max {fmt(res.get('hog_max_wait_d'))} d "
@@ -940,12 +1329,17 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Fairness scenarios S1-S5 against real Celery workers, Redis and PostgreSQL.",
+        description="Fairness scenarios S1-S6b against real Celery workers, Redis and PostgreSQL.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--d", type=float, default=0.2, help="task duration in seconds")
     p.add_argument("--workers", default="1,4", help="worker slot counts W, comma-separated")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, e.g. S1,S4")
+    p.add_argument(
+        "--charge", default="auto",
+        help="PQH_CHARGE of the policy runs: tasks, time, or tasks,time (both, side by side); "
+        "auto: S2, S6 and S6b under both, S1, S3, S4 and S5 (every task d long) under time",
+    )  # fmt: skip
     p.add_argument("--s1-backlog", type=float, default=30, help="S1 hog backlog, tasks per slot")
     p.add_argument("--s1-delay", type=float, default=5, help="S1 newcomers arrive after, in d")
     p.add_argument("--newcomers", type=int, default=5, help="S1 newcomers, one task each")
@@ -980,13 +1374,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--s4-backlog", type=float, default=50, help="S4 tasks per slot")
     p.add_argument("--s5-count", type=int, default=20, help="S5 single submissions")
     p.add_argument("--s5-gap", type=float, default=None, help="S5 seconds apart (d + 0.15)")
+    p.add_argument("--s6-workers", type=int, default=2, help="S6 and S6b worker slots W")
+    p.add_argument("--s6-long-tasks", type=int, default=30, help="S6 tasks of 'long' (weight 1)")
+    p.add_argument("--s6-long-seconds", type=float, default=1.0, help="S6 length of a long task")
+    p.add_argument("--s6-short-tasks", type=int, default=300, help="S6 tasks of 'short' (weight 2)")
+    p.add_argument("--s6-short-seconds", type=float, default=0.1, help="S6 length of a short task")
+    p.add_argument("--s6b-weights", default="1,2,4", help="S6b users' weights")
+    p.add_argument(
+        "--s6b-means", default="0.5,0.16,0.05",
+        help="S6b users' mean task lengths in seconds (exponentially distributed), same order",
+    )  # fmt: skip
+    p.add_argument(
+        "--s6b-seconds", type=float, default=30,
+        help="S6b: each user gets weight / sum(weights) of W x this much work, so that under "
+        "time charging all stay backlogged for about this long",
+    )  # fmt: skip
+    p.add_argument("--s6b-seed", type=int, default=11, help="S6b random seed of the lengths")
     p.add_argument(
         "--release-buffer", type=int, default=None, help="PQH_RELEASE_BUFFER (service default)"
     )
     p.add_argument(
         "--timeout-factor", type=float, default=4.0, help="run timeout: x expected + 30 s"
     )
-    p.add_argument("--quick", action="store_true", help="a small smoke run (well under a minute)")
+    p.add_argument("--quick", action="store_true", help="a small smoke run (about a minute)")
     p.add_argument("--out", type=Path, default=RESULTS / "fairness.json")
     p.add_argument("--png-dir", type=Path, default=None, help="where PNGs go (next to --out)")
     p.add_argument("--no-png", action="store_true")
@@ -1019,6 +1429,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "s3_strict": False,
             "s4_backlog": 10,
             "s5_count": 5,
+            "s6_long_tasks": 4,
+            "s6_short_tasks": 40,
+            "scenarios": "S1,S2,S3,S4,S5,S6",
         }
         defaults = {a.dest: a.default for a in p._actions}
         for name, value in quick.items():
@@ -1027,9 +1440,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.workers = [int(w) for w in str(args.workers).split(",")]
     args.scenarios = [s.strip().upper() for s in args.scenarios.split(",")]
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
-    if unknown or min(args.workers) < 1 or args.d <= 0:
+    if unknown or min(args.workers) < 1 or args.d <= 0 or args.s6_workers < 1:
         p.error(f"scenarios are {SCENARIOS}, W >= 1, d > 0 (got {unknown}, {args.workers})")
     args.s2_weights = [parse_weights(x) for x in args.s2_weights.split(",")]
+    if args.charge != "auto":
+        args.charge = [c.strip() for c in args.charge.split(",")]
+        if not args.charge or any(c not in CHARGES for c in args.charge):
+            p.error(f"--charge is auto, or a comma-separated list of {CHARGES}")
+    args.s6b_weights = [int(x) for x in args.s6b_weights.split(",")]
+    args.s6b_means = [float(x) for x in args.s6b_means.split(",")]
+    if (
+        len(args.s6b_weights) != len(args.s6b_means)
+        or min(args.s6b_weights) < 1
+        or min(args.s6b_means) <= 0
+    ):
+        p.error("--s6b-weights and --s6b-means: as many of each, weights >= 1, means > 0")
     if args.png_dir is None:
         args.png_dir = args.out.parent
     return args
@@ -1107,6 +1532,15 @@ def main(argv: list[str] | None = None) -> int:
                 path = args.png_dir / f"fairness_{scenario.lower()}{variant_slug}_w{w}.png"
                 plot(group, path)
                 png = str(relative(path))
+            service_png = None
+            if (
+                scenario in ("S6", "S6B")
+                and not args.no_png
+                and any(o["rows"] for _c, o, _r in group)
+            ):
+                path = args.png_dir / f"fairness_{scenario.lower()}_service_w{w}.png"
+                plot_service(group, path)
+                service_png = str(relative(path))
             entry = results["scenarios"].setdefault(
                 scenario, {"title": TITLES[scenario], "runs": []}
             )
@@ -1115,9 +1549,13 @@ def main(argv: list[str] | None = None) -> int:
                     "W": w,
                     "variant": variant,
                     "png": png,
+                    "service_png": service_png,
                     "plan": {
-                        k: v for k, v in group[0][0].plan.items() if k not in ("fresh", "newcomers")
-                    },
+                        k: v
+                        for k, v in group[0][0].plan.items()
+                        if k not in ("fresh", "newcomers", "users")
+                    }
+                    | users_summary(group[0][0].plan),
                     "modes": {cfg.mode: res for cfg, _out, res in group},
                 }
             )
