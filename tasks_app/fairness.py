@@ -45,8 +45,12 @@ def level_for_usage(*, usage: float, weight: int, bounds: Sequence[float]) -> in
     if weight < 1:
         raise ValueError(f"weight must be at least 1, got {weight}")
     level = 0
+    per_weight = usage / weight
     for bound in bounds:
-        if usage / weight < bound:
+        # Sums of float charges round: six charges of 0.2 s add up to 1.2, under the bound
+        # 6 x 0.2 = 1.2000000000000002. A bound within a billionth counts as reached, so tasks
+        # charged exactly PQH_TASK_SECONDS get the levels that counting gives.
+        if per_weight < bound * (1 - 1e-9):
             break
         level += 1
     return level
@@ -92,7 +96,7 @@ def level0_at(
         if charge == "tasks":
             level0 = weighted_count(len(ends) - i, weight) < bounds[0]
         else:
-            level0 = left[i] / weight < bounds[0]
+            level0 = level_for_usage(usage=left[i], weight=weight, bounds=bounds[:1]) == 0
         if level0:
             return None if i == 0 else ends[i - 1][0]
     return None  # unreachable: with nothing left the user is at level 0

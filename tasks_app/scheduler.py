@@ -230,6 +230,7 @@ def queue_settle(
         "weight": weight,
         "charged": charged,
         "seconds": seconds,
+        "keep": settings.PQH_HISTORY_DAYS * 86400,
     }
     keys = [*queue_keys(), key("win", user_id), key("wc", user_id), key("est", user_id)]
     _, mean = get_script("settle")(keys=keys, args=[json.dumps(args)])

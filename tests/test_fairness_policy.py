@@ -2,7 +2,13 @@
 
 import pytest
 
-from tasks_app.fairness import DEFAULT_LEVEL_BOUNDS, bucket, level_for, weighted_count
+from tasks_app.fairness import (
+    DEFAULT_LEVEL_BOUNDS,
+    bucket,
+    level_for,
+    level_for_usage,
+    weighted_count,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,3 +76,30 @@ def test_default_bounds_are_the_originals():
 def test_invalid_inputs_are_refused(count, weight):
     with pytest.raises(ValueError):
         weighted_count(count, weight)
+
+
+@pytest.mark.parametrize("seconds", [0.2, 0.1, 60.0, 1 / 3, 0.7])
+@pytest.mark.parametrize("weight", [1, 2, 3])
+def test_time_charges_of_equal_length_give_the_levels_counting_gives(seconds, weight):
+    # The float sum of n charges of `seconds` may fall a hair under n x seconds (six of 0.2 s
+    # add up to 1.2, the bound 6 x 0.2 is 1.2000000000000002): the levels must still agree.
+    bounds = [b * seconds for b in DEFAULT_LEVEL_BOUNDS]
+    usage = 0.0
+    for count in range(60):
+        by_time = level_for_usage(usage=usage, weight=weight, bounds=bounds)
+        assert by_time == level_for(count_before=count, weight=weight), (count, usage)
+        usage += seconds
+
+
+def test_time_levels_read_seconds_per_weight_against_the_bounds():
+    bounds = [60.0, 360.0, 960.0, 1560.0, 2160.0]
+    assert level_for_usage(usage=0.0, weight=1, bounds=bounds) == 0
+    assert level_for_usage(usage=59.9, weight=1, bounds=bounds) == 0
+    assert level_for_usage(usage=60.0, weight=1, bounds=bounds) == 1
+    assert level_for_usage(usage=719.0, weight=2, bounds=bounds) == 1  # 359.5 s per weight
+    assert level_for_usage(usage=720.0, weight=2, bounds=bounds) == 2
+    assert level_for_usage(usage=1e9, weight=1, bounds=bounds) == 5
+    with pytest.raises(ValueError):
+        level_for_usage(usage=-1.0, weight=1, bounds=bounds)
+    with pytest.raises(ValueError):
+        level_for_usage(usage=1.0, weight=0, bounds=bounds)

@@ -245,7 +245,7 @@ def test_cancel_with_refund_takes_the_charge_out_of_the_window_even_once_release
 def settle(user: int, task_id: str, *, level=0, weight=1, charged=1.0, seconds=1.0):
     keys = [*QK(), key("win", user), key("wc", user), key("est", user)]
     args = {"levels": L, "id": task_id, "user": user, "level": level, "weight": weight}
-    args.update(charged=charged, seconds=seconds)
+    args.update(charged=charged, seconds=seconds, keep=3600)
     return run("settle", keys, [json.dumps(args)])
 
 
@@ -265,6 +265,7 @@ def test_settle_corrects_the_window_the_users_waiting_tags_and_learns_the_mean(r
     for seconds in (2.5, 2.0, 3.0, 1.0):
         settle(1, "gone", seconds=seconds)
     assert redis.hget(key("est", 1), "mean") == "2"
+    assert 0 < redis.ttl(key("est", 1)) <= 3600  # forgotten an idle while after the last run
     assert settle(1, "gone", seconds=7.0)[1] == "3"
     assert settle(1, "gone", charged=3.0, seconds=3.0) == [0, "3"]  # left the window: no change
 

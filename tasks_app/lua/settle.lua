@@ -22,6 +22,7 @@ ARGV[1]  JSON object:
   weight   the user's weight now
   charged  the estimate it was charged at admission, seconds
   seconds  what its run took, seconds
+  keep     seconds the user's mean is kept after its last run (PQH_HISTORY_DAYS)
 
 Returns {1 if the window still held the submission else 0, the user's new mean (string)}.
 ]]
@@ -37,4 +38,5 @@ local n = redis.call('HINCRBY', est, 'n', 1)
 local mean = tonumber(redis.call('HGET', est, 'mean') or '0')
 mean = mean + (a.seconds - mean) / math.min(n, 5)
 redis.call('HSET', est, 'mean', num(mean))
+redis.call('EXPIRE', est, math.ceil(a.keep))
 return {in_window and 1 or 0, num(mean)}
