@@ -444,11 +444,6 @@ def queue_stats(*, now: float | None = None) -> dict[str, Any]:
 RECENT_RUNS = 20
 
 
-def task_get(*, task_id) -> TaskRecord | None:
-    """Return the task with this id and its user (for the events a worker logs), or None."""
-    return TaskRecord.objects.select_related("user").filter(pk=task_id).first()
-
-
 def task_counts_by_status_level() -> dict[tuple[str, int], int]:
     """Return {(status, level): n} for the queued and running tasks, in one query."""
     rows = (

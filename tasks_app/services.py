@@ -574,9 +574,10 @@ def task_claim(
     )
     # With its user: the worker logs the start next, and must not need PostgreSQL for that
     # outside the claim's retries (a query there, in an outage, failed the task unrecorded).
+    # And the user's weight row, which a time charge's settle reads at the end.
     return (
         TaskRecord.objects.filter(pk=task_id, status=states.STARTED, started_at=now, worker=worker)
-        .select_related("user")
+        .select_related("user", "user__profile")
         .first()
     )
 
@@ -621,7 +622,8 @@ def task_finish(
     an earlier try whose connection dropped after the commit), so repeating is safe.
     `request` is the Celery request, for the extended result fields (task name, worker).
     `run_seconds`, what the run spent in the work callable, is stored with the end and, for a
-    task charged by time, charged to its user instead of its estimate (task_settle).
+    task charged by time, charged to its user instead of its estimate (task_settle). When this
+    call finished the task, `record` carries its end too (status, finished_at, run_seconds).
     """
     now = timezone.now() if now is None else now
     with transaction.atomic():
@@ -637,8 +639,10 @@ def task_finish(
         # committed and lost its answer with the connection (then nothing else would free the
         # place until the full sweep). Releasing is idempotent.
         task_release_cap(task_id=str(record.pk), user_id=record.user_id)
-    if finished and run_seconds is not None:
-        task_settle(record, seconds=run_seconds)
+    if finished:
+        record.status, record.finished_at, record.run_seconds = status, now, run_seconds
+        if run_seconds is not None:
+            task_settle(record, seconds=run_seconds)
     return bool(finished)
 
 

@@ -21,7 +21,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from kombu.exceptions import EncodeError
 
-from . import events, selectors, services
+from . import events, services
 from .db_retry import DATABASE_ERRORS, DatabaseUnavailable, db_retry
 from .models import TaskRecord
 from .progress import PROGRESS, ProgressReporter
@@ -88,17 +88,6 @@ def _work(record: TaskRecord, limit: float, progress: ProgressReporter) -> _Outc
         # message; the end is recorded, so they are not raised again.
         raised = None if isinstance(exc, TaskPredicate | WorkerLostError) else exc
         return _Outcome(states.FAILURE, exc, traceback.format_exc(), raised, took())
-
-
-def _finished_event(task_id: str) -> None:
-    """Log and count the end this delivery recorded; best effort, the end is stored already."""
-    try:
-        record = selectors.task_get(task_id=task_id)
-    except DATABASE_ERRORS:
-        logger.warning("could not read %s back to log its end", task_id)
-        return
-    if record is not None:
-        events.event_finished(record)
 
 
 @shared_task(bind=True, name=services.RUN_TASK, acks_late=True, ignore_result=True)
@@ -171,7 +160,8 @@ def run_task(self, task_id: str) -> Any:
         # The end is not recorded: give the message back so that the task runs again.
         raise Reject(f"not finished: {exc}", requeue=True) from exc
     if finished:
-        _finished_event(task_id)
+        # task_finish set the end on `record` (status, finished_at): logged without a query.
+        events.event_finished(record)
     if outcome.raised is not None:
         # Recorded already; raising makes Celery log it and send its task-failed event.
         raise outcome.raised
