@@ -130,6 +130,24 @@ def test_a_missing_setting_is_one_line():
     ]
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PQH_CHARGE": "seconds"}, "PQH_CHARGE must be one of tasks, time, got 'seconds'"),
+        (
+            {"PQH_LEVEL_BOUNDS_SECONDS": "60,30,90,120,150"},
+            "PQH_LEVEL_BOUNDS_SECONDS must be 5 strictly increasing positive numbers (one per "
+            "bound of PQH_LEVEL_BOUNDS), got [60.0, 30.0, 90.0, 120.0, 150.0]",
+        ),
+    ],
+    ids=["charge", "bounds"],
+)
+def test_a_bad_charge_setting_is_one_line(env, message):
+    proc = manage("queue_stats", **env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"ImproperlyConfigured: {message}"]
+
+
 def test_bootstrap_prints_the_weights_that_are_stored(settings, tmp_path):
     settings.STATIC_ROOT = tmp_path / "static"
     first = run("bootstrap")
