@@ -276,13 +276,6 @@ def queue_places(
     ]
 
 
-def queue_positions(
-    tasks: Iterable[tuple[str, int, int]], *, now: float | None = None
-) -> list[int | None]:
-    """Return the queue position of each (task id, queue number, level) (see queue_places)."""
-    return [None if p is None else p.position for p in queue_places(tasks, now=now)]
-
-
 def queue_unknown(tasks: Iterable[tuple[str, int]]) -> list[str]:
     """Return the ids of the (task id, queue number) pairs the fair queue holds nowhere."""
     tasks = list(tasks)

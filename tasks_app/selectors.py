@@ -178,15 +178,6 @@ def task_places(
     return places
 
 
-def task_positions(records: Iterable[TaskRecord], *, now: float | None = None) -> dict:
-    """Return {task id: queue position} for many tasks, in one Redis round trip at most
-    (see task_places); None for a task that is not queued."""
-    return {
-        pk: None if place is None else place.position
-        for pk, place in task_places(records, now=now).items()
-    }
-
-
 def task_place(record: TaskRecord) -> scheduler.Place | None:
     """Return the place of one task (see task_places); None if it is not queued."""
     if record.position_at_submit is not None and record.status == states.PENDING:

@@ -134,8 +134,8 @@ def test_a_weight_change_reaches_the_tasks_already_queued(settings, no_worker):
     call_command("set_weight", "a", "3")  # a saved weight row: its backlog is respaced
 
     def order():
-        places = scheduler.queue_positions((str(t.pk), t.queue_seq, t.level) for t in queued)
-        ranked = sorted((p, t.user.username) for p, t in zip(places, queued, strict=True))
+        places = scheduler.queue_places((str(t.pk), t.queue_seq, t.level) for t in queued)
+        ranked = sorted((p.position, t.user.username) for p, t in zip(places, queued, strict=True))
         return "".join(name for _, name in ranked)
 
     # From a's first waiting task on, a's are 1/3 apart and b's still 1: three of a's for each

@@ -70,7 +70,8 @@ class Real:
         scheduler.queue_reweight(user_id=user, weight=weight)
 
     def positions(self, tasks: list[dict], *, now: float) -> list[int | None]:
-        return scheduler.queue_positions([(t["id"], t["seq"], t["level"]) for t in tasks], now=now)
+        places = scheduler.queue_places([(t["id"], t["seq"], t["level"]) for t in tasks], now=now)
+        return [None if p is None else p.position for p in places]
 
     def state(self) -> dict:
         """Every tag, virtual time and finish tag, as Redis holds them (parsed to floats)."""

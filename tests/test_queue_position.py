@@ -18,9 +18,10 @@ M = 30.0  # the aging bound in these tests
 
 def positions(task_ids, *, now):
     with override_settings(PQH_MAX_WAIT_SECONDS=M):
-        return scheduler.queue_positions(
+        places = scheduler.queue_places(
             [(t, _queued[t][0], _queued[t][1]) for t in task_ids], now=now
         )
+    return [None if p is None else p.position for p in places]
 
 
 @pytest.mark.parametrize("seed", range(6))

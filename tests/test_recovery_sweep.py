@@ -47,7 +47,8 @@ def hold_releases():
 
 def positions_of(records):
     return [
-        scheduler.queue_positions([(str(r.pk), r.queue_seq, r.level)], now=NOW)[0] for r in records
+        scheduler.queue_places([(str(r.pk), r.queue_seq, r.level)], now=NOW)[0].position
+        for r in records
     ]
 
 
