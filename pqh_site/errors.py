@@ -12,7 +12,7 @@ from django.core.exceptions import (
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf, defaults
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, Throttled
 
 # The API's routes answer JSON whoever asks; elsewhere (the admin, the login page) a browser
 # that prefers HTML keeps Django's HTML pages.
@@ -38,8 +38,18 @@ class RefusedError(APIException):
         self.retry_after = retry_after
 
 
+def refusal_body(*, detail: str, code: str) -> dict[str, str]:
+    """The JSON body of a refusal at the door (pqh_site/door.py): what and why, in words."""
+    return {"detail": detail, "code": code}
+
+
+# What a 429 of a request rate says when the throttle left no words of its own.
+THROTTLED_DETAIL = "too many requests; retry after the seconds in Retry-After"
+
+
 def api_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
-    """DRF's handler, plus the extra fields and the Retry-After header of a RefusedError."""
+    """DRF's handler, plus the extra fields and the Retry-After header of a RefusedError, and
+    the door's body for a request rate's 429 (DRF's Throttled; DRF sets its Retry-After)."""
     # Imported here: rest_framework.views loads the parsers, which import this module.
     from rest_framework.views import exception_handler
 
@@ -48,6 +58,9 @@ def api_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
         response.data = {**response.data, **exc.fields}
         if exc.retry_after is not None:
             response["Retry-After"] = str(exc.retry_after)
+    if response is not None and isinstance(exc, Throttled):
+        detail = getattr(context.get("request"), "pqh_refusal_detail", None) or THROTTLED_DETAIL
+        response.data = refusal_body(detail=detail, code="rate_limited")
     return response
 
 

@@ -9,6 +9,9 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from fairqueue.rates import parse_rate as _parse_rate
+from pqh_site.client_address import parse_networks as _parse_networks
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -145,6 +148,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_results",
+    "axes",
     "users_app",
     "tasks_app",
 ]
@@ -161,6 +165,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a login refused into a lockout into its 429 (tasks_app.lockout.lockout_response).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pqh_site.urls"
@@ -205,13 +211,26 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# HTTP basic on the API hashes a password to check it: off unless asked for (README, "Who may
+# come in"). Tokens and sessions cover the API and the browser.
+PQH_BASIC_AUTH = env_bool("PQH_BASIC_AUTH", False)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tasks_app.authentication.ProfileTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        *(["tasks_app.authentication.RememberedBasicAuthentication"] if PQH_BASIC_AUTH else []),
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Request rates at the door (tasks_app/throttling.py), checked right after authentication.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "tasks_app.throttling.SubmitRateThrottle",
+        "tasks_app.throttling.ReadRateThrottle",
+        "tasks_app.throttling.AddressRateThrottle",
+    ],
+    # DRF's own client address reads X-Forwarded-For from anyone unless told how many proxies
+    # there are; pqh's throttles use pqh_site.client_address instead, and this keeps DRF's off.
+    "NUM_PROXIES": 0,
     "DEFAULT_PAGINATION_CLASS": "tasks_app.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": env_int("PQH_PAGE_SIZE", 20, minimum=1),
     "UNAUTHENTICATED_USER": None,
@@ -451,6 +470,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("PQH_LOG_LEVEL", "WARNING")},
     "loggers": {
+        # axes logs every failed login at WARNING; pqh.events has one line for each already.
+        "axes": {"level": "ERROR"},
         "pqh.events": {
             "handlers": ["events"],
             "level": env_str("PQH_EVENT_LOG_LEVEL", "INFO"),
@@ -465,3 +486,44 @@ PQH_METRICS_TOKEN = os.environ.get("PQH_METRICS_TOKEN", "")
 PQH_HEALTH_TIMEOUT = env_float("PQH_HEALTH_TIMEOUT", 1.0, minimum=0.05)
 # A running task's progress is stored at most this often (one SQL write each).
 PQH_PROGRESS_INTERVAL = env_float("PQH_PROGRESS_INTERVAL", 1.0, minimum=0.0)
+
+# --- pqh: the door (README, "Who may come in"; pqh_site/door.py) -----------------------------
+# Request rates, as "N/period" (s, m, h, d): a bucket of N requests refilled at N per period;
+# "off" for none. Per user: writes (submissions and cancels) and reads, each overridable per
+# user in the admin; per client address: anonymous requests and failed token lookups.
+PQH_SUBMIT_RATE = env_str("PQH_SUBMIT_RATE", "120/m")
+PQH_READ_RATE = env_str("PQH_READ_RATE", "1200/m")
+PQH_ANON_RATE = env_str("PQH_ANON_RATE", "60/m")
+for _name in ("PQH_SUBMIT_RATE", "PQH_READ_RATE", "PQH_ANON_RATE"):
+    try:
+        _parse_rate(globals()[_name])
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"{_name}: {_exc}") from None
+# The client address: X-Forwarded-For is read only from these proxies (addresses or networks,
+# comma-separated); without them the socket's peer is the client, whatever a header says.
+PQH_TRUSTED_PROXIES = [
+    p.strip() for p in os.environ.get("PQH_TRUSTED_PROXIES", "").split(",") if p.strip()
+]
+try:
+    _parse_networks(PQH_TRUSTED_PROXIES)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"PQH_TRUSTED_PROXIES: {_exc}") from None
+# Failed logins (django-axes): this many failed password checks from one client address within
+# the cool-off lock the address out of password logins until the cool-off has passed since the
+# last one. Refused attempts do not extend it.
+PQH_LOGIN_FAILURE_LIMIT = env_int("PQH_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+PQH_LOGIN_COOLOFF_SECONDS = env_int("PQH_LOGIN_COOLOFF_SECONDS", 900, minimum=1)
+AUTHENTICATION_BACKENDS = [
+    "tasks_app.lockout.LockoutBackend",  # first: refuses a locked-out address before any hash
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("PQH_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = PQH_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=PQH_LOGIN_COOLOFF_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False  # tasks_app.lockout forgets only the user name's own failures
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful login
+AXES_CLIENT_IP_CALLABLE = "pqh_site.client_address.client_address"
+AXES_LOCKOUT_CALLABLE = "tasks_app.lockout.lockout_response"
+AXES_VERBOSE = False

@@ -1,7 +1,9 @@
-"""Token authentication that remembers each token's user and weight, checked against Redis."""
+"""Who is asking: tokens and basic credentials remembered per process, checked against Redis."""
 
 import copy
+import hmac
 import logging
+import os
 import threading
 import time
 import uuid
@@ -10,19 +12,23 @@ from functools import cache
 
 import redis
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import BasicAuthentication, TokenAuthentication
 from rest_framework.authtoken.models import Token
 
+from pqh_site import door
+from pqh_site.client_address import client_address
 from users_app.models import Profile
 
+from .lockout import forget_failures
 from .redis_client import get_redis, key
+from .throttling import address_failure_wait
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +50,16 @@ logger = logging.getLogger(__name__)
 class _Entry:
     version: str
     user: object
-    token: Token
+    token: Token | None
     loaded: float
 
 
-_entries: dict[str, _Entry] = {}
+# Token keys (str) and digests of basic credentials (bytes) share one bounded table.
+_entries: dict[str | bytes, _Entry] = {}
 _lock = threading.Lock()
+# Basic credentials are remembered by an HMAC under a key of this process's own, never written
+# anywhere: the table holds no password, and no digest that could be checked outside it.
+_BASIC_KEY = os.urandom(32)
 
 
 @cache
@@ -100,29 +110,58 @@ def auth_cache_invalidate(*, user_id: int) -> None:
 
 
 def auth_cache_clear() -> None:
-    """Forget every remembered token of this process (tests)."""
+    """Forget every remembered credential of this process (tests)."""
     with _lock:
         _entries.clear()
 
 
-def _remember(token_key: str, entry: _Entry) -> None:
+def _remember(entry_key: str | bytes, entry: _Entry) -> None:
     limit = settings.PQH_AUTH_CACHE_SIZE
     with _lock:
         while len(_entries) >= limit:
             _entries.pop(next(iter(_entries)))  # the oldest first
-        _entries[token_key] = entry
+        _entries[entry_key] = entry
+
+
+def _fresh(entry_key: str | bytes) -> _Entry | None:
+    """The entry remembered under `entry_key`, if it is not older than PQH_AUTH_CACHE_SECONDS."""
+    entry = _entries.get(entry_key)
+    if entry is not None and time.monotonic() - entry.loaded > settings.PQH_AUTH_CACHE_SECONDS:
+        return None
+    return entry
+
+
+def _version_now(user_id: int) -> str:
+    """Read the user's credential version, creating it if missing (SET NX): before a load."""
+    fresh = uuid.uuid4().hex
+    old = version_redis().set(auth_version_key(user_id), fresh, nx=True, get=True)
+    return old if old is not None else fresh
 
 
 class ProfileTokenAuthentication(TokenAuthentication):
-    """DRF's token authentication, with the token's user and weight remembered per process."""
+    """DRF's token authentication, with the token's user and weight remembered per process.
+
+    A token that matches no user is a failed login: counted and logged, and counted against
+    the client address's rate (PQH_ANON_RATE), so guessing tokens is refused with 429 too.
+    """
+
+    def authenticate(self, request):
+        try:
+            return super().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            door.event_login_failed(
+                method="token", username="", address=client_address(request), path=request.path
+            )
+            wait = address_failure_wait(request)
+            if wait > 0:
+                raise exceptions.Throttled(wait) from None
+            raise
 
     def authenticate_credentials(self, key):
         """Return (user, token) for a valid key, with user.profile already loaded."""
         if settings.PQH_AUTH_CACHE_SIZE <= 0:
             return self._load(key)
-        entry = _entries.get(key)
-        if entry is not None and time.monotonic() - entry.loaded > settings.PQH_AUTH_CACHE_SECONDS:
-            entry = None
+        entry = _fresh(key)
         try:
             if entry is not None:
                 current = version_redis().get(auth_version_key(entry.token.user_id))
@@ -133,13 +172,10 @@ class ProfileTokenAuthentication(TokenAuthentication):
             else:
                 version = None
             if version is None:
-                # Create the version if missing (SET NX), else read it: before the load.
                 user_id = self._user_id(key)
                 if user_id is None:
                     raise exceptions.AuthenticationFailed(_("Invalid token."))
-                fresh = uuid.uuid4().hex
-                old = version_redis().set(auth_version_key(user_id), fresh, nx=True, get=True)
-                version = old if old is not None else fresh
+                version = _version_now(user_id)
         except redis.RedisError:
             return self._load(key)
         try:
@@ -147,11 +183,8 @@ class ProfileTokenAuthentication(TokenAuthentication):
         except exceptions.AuthenticationFailed:
             _entries.pop(key, None)
             raise
-        if version is not None:
-            entry = _Entry(
-                version=version, user=copy.copy(user), token=token, loaded=time.monotonic()
-            )
-            _remember(key, entry)
+        entry = _Entry(version=version, user=copy.copy(user), token=token, loaded=time.monotonic())
+        _remember(key, entry)
         return (user, token)
 
     @staticmethod
@@ -167,6 +200,61 @@ class ProfileTokenAuthentication(TokenAuthentication):
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         return (token.user, token)
+
+
+class RememberedBasicAuthentication(BasicAuthentication):
+    """HTTP basic on the API (on only with PQH_BASIC_AUTH=1), without a hash per request.
+
+    The first request with a user name and password checks them through Django's
+    authenticate(), where django-axes refuses a locked-out address before any hash is computed
+    and counts a wrong password (tasks_app/lockout.py). A match is remembered in this process
+    under an HMAC of the pair (keyed by a secret of the process), with the user's credential
+    version as the token cache keeps it: the next request with the same pair costs one Redis
+    GET instead of a password hash, and a changed password, a deactivated user or a changed
+    weight (each a new version) sends it through authenticate() again.
+    """
+
+    def authenticate_credentials(self, userid, password, request=None):
+        digest = hmac.digest(_BASIC_KEY, f"{userid}\0{password}".encode(), "sha256")
+        remembered = settings.PQH_AUTH_CACHE_SIZE > 0
+        entry = _fresh(digest) if remembered else None
+        if entry is not None:
+            try:
+                if version_redis().get(auth_version_key(entry.user.pk)) == entry.version:
+                    return (copy.copy(entry.user), None)
+            except redis.RedisError:
+                pass
+            _entries.pop(digest, None)
+        http_request = getattr(request, "_request", request)  # axes marks Django's request
+        user = authenticate(request=http_request, username=userid, password=password)
+        if user is None or not user.is_active:
+            # A lockout (axes refused before hashing) is answered by axes' middleware with the
+            # 429 of tasks_app.lockout; a wrong password is a 401.
+            raise exceptions.AuthenticationFailed(_("Invalid username/password."))
+        # Basic sends no user_logged_in: forget this user name's failures at this address here.
+        forget_failures(username=user.get_username(), address=client_address(request))
+        profile_loaded(user)
+        if remembered:
+            try:
+                version = _version_now(user.pk)
+            except redis.RedisError:
+                return (user, None)
+            # The version is read before this check: a change committed after it gets a new
+            # version (so the entry is not used), and one committed before it fails it.
+            if get_user_model().objects.filter(pk=user.pk, password=user.password).exists():
+                entry = _Entry(
+                    version=version, user=copy.copy(user), token=None, loaded=time.monotonic()
+                )
+                _remember(digest, entry)
+        return (user, None)
+
+
+def profile_loaded(user) -> None:
+    """Load the user's weight row now (it is read on every request: weight, cap, rates)."""
+    try:
+        user.profile  # noqa: B018
+    except Profile.DoesNotExist:
+        pass
 
 
 def _user_changed(sender, instance, **kwargs) -> None:

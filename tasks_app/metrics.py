@@ -6,8 +6,6 @@ values to files in PROMETHEUS_MULTIPROC_DIR (no network I/O per event), and a sc
 all. Queue depths and shares are not counted by anyone: they are read when scraped.
 """
 
-import os
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,30 +14,11 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
-from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    multiprocess,
-    values,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-
-def multiprocess_dir() -> str | None:
-    """Return prometheus-client's multiprocess directory, or None in single-process mode."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
-
-
-if multiprocess_dir():
-    os.makedirs(multiprocess_dir(), exist_ok=True)
-    # Each process writes its own files, named after its pid by default; containers that share
-    # the directory (web and worker in docker-compose) each start counting pids at 1, so the
-    # host name goes into the name too.
-    _host = socket.gethostname().replace("_", "-")
-    values.ValueClass = values.MultiProcessValue(lambda: f"{_host}-{os.getpid()}")
+from pqh_site.prometheus import multiprocess_dir
 
 REFUSAL_REASONS = ("user_cap", "queue_full", "unavailable", "invalid", "idempotency_conflict")
 FINAL_STATUSES = ("SUCCESS", "FAILURE")

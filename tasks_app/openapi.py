@@ -1,5 +1,6 @@
 """What the OpenAPI schema says beyond the serializers: error responses, headers and examples."""
 
+from drf_spectacular.authentication import BasicScheme
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -12,6 +13,7 @@ from drf_spectacular.utils import (
 )
 
 from .serializers import (
+    DoorRefusalSerializer,
     ErrorSerializer,
     FieldErrorsSerializer,
     SeedAcceptedSerializer,
@@ -23,6 +25,12 @@ from .serializers import (
     UsageSerializer,
     UserCapErrorSerializer,
 )
+
+
+class RememberedBasicScheme(BasicScheme):
+    """HTTP basic, remembered per process (tasks_app.authentication): still HTTP basic."""
+
+    target_class = "tasks_app.authentication.RememberedBasicAuthentication"
 
 
 class FieldErrorsExtension(OpenApiSerializerExtension):
@@ -128,6 +136,47 @@ USER_CAP = OpenApiResponse(
         )
     ],
 )
+DOOR_EXAMPLES = [
+    OpenApiExample(
+        "rate limited",
+        value={
+            "detail": "too many reads: the rate is 1200/m; retry after the seconds in "
+            "Retry-After",
+            "code": "rate_limited",
+        },
+    ),
+    OpenApiExample(
+        "locked out",
+        value={
+            "detail": "too many failed logins from your address: password logins from it are "
+            "refused for 900 s; a token still works",
+            "code": "locked_out",
+        },
+    ),
+]
+DOOR_REFUSED = OpenApiResponse(
+    DoorRefusalSerializer,
+    description=(
+        "Refused at the door, before any work: past your request rate (`rate_limited`; "
+        "PQH_SUBMIT_RATE for submissions and cancels, PQH_READ_RATE for reads, PQH_ANON_RATE "
+        "per address for anonymous requests and failed tokens), or too many failed logins from "
+        "your address (`locked_out`). See Retry-After."
+    ),
+    examples=DOOR_EXAMPLES,
+)
+USER_CAP_OR_DOOR = OpenApiResponse(
+    PolymorphicProxySerializer(
+        component_name="TooManyRequests",
+        serializers=[UserCapErrorSerializer, DoorRefusalSerializer],
+        resource_type_field_name=None,
+    ),
+    description=(
+        "You have as many tasks queued or running as you may (`user_cap`; nothing was "
+        "recorded), or the door refused the request (`rate_limited`, `locked_out`). See "
+        "Retry-After."
+    ),
+    examples=[*USER_CAP.examples, *DOOR_EXAMPLES],
+)
 UNAVAILABLE = OpenApiResponse(
     UnavailableErrorSerializer,
     description=(
@@ -161,7 +210,7 @@ SUBMIT_ERRORS = {
     409: IDEMPOTENCY_CONFLICT,
     413: TOO_LARGE,
     415: UNSUPPORTED,
-    429: USER_CAP,
+    429: USER_CAP_OR_DOOR,
     503: UNAVAILABLE,
 }
 
@@ -249,7 +298,7 @@ seed_submit = extend_schema(
 seed_result = extend_schema(
     operation_id="seed_result",
     summary="Poll a task (the original project's route; also with a trailing slash)",
-    parameters=[TASK_ID_PATH],
+    parameters=[TASK_ID_PATH, RETRY_AFTER],
     responses={
         200: OpenApiResponse(
             SeedResultSerializer,
@@ -283,6 +332,7 @@ seed_result = extend_schema(
         ),
         401: UNAUTHORIZED,
         404: NOT_FOUND,
+        429: DOOR_REFUSED,
     },
     tags=["original routes"],
 )
@@ -290,6 +340,7 @@ seed_result = extend_schema(
 tasks = extend_schema_view(
     list=extend_schema(
         summary="Your tasks, newest first",
+        parameters=[RETRY_AFTER],
         responses={
             200: OpenApiResponse(
                 TaskSerializer(many=True),
@@ -308,6 +359,7 @@ tasks = extend_schema_view(
             ),
             401: UNAUTHORIZED,
             404: _error("No such page", "Invalid page."),
+            429: DOOR_REFUSED,
         },
     ),
     create=extend_schema(
@@ -323,16 +375,17 @@ tasks = extend_schema_view(
     ),
     retrieve=extend_schema(
         summary="One of your tasks",
-        parameters=[TASK_ID_PATH],
+        parameters=[TASK_ID_PATH, RETRY_AFTER],
         responses={
             200: _ok(TaskDetailSerializer, "The task", TASK_DETAIL),
             401: UNAUTHORIZED,
             404: NOT_FOUND,
+            429: DOOR_REFUSED,
         },
     ),
     destroy=extend_schema(
         summary="Cancel a task that has not started",
-        parameters=[TASK_ID_PATH],
+        parameters=[TASK_ID_PATH, RETRY_AFTER],
         responses={
             200: _ok(
                 TaskDetailSerializer,
@@ -354,6 +407,7 @@ tasks = extend_schema_view(
             403: FORBIDDEN,
             404: NOT_FOUND,
             409: _error("The task has started or ended", "the task has already started or ended"),
+            429: DOOR_REFUSED,
         },
     ),
 )
@@ -361,6 +415,7 @@ tasks = extend_schema_view(
 usage = extend_schema(
     summary="Your window usage, weight, the level your next task would get, and when you are "
     "back at level 0",
+    parameters=[RETRY_AFTER],
     responses={
         200: _ok(
             UsageSerializer,
@@ -377,11 +432,13 @@ usage = extend_schema(
             },
         ),
         401: UNAUTHORIZED,
+        429: DOOR_REFUSED,
     },
 )
 
 api_root = extend_schema(
     summary="Links to the API's collections, its schema and its docs",
+    parameters=[RETRY_AFTER],
     responses={
         200: OpenApiResponse(
             {"type": "object", "additionalProperties": {"type": "string", "format": "uri"}},
@@ -399,5 +456,6 @@ api_root = extend_schema(
             ],
         ),
         401: UNAUTHORIZED,
+        429: DOOR_REFUSED,
     },
 )

@@ -353,6 +353,13 @@ class UserCapErrorSerializer(serializers.Serializer):
     active = serializers.IntegerField(help_text="The user's tasks queued or running now.")
 
 
+class DoorRefusalSerializer(serializers.Serializer):
+    """429 at the door: your request rate, or too many failed logins from your address."""
+
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(choices=["rate_limited", "locked_out"])
+
+
 class UnavailableErrorSerializer(serializers.Serializer):
     """503: the queue is full, or Redis or PostgreSQL cannot be reached; nothing was recorded."""
 

@@ -27,6 +27,25 @@ from .progress import PROGRESS
 from .serializers import SubmitSerializer, TaskDetailSerializer, TaskSerializer, UsageSerializer
 
 
+class ThrottleFirst:
+    """Check the request rates right after authentication, before permissions and any work.
+
+    DRF checks permissions first, so an anonymous request would get its 401 uncounted; here it
+    counts against its address's rate (PQH_ANON_RATE) like every other request at the door.
+    The rest is DRF's own APIView.initial.
+    """
+
+    def initial(self, request, *args, **kwargs):
+        self.format_kwarg = self.get_format_suffix(**kwargs)
+        neg = self.perform_content_negotiation(request)
+        request.accepted_renderer, request.accepted_media_type = neg
+        version, scheme = self.determine_version(request, *args, **kwargs)
+        request.version, request.versioning_scheme = version, scheme
+        self.perform_authentication(request)
+        self.check_throttles(request)
+        self.check_permissions(request)
+
+
 class ServiceUnavailable(RefusedError):
     """503: the queue is full, or Redis or PostgreSQL cannot be reached; try again later."""
 
@@ -105,7 +124,7 @@ def _parse_uuid(value: str) -> uuid.UUID:
         raise Http404 from None
 
 
-class SeedTaskView(APIView):
+class SeedTaskView(ThrottleFirst, APIView):
     """POST /task: the original project's submission route."""
 
     parser_classes = [StrictJSONParser]  # as the original: a JSON body only
@@ -124,7 +143,7 @@ class SeedTaskView(APIView):
         )
 
 
-class SeedResultView(APIView):
+class SeedResultView(ThrottleFirst, APIView):
     """GET /result/<task_id>: the original project's polling route."""
 
     @openapi.seed_result
@@ -142,6 +161,7 @@ class SeedResultView(APIView):
 
 @openapi.tasks
 class TaskViewSet(
+    ThrottleFirst,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -188,7 +208,7 @@ class TaskViewSet(
         return Response(TaskDetailSerializer(record, context=self.get_serializer_context()).data)
 
 
-class UsageView(APIView):
+class UsageView(ThrottleFirst, APIView):
     """Your window count, weight and the level your next task would get."""
 
     @openapi.usage
@@ -197,7 +217,7 @@ class UsageView(APIView):
         return Response(UsageSerializer(usage).data)
 
 
-class APIRootView(routers.APIRootView):
+class APIRootView(ThrottleFirst, routers.APIRootView):
     """The API: your tasks and your usage; its schema, and the docs that render it."""
 
     schema = APIView.schema  # DRF leaves the root out of schemas; it is a route like the others
@@ -247,7 +267,7 @@ class JsonErrorsOnly(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class MetricsView(APIView):
+class MetricsView(ThrottleFirst, APIView):
     """Prometheus metrics of this host's web and worker processes, and the queue right now."""
 
     schema = None  # Prometheus text for scrapers, not part of the JSON API's schema

@@ -13,13 +13,13 @@ pytestmark = pytest.mark.django_db
 SUBMIT_CODES = {"200", "202", "400", "401", "403", "409", "413", "415", "429", "503"}
 OPERATIONS = {
     ("/task", "post"): SUBMIT_CODES,
-    ("/result/{task_id}", "get"): {"200", "401", "404"},
-    ("/api/", "get"): {"200", "401"},
-    ("/api/tasks/", "get"): {"200", "401", "404"},
+    ("/result/{task_id}", "get"): {"200", "401", "404", "429"},
+    ("/api/", "get"): {"200", "401", "429"},
+    ("/api/tasks/", "get"): {"200", "401", "404", "429"},
     ("/api/tasks/", "post"): SUBMIT_CODES,
-    ("/api/tasks/{task_id}/", "get"): {"200", "401", "404"},
-    ("/api/tasks/{task_id}/", "delete"): {"200", "401", "403", "404", "409"},
-    ("/api/usage/", "get"): {"200", "401"},
+    ("/api/tasks/{task_id}/", "get"): {"200", "401", "404", "429"},
+    ("/api/tasks/{task_id}/", "delete"): {"200", "401", "403", "404", "409", "429"},
+    ("/api/usage/", "get"): {"200", "401", "429"},
 }
 
 
@@ -80,6 +80,20 @@ def test_submissions_document_idempotency_and_retry_after(schema, path):
     refusals = schema["components"]["schemas"]
     assert refusals["UserCapError"]["required"] == ["active", "code", "detail", "limit"]
     assert refusals["UnavailableErrorCodeEnum"]["enum"] == ["queue_full", "unavailable"]
+
+
+@pytest.mark.parametrize(("path", "method"), sorted(OPERATIONS))
+def test_every_operation_documents_the_doors_429_with_retry_after(schema, path, method):
+    refused = schema["paths"][path][method]["responses"]["429"]
+    assert refused["headers"]["Retry-After"]["required"] is True
+    codes = {
+        e["value"]["code"] for e in refused["content"]["application/json"]["examples"].values()
+    }
+    assert {"rate_limited", "locked_out"} <= codes
+    assert schema["components"]["schemas"]["DoorRefusalCodeEnum"]["enum"] == [
+        "rate_limited",
+        "locked_out",
+    ]
 
 
 def test_the_original_route_takes_json_only_and_the_api_forms_too(schema):

@@ -11,11 +11,10 @@ from tasks_app.window import window_reset
 
 from .models import Profile
 
-# A user's fairness settings, shown together on the user's page, on the weight's page and as
-# editable columns of the weights list.
-# A user's fairness settings: the weight and the cap of tasks queued or running (empty: the
-# PQH_USER_MAX_ACTIVE default). They show in the user's page, the list and the profile page.
-PROFILE_SETTINGS = ["weight", "max_active"]
+# A user's fairness settings: the weight, the cap of tasks queued or running and the request
+# rates at the door (empty: the defaults, PQH_USER_MAX_ACTIVE, PQH_SUBMIT_RATE, PQH_READ_RATE).
+# They show in the user's page, as editable columns of the weights list and on the weight's page.
+PROFILE_SETTINGS = ["weight", "max_active", "submit_rate", "read_rate"]
 
 
 def reset_windows(modeladmin, request, users) -> None:

@@ -1,7 +1,18 @@
 """The weight each user carries in the fairness policy."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from fairqueue.rates import parse_rate
+
+
+def validate_rate(value: str) -> None:
+    """A request rate: "N/s", "N/m", "N/h" or "N/d" (or "off")."""
+    try:
+        parse_rate(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class Profile(models.Model):
@@ -30,6 +41,32 @@ class Profile(models.Model):
         help_text=(
             "How many tasks this user may have queued or running at once; empty for the "
             "default (PQH_USER_MAX_ACTIVE). Applies to the next submission."
+        ),
+    )
+
+    submit_rate = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        db_default="",  # also in the table, so processes of the previous version can still insert
+        validators=[validate_rate],
+        verbose_name="submit rate",
+        help_text=(
+            "How fast this user may submit and cancel, as N/s, N/m, N/h or N/d (a bucket of N "
+            "requests refilled at N per period), or off; empty for the default "
+            "(PQH_SUBMIT_RATE). Applies to the next request."
+        ),
+    )
+    read_rate = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        db_default="",  # also in the table, so processes of the previous version can still insert
+        validators=[validate_rate],
+        verbose_name="read rate",
+        help_text=(
+            "How fast this user may read (poll results, list tasks, usage), as N/s, N/m, N/h "
+            "or N/d, or off; empty for the default (PQH_READ_RATE). Applies to the next request."
         ),
     )
 

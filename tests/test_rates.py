@@ -1,0 +1,76 @@
+"""A request rate is a token bucket: parsed from DRF's "N/period", counted atomically in Redis."""
+
+import pytest
+
+from fairqueue.rates import Rate, parse_rate
+from tasks_app.rate import rate_key, rate_take
+from tasks_app.redis_client import get_redis
+
+
+@pytest.mark.parametrize(
+    ("text", "requests", "seconds"),
+    [
+        ("20/s", 20, 1),
+        ("120/m", 120, 60),
+        ("5/min", 5, 60),
+        ("1/day", 1, 86400),
+        (" 7/H ", 7, 3600),
+    ],
+)
+def test_rates_read_as_drf_writes_them(text, requests, seconds):
+    rate = parse_rate(text)
+    assert (rate.requests, rate.seconds) == (requests, seconds)
+    assert rate.interval == seconds / requests
+
+
+@pytest.mark.parametrize("text", ["off", "none", "OFF", None])
+def test_off_means_no_limit(text):
+    assert parse_rate(text) is None
+
+
+@pytest.mark.parametrize("text", ["", "20", "0/s", "-1/s", "x/s", "20/w", "20/sx", "20/", "/s"])
+def test_anything_else_is_refused_with_the_rule(text):
+    with pytest.raises(ValueError, match="a rate is N/s, N/m, N/h or N/d"):
+        parse_rate(text)
+
+
+RATE = Rate(requests=3, seconds=1, text="3/s")  # a bucket of 3, one back every 1/3 s
+
+
+def test_a_full_bucket_lets_a_burst_through_then_says_when_the_next_one_may_come():
+    now = 1000.0
+    assert [rate_take(scope="t", ident=1, rate=RATE, now=now) for _ in range(3)] == [0.0] * 3
+    wait = rate_take(scope="t", ident=1, rate=RATE, now=now)
+    assert wait == pytest.approx(1 / 3)
+    # A refused request is not counted: just after the wait, one gets through, one does not.
+    assert rate_take(scope="t", ident=1, rate=RATE, now=now + wait) == 0.0
+    assert rate_take(scope="t", ident=1, rate=RATE, now=now + wait) == pytest.approx(1 / 3)
+
+
+def test_the_sustained_rate_is_one_per_interval():
+    now = 2000.0
+    for _ in range(3):
+        rate_take(scope="t", ident=2, rate=RATE, now=now)
+    allowed = sum(
+        rate_take(scope="t", ident=2, rate=RATE, now=now + i * 0.01) == 0.0 for i in range(1, 301)
+    )
+    assert allowed == 9  # three seconds at 3/s, after the burst
+
+
+def test_buckets_are_per_scope_and_per_client():
+    now = 3000.0
+    for _ in range(3):
+        assert rate_take(scope="a", ident=1, rate=RATE, now=now) == 0.0
+    assert rate_take(scope="a", ident=1, rate=RATE, now=now) > 0
+    assert rate_take(scope="b", ident=1, rate=RATE, now=now) == 0.0
+    assert rate_take(scope="a", ident=2, rate=RATE, now=now) == 0.0
+
+
+def test_an_idle_bucket_expires_from_redis():
+    import time
+
+    rate_take(scope="t", ident=3, rate=Rate(requests=10, seconds=1, text="10/s"))
+    ttl_ms = get_redis().pttl(rate_key("t", 3))
+    assert 0 < ttl_ms <= 100  # full again one interval later: nothing left to remember
+    time.sleep(0.15)
+    assert not get_redis().exists(rate_key("t", 3))
