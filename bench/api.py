@@ -21,7 +21,6 @@ import os
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # pqh's packages and bench.harness
 
 from bench.harness import clean_environ, run_meta, start_process, tail  # noqa: E402
+from fairqueue.stats import percentile  # noqa: E402
 
 # What the figures depend on: a change here makes the commit recorded "-dirty".
 COMMIT_PATHS = ("tasks_app", "pqh_site", "users_app", "Procfile")
@@ -652,10 +652,10 @@ def summarise(cells: list[dict]) -> dict:
     answered = [c for c in cells if c.get("requests")]
     cells = answered or cells
     return {
-        "rps": round(statistics.median(c["rps"] for c in cells), 1),
-        "p50_ms": round(statistics.median(c["p50_ms"] for c in cells), 2),
-        "p99_ms": round(statistics.median(c["p99_ms"] for c in cells), 2),
-        "cpu_ms_per_request": round(statistics.median(c["cpu_ms_per_request"] for c in cells), 3)
+        "rps": round(percentile((c["rps"] for c in cells), 50), 1),
+        "p50_ms": round(percentile((c["p50_ms"] for c in cells), 50), 2),
+        "p99_ms": round(percentile((c["p99_ms"] for c in cells), 50), 2),
+        "cpu_ms_per_request": round(percentile((c["cpu_ms_per_request"] for c in cells), 50), 3)
         if all(c.get("cpu_ms_per_request") for c in cells)
         else None,
         "non_2xx": sum(c["non_2xx"] for c in cells),
@@ -846,7 +846,7 @@ def run_soak(args, server, users, workdir, results) -> None:
             f"max {res['max_ms']:>7.1f} ms  non-2xx {res['non_2xx']}  queued {res['queued']}",
             flush=True,
         )
-    median = statistics.median(s["rps"] for s in slices)
+    median = percentile((s["rps"] for s in slices), 50)
     results["soak"] = {
         "connections": 32,
         "routes": [ROUTES[r][0] for r in args.soak_routes],

@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # pqh's packages and bench.harness
 
 from bench.harness import Processes, clean_environ, relative, run_meta, tail  # noqa: E402
+from fairqueue.stats import jain_index, percentile  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/pqh_bench"
@@ -675,24 +676,17 @@ DT = 0.001  # the time grid for utilisation and shares: 1 ms
 
 
 def percentiles(values: list[float], scale: float) -> dict[str, Any]:
-    import numpy as np
-
+    """p50, p99, max and mean of `values` divided by `scale` (rounded to 3 decimals)."""
     if not values:
         return {"n": 0, "p50": None, "p99": None, "max": None, "mean": None}
-    a = np.asarray(values) / scale
+    scaled = [v / scale for v in values]
     return {
         "n": len(values),
-        "p50": round(float(np.percentile(a, 50)), 3),
-        "p99": round(float(np.percentile(a, 99)), 3),
-        "max": round(float(a.max()), 3),
-        "mean": round(float(a.mean()), 3),
+        "p50": round(percentile(scaled, 50), 3),
+        "p99": round(percentile(scaled, 99), 3),
+        "max": round(max(scaled), 3),
+        "mean": round(sum(scaled) / len(scaled), 3),
     }
-
-
-def jain(values: list[float]) -> float | None:
-    if not values or sum(v * v for v in values) == 0:
-        return None
-    return sum(values) ** 2 / (len(values) * sum(v * v for v in values))
 
 
 class Grid:
@@ -895,7 +889,9 @@ def extras_s2(cfg, out, rows, res):
         extra["share_ratio"] = {c: round(share[c] / share[lightest], 3) for c in weights}
         extra["weight_ratio"] = {c: round(weights[c] / weights[lightest], 3) for c in weights}
         extra["ideal_share"] = {c: round(weights[c] / sum(weights.values()), 4) for c in weights}
-        extra["jain_share_per_weight"] = round(jain([share[c] / weights[c] for c in weights]), 4)
+        extra["jain_share_per_weight"] = round(
+            jain_index([share[c] / weights[c] for c in weights]), 4
+        )
     else:
         extra["jain_share_per_weight"] = None
     return extra
@@ -978,7 +974,7 @@ def extras_s6(cfg, out, rows, res):
     for key, share in (("work", res.get("share_work")), ("share", res.get("share"))):
         name = "jain_work_per_weight" if key == "work" else "jain_share_per_weight"
         if share and all(share.get(c) for c in weights):
-            extra[name] = round(jain([share[c] / weights[c] for c in weights]), 4)
+            extra[name] = round(jain_index([share[c] / weights[c] for c in weights]), 4)
         else:
             extra[name] = None
     extra["charge_check"] = charge_check(rows)

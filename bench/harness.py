@@ -18,6 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# The project's one percentile (linear interpolation, as numpy's and PostgreSQL's
+# percentile_cont), kept importable from here for the benchmarks written against this module.
+from fairqueue.stats import percentile as percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Variables a benchmark sets or clears for what it starts, so nothing leaks in from the caller's
@@ -178,11 +182,3 @@ def relative(path: Path) -> Path:
         return path.resolve().relative_to(ROOT)
     except ValueError:
         return path
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The nearest-rank `q`th percentile (0-100) of `values`, None if there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]

@@ -47,13 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # pqh's packages and bench.harness, run as a script or not
 
-from bench.harness import (  # noqa: E402
-    Processes,
-    clean_environ,
-    percentile,
-    run_meta,
-    wait_until,
-)
+from bench.harness import Processes, clean_environ, run_meta, wait_until  # noqa: E402
+from fairqueue.stats import percentile  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/pqh_reliability"
