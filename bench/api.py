@@ -326,7 +326,7 @@ def probe_counts(targets: list[tuple[str, str]], *, requests: int) -> dict[str, 
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from tests.redis_count import count_redis_round_trips
+    from fairqueue.testing import count_redis_round_trips
 
     paths = {
         "post_task": ("post", lambda t: "/task"),

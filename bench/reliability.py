@@ -306,8 +306,8 @@ class Run:
         import dj_database_url
         import psycopg
 
+        from fairqueue.testing import PrivateRedis, TcpProxy
         from pqh_site.database import connect_params, database_create_if_missing
-        from tests.faults import PrivateRedis, TcpProxy
 
         db = dj_database_url.parse(self.args.database_url)
         if database_create_if_missing(db):

@@ -10,8 +10,9 @@ import shutil
 import pytest
 from django.conf import settings
 
+from fairqueue.testing import free_port
+
 from .benchrun import run_bench
-from .faults import free_port
 
 pytestmark = pytest.mark.integration
 

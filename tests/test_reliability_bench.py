@@ -8,8 +8,9 @@ of the submissions. Its own checks decide; this test reads them.
 
 import pytest
 
+from fairqueue.testing import free_port
+
 from .benchrun import run_bench
-from .faults import free_port
 
 pytestmark = pytest.mark.integration
 
