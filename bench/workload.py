@@ -1,7 +1,7 @@
 """Work callables for the benchmarks: the task's length comes from its input.
 
 The service's default work (`tasks_app.work.limited_f`) sleeps PQH_TASK_SECONDS, the same for
-every task. Scenarios S6 and S6b of bench/fairness.py need tasks of different lengths, so their
+every task. Scenarios S6 and S6b of bench.fairness need tasks of different lengths, so their
 worker runs with
 
     PQH_TASK_CALLABLE=bench.workload.sleep_for
