@@ -77,7 +77,6 @@ def run_table(args, servers, users, workdir, results) -> None:
     turn, starting with a different one each round."""
     base_targets = queue_reset(args, users)
     tokens = write_targets(workdir / "tokens.txt", [(u[2], "-") for u in users])
-    # (name, url, is the original)
     # (name, url, is the original, its pids)
     targets_of: list[tuple[str, str, bool, Any]] = [
         (name, srv.url, False, srv.processes) for name, srv in servers
