@@ -44,16 +44,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 bench-fairness: services
-	$(PY) bench/fairness.py
+	$(PY) -m bench.fairness
 
 # Load over HTTP through a worker host kill, a PostgreSQL outage and a Redis restart; its own
 # database (pqh_reliability) and Redis server, web on 127.0.0.1:8102 (--port).
 bench-reliability: $(STAMP)
-	$(PY) bench/reliability.py
+	$(PY) -m bench.reliability
 
 # The API load benchmark: starts the Procfile's web server on a database of its own (needs wrk).
 bench-api: $(STAMP)
-	$(PY) bench/api.py
+	$(PY) -m bench.api
 
 bench: bench-fairness bench-reliability bench-api
 

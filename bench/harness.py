@@ -1,7 +1,8 @@
 """What the benchmarks under bench/ share: the processes they start, waiting, logs, the commit.
 
-Each benchmark is run as a script (`python bench/NAME.py`), so Python finds this module beside
-it: `from harness import Processes, ...`.
+Each benchmark is a package run from the project root as `python -m bench.NAME`, and imports
+this module as `bench.harness`. Its statistics are fairqueue.stats's (`percentile` is re-exported
+here), summarised by `percentiles`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+# The project's one percentile (linear interpolation, as numpy's and PostgreSQL's
+# percentile_cont), also importable from here, as it always was.
+from fairqueue.stats import percentile as percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,10 +165,20 @@ def git_describe(paths: tuple[str, ...] = ("tasks_app", "pqh_site", "users_app")
     return head + ("-dirty" if dirty else "")
 
 
+def command_line() -> str:
+    """How this process was started, as typed: `python -m bench.fairness --quick`."""
+    argv0 = Path(sys.argv[0])
+    start = [sys.argv[0]]
+    if argv0.name == "__main__.py":  # python -m PACKAGE
+        with contextlib.suppress(ValueError):
+            start = ["-m", ".".join(argv0.resolve().parent.relative_to(ROOT).parts)]
+    return " ".join([Path(sys.executable).name, *start, *sys.argv[1:]])
+
+
 def run_meta(paths: tuple[str, ...] = ("tasks_app", "pqh_site", "users_app")) -> dict[str, Any]:
     """What every result file says of its run: the command, when, where, and the commit."""
     return {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command_line(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": platform.node(),
         "cpus": os.cpu_count(),
@@ -180,9 +195,18 @@ def relative(path: Path) -> Path:
         return path
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The nearest-rank `q`th percentile (0-100) of `values`, None if there are none."""
+def percentiles(values: list[float], scale: float = 1.0) -> dict[str, Any]:
+    """n, p50, p99, max and mean of `values` divided by `scale`, rounded to 3 decimals.
+
+    All None (n 0) when there are no values. The percentiles are fairqueue.stats.percentile's.
+    """
     if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+        return {"n": 0, "p50": None, "p99": None, "max": None, "mean": None}
+    scaled = [v / scale for v in values]
+    return {
+        "n": len(values),
+        "p50": round(percentile(scaled, 50), 3),
+        "p99": round(percentile(scaled, 99), 3),
+        "max": round(max(scaled), 3),
+        "mean": round(sum(scaled) / len(scaled), 3),
+    }

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import run_meta  # noqa: E402
-from tests.faults import PrivateRedis  # noqa: E402
+from fairqueue.testing import PrivateRedis  # noqa: E402
 
 
 def used(client) -> int:

@@ -41,6 +41,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Greatest, Least
 
+from fairqueue.stats import jain_index  # the project's one Jain; reports.jain_index still works
+
 from .models import TaskRecord
 from .selectors import usage_from_window, windows_of
 from .window import window_active_users
@@ -143,14 +145,6 @@ def shares_from(rows: list[tuple[int, str, int, float]]) -> list[UserShare]:
         for user_id, username, weight, service in rows
     ]
     return sorted(shares, key=lambda s: (-s.service_seconds, s.username))
-
-
-def jain_index(values: list[float]) -> float | None:
-    """Jain's fairness index (Σx)² / (n·Σx²): 1.0 when all values are equal, 1/n at worst."""
-    squares = sum(v * v for v in values)
-    if not values or squares == 0:
-        return None
-    return sum(values) ** 2 / (len(values) * squares)
 
 
 def share_fairness(shares: list[UserShare]) -> float | None:

@@ -11,14 +11,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_bench(script: str, *args: str, out: Path, timeout: float) -> tuple[int, str, dict | None]:
-    """Run `bench/SCRIPT --out OUT ARGS…`; return its exit code, its output and what it wrote.
+def run_bench(name: str, *args: str, out: Path, timeout: float) -> tuple[int, str, dict | None]:
+    """Run `python -m bench.NAME --out OUT ARGS…`; return its exit code, output and JSON.
 
     `timeout` guards against a hang (it is no speed goal): past it the benchmark gets SIGTERM,
     which makes it stop every process it started, and the test fails with its output.
     """
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / script), "--out", str(out), *args],
+        [sys.executable, "-m", f"bench.{name}", "--out", str(out), *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -29,6 +29,6 @@ def run_bench(script: str, *args: str, out: Path, timeout: float) -> tuple[int, 
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
-        pytest.fail(f"bench/{script} did not end within {timeout:.0f} s:\n{output[-3000:]}")
+        pytest.fail(f"bench.{name} did not end within {timeout:.0f} s:\n{output[-3000:]}")
     data = json.loads(out.read_text()) if out.exists() else None
     return proc.returncode, output, data

@@ -84,7 +84,7 @@ def test_past_the_global_bound_submissions_get_503_queue_full(alice_client, bob,
 
 
 def test_a_refusal_costs_two_redis_round_trips_and_no_write(alice_client, settings):
-    from .redis_count import count_redis_round_trips
+    from fairqueue.testing import count_redis_round_trips
 
     settings.PQH_USER_MAX_ACTIVE = 1
     post(alice_client)

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
+from fairqueue.testing import count_redis_round_trips
 from tasks_app import authentication
 from tasks_app.authentication import auth_cache_clear, auth_cache_invalidate
 from tasks_app.models import TaskRecord
@@ -17,7 +18,6 @@ from users_app.models import Profile
 from users_app.services import user_set_weight
 
 from .conftest import ROOT, client_for, make_user, subprocess_env, wait_for
-from .redis_count import count_redis_round_trips
 
 pytestmark = pytest.mark.django_db
 

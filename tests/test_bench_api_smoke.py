@@ -1,8 +1,8 @@
 """The API benchmark runs end to end in --quick mode and writes sane numbers.
 
-A smoke test of bench/api.py, not a measurement: tiny sizes on a shared machine, so it checks
-only what must hold anywhere (every route answered without errors, the counts probe and the
-depth table present, memory figures positive).
+A smoke test of `python -m bench.api`, not a measurement: tiny sizes on a shared machine, so it
+checks only what must hold anywhere (every route answered without errors, the counts probe and
+the depth table present, memory figures positive).
 """
 
 import shutil
@@ -10,8 +10,9 @@ import shutil
 import pytest
 from django.conf import settings
 
+from fairqueue.testing import free_port
+
 from .benchrun import run_bench
-from .faults import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 )
 def test_quick_api_benchmark_drives_every_route(tmp_path, scratch_database):
     rc, output, data = run_bench(
-        "api.py",
+        "api",
         "--quick",
         "--database-url",
         scratch_database("bench_api_smoke"),

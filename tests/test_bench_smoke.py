@@ -1,10 +1,10 @@
 """The fairness benchmark runs end to end in --quick mode and writes sane numbers.
 
-A smoke test of bench/fairness.py, not a measurement: sizes are tiny and the machine is shared,
-so it checks only what must hold on any machine (every scenario present, utilisations in range,
-a newcomer overtakes the hog under the policy and not under FIFO, weights tilt the shares, and
-S6 reports its shares of worker time under both charges, time charging giving the short tasks
-more of it than counting tasks).
+A smoke test of `python -m bench.fairness`, not a measurement: sizes are tiny and the machine is
+shared, so it checks only what must hold on any machine (every scenario present, utilisations in
+range, a newcomer overtakes the hog under the policy and not under FIFO, weights tilt the
+shares, and S6 reports its shares of worker time under both charges, time charging giving the
+short tasks more of it than counting tasks).
 """
 
 import pytest
@@ -18,7 +18,7 @@ def test_quick_fairness_benchmark_reports_every_scenario(tmp_path, scratch_datab
     # A database of its own, dropped afterwards, so a full benchmark is not disturbed.
     # A guard against a hang, not a speed goal: the run takes about 70 s on this 2-core machine.
     rc, output, data = run_bench(
-        "fairness.py",
+        "fairness",
         "--quick",
         "--database-url",
         scratch_database("bench_smoke"),

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
+from fairqueue.testing import TcpProxy, free_port
 from pqh_site.database import connect_params
 from tasks_app import scheduler
 from tasks_app.models import TaskRecord
@@ -28,7 +29,6 @@ from tasks_app.window import window_count
 
 from .conftest import subprocess_env, wait_for
 from .conftest import test_database_url as database_url
-from .faults import TcpProxy, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 from psycopg import sql
 
+from fairqueue.testing import TcpProxy
 from pqh_site.database import connect_params
 from tasks_app.admission import admission_active_count
 from tasks_app.models import TaskRecord
@@ -24,7 +25,6 @@ from tasks_app.services import task_submit
 
 from .conftest import Worker, make_user, wait_for
 from .conftest import test_database_url as database_url
-from .faults import TcpProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -7,10 +7,9 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from fairqueue.testing import count_redis_round_trips
 from tasks_app import scheduler
 from tasks_app.redis_client import get_redis
-
-from .redis_count import count_redis_round_trips
 
 _ids = itertools.count()
 BIG_BUFFER = 10_000

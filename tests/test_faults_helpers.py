@@ -1,10 +1,10 @@
-"""The fault helpers themselves: a private Redis restarts empty, a cut proxy refuses."""
+"""fairqueue.testing's fault helpers: a private Redis restarts empty, a cut proxy refuses."""
 
 import psycopg
 import pytest
 import redis
 
-from .faults import PrivateRedis, TcpProxy
+from fairqueue.testing import PrivateRedis, TcpProxy
 
 
 def test_a_private_redis_restarts_empty(tmp_path):

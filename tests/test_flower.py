@@ -11,8 +11,9 @@ import urllib.request
 
 import pytest
 
+from fairqueue.testing import free_port
+
 from .conftest import ROOT, subprocess_env, wait_for
-from .faults import free_port
 
 
 def procfile_command(name: str) -> str:

@@ -3,8 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from .faults import free_port
-from .redis_count import count_redis_round_trips
+from fairqueue.testing import count_redis_round_trips, free_port
 
 
 def test_liveness_needs_no_database_no_redis_and_no_login():

@@ -12,13 +12,12 @@ import pytest
 from celery import states
 from django.utils import timezone
 
+from fairqueue.testing import count_redis_round_trips
 from pqh_site.celery import app as celery_app
 from tasks_app.models import TaskRecord
 from tasks_app.progress import PROGRESS
 from tasks_app.serializers import TaskDetailSerializer, TaskSerializer
 from tasks_app.services import task_submit, time_limit_error
-
-from .redis_count import count_redis_round_trips
 
 pytestmark = pytest.mark.django_db
 

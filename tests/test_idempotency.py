@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from fairqueue.testing import count_redis_round_trips
 from tasks_app import services
 from tasks_app.admission import admission_admit, idempotency_redis_key
 from tasks_app.models import TaskRecord
@@ -11,7 +12,6 @@ from tasks_app.redis_client import get_redis
 from tasks_app.window import window_count
 
 from .conftest import make_user
-from .redis_count import count_redis_round_trips
 from .test_admission import http_post, in_parallel
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,7 @@
-"""The Celery app imports none of the apps, so nothing imports its way back into it."""
+"""The import graph: the Celery app imports no app module, the core no Django, bench/ no tests."""
 
 import ast
+import os
 import subprocess
 import sys
 
@@ -49,3 +50,44 @@ def test_no_import_is_hidden_inside_a_function_on_the_old_cycle():
     # cycle kept working by imports inside functions; none of the three may hide one again.
     files = ["pqh_site/celery.py", "tasks_app/worker_steps.py", "tasks_app/services.py"]
     assert [hit for name in files for hit in _local_imports(ROOT / name)] == []
+
+
+def test_the_fair_queue_core_imports_no_django():
+    probe = (
+        "import sys, fairqueue, fairqueue.stats, fairqueue.testing; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('django', 'rest_framework', 'celery', 'tasks_app', 'users_app', 'pqh_site')))"
+    )
+    # A fresh interpreter with no Django settings at all: nothing may need them.
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def _imported_modules(path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_benchmarks_import_nothing_from_the_tests():
+    hits = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sorted((ROOT / "bench").rglob("*.py"))
+        for name in sorted(_imported_modules(path))
+        if name == "tests" or name.startswith("tests.")
+    ]
+    assert hits == []

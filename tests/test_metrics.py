@@ -13,11 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
+from fairqueue.testing import free_port
 from tasks_app.metrics import StateCollector, UserShare, metrics_exposition
 from tasks_app.models import TaskRecord
 
 from .conftest import ROOT, Worker, make_user, subprocess_env, wait_for
-from .faults import free_port
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:

@@ -6,10 +6,9 @@ fixed by the first publish in the process.
 
 import pytest
 
+from fairqueue.testing import count_redis_round_trips
 from tasks_app import selectors
 from tasks_app.models import TaskRecord
-
-from .redis_count import count_redis_round_trips
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,10 @@ import random
 import pytest
 from django.test import override_settings
 
+from fairqueue.testing import PrivateRedis
 from tasks_app import scheduler
 from tasks_app.redis_client import get_redis
 
-from .faults import PrivateRedis
 from .test_fair_queue import _queued, cancel, drain, enqueue, own_prefix  # noqa: F401
 
 M = 30.0  # the aging bound in these tests

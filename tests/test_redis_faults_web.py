@@ -1,16 +1,15 @@
 """Redis fails under the web after a submission was recorded and queued: it is still accepted.
 
-The fair queue lives on a redis-server of the test's own (tests/faults.py), stopped at the
+The fair queue lives on a redis-server of the test's own (`fairqueue/testing.py`), stopped at the
 exact step under test; the broker is the test Redis, as in every other test.
 """
 
 import pytest
 from rest_framework.test import APIClient
 
+from fairqueue.testing import PrivateRedis
 from tasks_app import scheduler
 from tasks_app.models import TaskRecord
-
-from .faults import PrivateRedis
 
 pytestmark = pytest.mark.django_db
 

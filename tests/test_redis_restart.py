@@ -1,6 +1,6 @@
 """Redis restarted empty: the service keeps accepting, and every queued task runs once, in order.
 
-Everything here uses a redis-server of the test's own (tests/faults.py), never the machine's.
+Everything here uses a redis-server of the test's own (`fairqueue/testing.py`), never the machine's.
 """
 
 import json
@@ -12,11 +12,11 @@ import pytest
 import redis
 from django_celery_results.models import TaskResult
 
+from fairqueue.testing import PrivateRedis
 from tasks_app.models import TaskRecord
 from tasks_app.redis_client import key
 
 from .conftest import ROOT, Worker, make_user, subprocess_env, wait_for
-from .faults import PrivateRedis
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

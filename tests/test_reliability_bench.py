@@ -1,22 +1,23 @@
 """The reliability benchmark, small: load over HTTP through three faults, and nothing is lost.
 
-bench/reliability.py --quick runs the real stack (web server as the Procfile runs it, two
-worker hosts, a private Redis, PostgreSQL through a proxy) against a database of its own; a
-worker host is killed, PostgreSQL is cut for 3 s and Redis restarts empty, each in the middle
-of the submissions. Its own checks decide; this test reads them.
+`python -m bench.reliability --quick` runs the real stack (web server as the Procfile runs it,
+two worker hosts, a private Redis, PostgreSQL through a proxy) against a database of its own; a
+worker host is killed, PostgreSQL is cut for 3 s and Redis restarts empty, each in the middle of
+the submissions. Its own checks decide; this test reads them.
 """
 
 import pytest
 
+from fairqueue.testing import free_port
+
 from .benchrun import run_bench
-from .faults import free_port
 
 pytestmark = pytest.mark.integration
 
 
 def test_quick_reliability_benchmark_loses_nothing(tmp_path, scratch_database):
     rc, output, data = run_bench(
-        "reliability.py",
+        "reliability",
         "--quick",
         "--database-url",
         scratch_database("reliability"),

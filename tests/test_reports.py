@@ -62,7 +62,7 @@ def test_jain_index_is_one_when_shares_follow_weights_and_falls_when_they_do_not
     fair = reports.shares_from([(1, "a", 1, 25.0), (2, "b", 3, 75.0)])
     assert reports.share_fairness(fair) == pytest.approx(1.0)
     fifo = reports.shares_from([(1, "a", 1, 50.0), (2, "b", 3, 50.0)])
-    # share / entitled = 2 and 2/3: the index bench/fairness.py reports for FIFO at 1:3.
+    # share / entitled = 2 and 2/3: the index the fairness benchmark reports for FIFO at 1:3.
     assert reports.share_fairness(fifo) == pytest.approx(0.8)
     assert reports.jain_index([]) is None
     assert reports.jain_index([0.0, 0.0]) is None

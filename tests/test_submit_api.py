@@ -8,13 +8,12 @@ from django.conf import settings
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from fairqueue.testing import count_redis_round_trips
 from tasks_app import scheduler, services
 from tasks_app.admission import admission_active_count
 from tasks_app.models import TaskRecord
 from tasks_app.redis_client import get_redis
 from tasks_app.window import window_count
-
-from .redis_count import count_redis_round_trips
 
 pytestmark = pytest.mark.django_db
 

@@ -12,12 +12,12 @@ from celery import states
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from fairqueue.testing import count_redis_round_trips
 from tasks_app.fairness import level0_at
 from tasks_app.models import TaskRecord
 from tasks_app.selectors import priority_reason
 
 from .conftest import client_for, make_user
-from .redis_count import count_redis_round_trips
 
 T = 6000  # the tests' window (PQH_WINDOW_SECONDS)
 

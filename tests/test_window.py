@@ -4,6 +4,7 @@ import threading
 
 from django.conf import settings
 
+from fairqueue.testing import count_redis_round_trips
 from tasks_app.redis_client import get_redis
 from tasks_app.window import (
     window_count,
@@ -12,8 +13,6 @@ from tasks_app.window import (
     window_record,
     window_reset,
 )
-
-from .redis_count import count_redis_round_trips
 
 T = settings.PQH_WINDOW_SECONDS
 

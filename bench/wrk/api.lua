@@ -1,4 +1,5 @@
--- wrk script for bench/api.py: spreads requests over many users' tokens and their task ids.
+-- wrk script for bench.api (run by bench/api/driver.py): requests spread over many users' tokens
+-- and their task ids.
 --
 --   wrk -t2 -c32 -d8s -s bench/wrk/api.lua http://127.0.0.1:8105 -- <mode> <targets file>
 --
@@ -11,7 +12,7 @@
 --                orig-post   the original's POST /task {"user_id": <name>, "x": ...}, no token
 --                orig-get    the original's GET /result/<id>
 -- targets file:  one "<token or user name> <task id or ->" per line.
--- done() prints one line "WRKJSON {...}" that bench/api.py reads: requests, errors and
+-- done() prints one line "WRKJSON {...}" that bench/api/driver.py reads: requests, errors and
 -- latency percentiles in microseconds (errors.status counts responses with status >= 400).
 
 local threads = {}

@@ -1,17 +1,26 @@
-"""Fault injection that never touches the machine's shared servers.
+"""Real parts for tests and benchmarks: a private Redis, a TCP proxy that can be cut, a counter.
 
-`PrivateRedis` is a `redis-server` of the test's own on a free port, which can be restarted
-empty. `TcpProxy` stands between processes and PostgreSQL (or any TCP server) and can be cut:
-existing connections are dropped and new ones refused until it is restored.
+- `PrivateRedis`: a `redis-server` of the caller's own on a free port, keeping nothing on disk,
+  which can be restarted empty.
+- `TcpProxy`: stands between processes and PostgreSQL (or any TCP server) and can be cut:
+  existing connections are dropped and new ones refused until it is restored.
+- `count_redis_round_trips`: counts the Redis round trips made inside a block (a count, not a
+  time).
+
+They never touch the machine's shared servers, and import no Django: the tests under tests/ and
+the benchmarks under bench/ use the same ones.
 """
 
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
+from redis.client import Pipeline
 
 
 def free_port() -> int:
@@ -22,7 +31,7 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    """A redis-server started by the test, on its own port, keeping nothing on disk."""
+    """A redis-server started by the caller, on its own port, keeping nothing on disk."""
 
     def __init__(self, workdir: Path, port: int | None = None):
         self.port = port or free_port()
@@ -168,3 +177,28 @@ class TcpProxy:
     def connections(self) -> int:
         with self._lock:
             return len(self._sockets) // 2
+
+
+@contextmanager
+def count_redis_round_trips() -> Iterator[list[str]]:
+    """Yield a list whose length is the number of round trips made inside the block."""
+    calls: list[str] = []
+    original_execute = redis.Redis.execute_command
+    original_pipeline = Pipeline.execute
+
+    def execute_command(self, *args, **kwargs):
+        if not isinstance(self, Pipeline):
+            calls.append(str(args[0]))
+        return original_execute(self, *args, **kwargs)
+
+    def pipeline_execute(self, *args, **kwargs):
+        calls.append("PIPELINE")
+        return original_pipeline(self, *args, **kwargs)
+
+    redis.Redis.execute_command = execute_command
+    Pipeline.execute = pipeline_execute
+    try:
+        yield calls
+    finally:
+        redis.Redis.execute_command = original_execute
+        Pipeline.execute = original_pipeline

@@ -1,0 +1,1 @@
+"""The benchmarks: one package per benchmark, run as `python -m bench.NAME` (see bench/README.md)."""
