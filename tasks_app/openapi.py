@@ -140,8 +140,7 @@ DOOR_EXAMPLES = [
     OpenApiExample(
         "rate limited",
         value={
-            "detail": "too many reads: the rate is 1200/m; retry after the seconds in "
-            "Retry-After",
+            "detail": "too many reads: the rate is 1200/m; retry after the seconds in Retry-After",
             "code": "rate_limited",
         },
     ),

@@ -11,12 +11,12 @@ import redis
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from fairqueue.testing import count_redis_round_trips
 from pqh_site import door
 from tasks_app.models import TaskRecord
 from users_app.models import Profile
 
 from .conftest import client_for
-from .redis_count import count_redis_round_trips
 
 pytestmark = pytest.mark.django_db
 
