@@ -1,4 +1,4 @@
-"""Django settings for pqh, read from the environment through small typed helpers."""
+"""Django settings for pqh, read from the environment through small typed helpers (env.py)."""
 
 import os
 import tempfile
@@ -9,99 +9,22 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from pqh_site.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_float_list,
+    env_int,
+    env_int_list,
+    env_str,
+    read_env_file,
+)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-
-def _load_dotenv(path: Path) -> None:
-    """Read KEY=VALUE lines of the local .env (written by `make run`) without overriding."""
-    if not path.is_file():
-        return
-    for line in path.read_text().splitlines():
-        name, sep, value = line.strip().partition("=")
-        if sep and name and not name.startswith("#"):
-            os.environ.setdefault(name.strip(), value.strip())
-
-
-_load_dotenv(BASE_DIR / ".env")
-
-
-def env_str(name: str, default: str) -> str:
-    """Return the variable `name`, or `default` when it is unset or empty."""
-    return os.environ.get(name) or default
-
-
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
-    """Return the variable `name` as an int; fail naming the variable if it is not one."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
-    """Return the variable `name` as a float; fail naming the variable if it is not one."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_bool(name: str, default: bool) -> bool:
-    """Return the variable `name` as a bool (1/0, true/false, yes/no, on/off)."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
-
-
-def env_float_list(name: str, default: list[float]) -> list[float]:
-    """Return the variable `name` as a comma-separated list of numbers."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return [float(part) for part in raw.split(",")]
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be comma-separated numbers, got {raw!r}") from None
-
-
-def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    """Return the variable `name`, which must be one of `choices`."""
-    value = env_str(name, default).strip().lower()
-    if value not in choices:
-        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def env_int_list(name: str, default: list[int]) -> list[int]:
-    """Return the variable `name` as a comma-separated list of ints."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return [int(part) for part in raw.split(",")]
-    except ValueError:
-        raise ImproperlyConfigured(
-            f"{name} must be comma-separated integers, got {raw!r}"
-        ) from None
-
+# The local .env (written by `make run`) fills in what the environment does not set, so
+# `manage.py` run by hand sees the secret key and the demo admin's password.
+read_env_file(BASE_DIR / ".env")
 
 DEBUG = env_bool("PQH_DEBUG", False)
 SECRET_KEY = os.environ.get("PQH_SECRET_KEY", "")
