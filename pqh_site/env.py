@@ -2,8 +2,8 @@
 
 Each reader returns the variable's value, or the default when it is unset or empty, and fails
 at once with a one-line ImproperlyConfigured naming the variable when the value cannot be read
-(not a number, not one of the choices, below its minimum). Nothing here imports Django's
-settings.
+(not a number, not one of the choices, below its minimum). Rules between settings are system
+checks instead (pqh_site/checks.py). Nothing here imports Django's settings.
 """
 
 import os

@@ -1,8 +1,14 @@
-"""WSGI entry point."""
+"""WSGI entry point: the web server imports it, and it refuses to serve on a setting that
+cannot work (a pqh.E… system check), with one line and a non-zero exit."""
 
 import os
 
+import django
 from django.core.wsgi import get_wsgi_application
 
+from pqh_site.checks import stop_if_misconfigured
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pqh_site.settings")
+django.setup(set_prefix=False)
+stop_if_misconfigured()  # before the handler and its middleware are built
 application = get_wsgi_application()
