@@ -9,6 +9,7 @@ import os
 
 import django
 from celery import Celery, signals
+from django.apps import apps
 
 from .broker_transport import install as install_broker_transport
 from .checks import stop_if_misconfigured
@@ -26,5 +27,8 @@ app.autodiscover_tasks()
 def refuse_to_start_on_a_bad_setting(**kwargs) -> None:
     """Stop a worker or beat at start on a setting that cannot work (a pqh.E… check): one line
     and exit 1. Celery's Django fixup runs the system checks but ignores what they find."""
-    django.setup()
+    if not apps.ready:
+        # Only if the fixup has not (it has, by now): django.setup() configures logging again,
+        # over what Celery set up for the worker or beat.
+        django.setup()
     stop_if_misconfigured()
