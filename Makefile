@@ -17,24 +17,29 @@ $(STAMP): requirements.txt requirements-dev.txt
 setup: $(STAMP)
 
 # Local secrets, made once and kept out of git: the secret key and the demo admin's password
-# (`make run` adds Flower's login).
+# (`make run` adds Flower's login). One reader parses .env, python-dotenv, and never over what
+# the environment sets: settings.py fills in from it (so `manage.py` run by hand sees it), and
+# `make run` starts honcho under `dotenv run --no-override` with honcho's own .env reader off
+# (`-e /dev/null`), so the Procfile's commands (Flower's password check) see the same values.
+DOTENV := $(VENV)/bin/dotenv -f .env
+
 .env:
 	$(PYTHON) -c "import secrets; print('PQH_SECRET_KEY=' + secrets.token_urlsafe(50)); print('PQH_DEMO_ADMIN_PASSWORD=' + secrets.token_urlsafe(9))" > .env
 
 # Checks PostgreSQL and Redis, creates the database if missing, migrates, creates the demo users.
 services: $(STAMP) .env
-	set -a && . ./.env && set +a && $(PY) manage.py bootstrap
+	$(PY) manage.py bootstrap
 
 # prometheus-client's multiprocess mode: every web and worker process writes its counts here and
 # /metrics adds them up. Emptied at each start (Flower stays out of it: see the Procfile).
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/.run/metrics
 
 run: services
-	@grep -q '^FLOWER_BASIC_AUTH=.' .env || $(PYTHON) -c "import secrets; print('FLOWER_BASIC_AUTH=flower:' + secrets.token_urlsafe(12))" >> .env
+	@test -n "$$($(DOTENV) get FLOWER_BASIC_AUTH 2>/dev/null)" || $(PYTHON) -c "import secrets; print('FLOWER_BASIC_AUTH=flower:' + secrets.token_urlsafe(12))" >> .env
 	mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && rm -f $(PROMETHEUS_MULTIPROC_DIR)/*.db
-	@set -a && . ./.env && echo "Flower login: $${FLOWER_BASIC_AUTH%%:*} / $${FLOWER_BASIC_AUTH#*:}"
+	@$(DOTENV) run --no-override sh -c 'echo "Flower login: $${FLOWER_BASIC_AUTH%%:*} / $${FLOWER_BASIC_AUTH#*:}"'
 	@echo "Starting web (http://127.0.0.1:8000), worker, beat and Flower (http://127.0.0.1:5555). Ctrl-C stops all."
-	set -a && . ./.env && set +a && PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) exec $(VENV)/bin/honcho -f Procfile start
+	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) exec $(DOTENV) run --no-override $(VENV)/bin/honcho -e /dev/null -f Procfile start
 
 test: $(STAMP)
 	$(PY) -m pytest

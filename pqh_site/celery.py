@@ -7,9 +7,12 @@ runs in a worker before the worker builds its steps.
 
 import os
 
-from celery import Celery
+import django
+from celery import Celery, signals
+from django.apps import apps
 
 from .broker_transport import install as install_broker_transport
+from .checks import stop_if_misconfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pqh_site.settings")
 install_broker_transport()  # a worker survives losing Redis mid-task (see the module)
@@ -17,3 +20,15 @@ install_broker_transport()  # a worker survives losing Redis mid-task (see the m
 app = Celery("pqh_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def refuse_to_start_on_a_bad_setting(**kwargs) -> None:
+    """Stop a worker or beat at start on a setting that cannot work (a pqh.E… check): one line
+    and exit 1. Celery's Django fixup runs the system checks but ignores what they find."""
+    if not apps.ready:
+        # Only if the fixup has not (it has, by now): django.setup() configures logging again,
+        # over what Celery set up for the worker or beat.
+        django.setup()
+    stop_if_misconfigured()

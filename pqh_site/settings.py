@@ -1,4 +1,4 @@
-"""Django settings for pqh, read from the environment through small typed helpers."""
+"""Django settings for pqh, read from the environment through small typed helpers (env.py)."""
 
 import os
 import tempfile
@@ -11,103 +11,30 @@ from kombu import Queue
 
 from fairqueue.rates import parse_rate as _parse_rate
 from pqh_site.client_address import parse_networks as _parse_networks
+from pqh_site.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_float_list,
+    env_int,
+    env_int_list,
+    env_str,
+    read_env_file,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# The local .env (written by `make run`) fills in what the environment does not set, so
+# `manage.py` run by hand sees the secret key and the demo admin's password.
+read_env_file(BASE_DIR / ".env")
 
-def _load_dotenv(path: Path) -> None:
-    """Read KEY=VALUE lines of the local .env (written by `make run`) without overriding."""
-    if not path.is_file():
-        return
-    for line in path.read_text().splitlines():
-        name, sep, value = line.strip().partition("=")
-        if sep and name and not name.startswith("#"):
-            os.environ.setdefault(name.strip(), value.strip())
-
-
-_load_dotenv(BASE_DIR / ".env")
-
-
-def env_str(name: str, default: str) -> str:
-    """Return the variable `name`, or `default` when it is unset or empty."""
-    return os.environ.get(name) or default
-
-
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
-    """Return the variable `name` as an int; fail naming the variable if it is not one."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
-    """Return the variable `name` as a float; fail naming the variable if it is not one."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_bool(name: str, default: bool) -> bool:
-    """Return the variable `name` as a bool (1/0, true/false, yes/no, on/off)."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
-
-
-def env_float_list(name: str, default: list[float]) -> list[float]:
-    """Return the variable `name` as a comma-separated list of numbers."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return [float(part) for part in raw.split(",")]
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be comma-separated numbers, got {raw!r}") from None
-
-
-def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    """Return the variable `name`, which must be one of `choices`."""
-    value = env_str(name, default).strip().lower()
-    if value not in choices:
-        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def env_int_list(name: str, default: list[int]) -> list[int]:
-    """Return the variable `name` as a comma-separated list of ints."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return [int(part) for part in raw.split(",")]
-    except ValueError:
-        raise ImproperlyConfigured(
-            f"{name} must be comma-separated integers, got {raw!r}"
-        ) from None
-
+# A value that cannot be read fails here, naming its variable (pqh_site/env.py); settings that
+# cannot work together are system checks (pqh_site/checks.py, ids pqh.E001…, listed in README).
 
 DEBUG = env_bool("PQH_DEBUG", False)
 SECRET_KEY = os.environ.get("PQH_SECRET_KEY", "")
+# Here rather than in a system check: no process, whether it runs the checks or not (a script,
+# Flower), may fall back to the public development key unless debug asks for it.
 if not SECRET_KEY:
     if not DEBUG and not env_bool("PQH_ALLOW_INSECURE_KEY", False):
         raise ImproperlyConfigured(
@@ -132,12 +59,13 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PQH_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("PQH_HSTS_PRELOAD", False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("PQH_SECURE_COOKIES", False)
 # Only behind a proxy that sets X-Forwarded-Proto itself (and drops the client's): otherwise a
-# client could claim HTTPS.
+# client could claim HTTPS. Behind such a proxy, the redirect needs it (check pqh.W002).
 if env_bool("PQH_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "pqh_site.admin_site.PqhAdminConfig",  # django.contrib.admin with the fairness dashboard
+    "pqh_site.apps.PqhSiteConfig",  # the settings checks (pqh.E001…)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -269,6 +197,7 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 # and tests can run beside `make run` under their own prefix.
 PQH_REDIS_PREFIX = env_str("PQH_REDIS_PREFIX", "pqh")
 PQH_WINDOW_SECONDS = env_int("PQH_WINDOW_SECONDS", 6000, minimum=1)
+# Strictly increasing positive counts (check pqh.E002).
 PQH_LEVEL_BOUNDS = env_int_list("PQH_LEVEL_BOUNDS", [1, 6, 16, 26, 36])
 PQH_FAIRNESS = env_bool("PQH_FAIRNESS", True)
 PQH_MAX_WAIT_SECONDS = env_float("PQH_MAX_WAIT_SECONDS", 600.0, minimum=0.0)
@@ -300,42 +229,20 @@ PQH_MAX_INPUT_BYTES = env_int("PQH_MAX_INPUT_BYTES", 65536, minimum=1)
 PQH_AUTH_CACHE_SIZE = env_int("PQH_AUTH_CACHE_SIZE", 10000, minimum=0)
 PQH_AUTH_CACHE_SECONDS = env_float("PQH_AUTH_CACHE_SECONDS", 300.0, minimum=0.0)
 PQH_TASK_TIME_LIMIT = env_int("PQH_TASK_TIME_LIMIT", 1800, minimum=1)
+# Longer than the hard time limit, or the broker hands a running task to another worker
+# (check pqh.E001).
 PQH_VISIBILITY_TIMEOUT = env_int("PQH_VISIBILITY_TIMEOUT", 3600, minimum=1)
-if PQH_VISIBILITY_TIMEOUT <= PQH_TASK_TIME_LIMIT + 30:
-    raise ImproperlyConfigured(
-        "PQH_VISIBILITY_TIMEOUT must be longer than PQH_TASK_TIME_LIMIT + 30 s, "
-        f"got {PQH_VISIBILITY_TIMEOUT} <= {PQH_TASK_TIME_LIMIT} + 30"
-    )
-if (
-    sorted(PQH_LEVEL_BOUNDS) != PQH_LEVEL_BOUNDS
-    or len(set(PQH_LEVEL_BOUNDS)) != len(PQH_LEVEL_BOUNDS)
-    or not PQH_LEVEL_BOUNDS
-    or PQH_LEVEL_BOUNDS[0] < 1
-):
-    raise ImproperlyConfigured(
-        f"PQH_LEVEL_BOUNDS must be strictly increasing positive integers, got {PQH_LEVEL_BOUNDS}"
-    )
 PQH_LEVELS = len(PQH_LEVEL_BOUNDS) + 1
 # What a task costs its user: "tasks" (each task 1, the original's levels) or "time" (the
 # seconds it spends in PQH_TASK_CALLABLE, estimated at admission from the user's recent runs,
 # or PQH_TASK_SECONDS with no history, and corrected when it ends). With "time" the level
 # bounds are seconds of service in the window, per unit of weight (PQH_LEVEL_BOUNDS_SECONDS;
 # by default the count bounds times PQH_TASK_SECONDS, the same levels for tasks of that length).
+# Only "time" sets levels from them (checks pqh.E003, pqh.E004, pqh.W001).
 PQH_CHARGE = env_choice("PQH_CHARGE", "tasks", ("tasks", "time"))
 PQH_LEVEL_BOUNDS_SECONDS = env_float_list(
     "PQH_LEVEL_BOUNDS_SECONDS", [b * PQH_TASK_SECONDS for b in PQH_LEVEL_BOUNDS]
 )
-if (
-    len(PQH_LEVEL_BOUNDS_SECONDS) != len(PQH_LEVEL_BOUNDS)
-    or any(
-        b <= a for a, b in zip(PQH_LEVEL_BOUNDS_SECONDS, PQH_LEVEL_BOUNDS_SECONDS[1:], strict=False)
-    )
-    or PQH_LEVEL_BOUNDS_SECONDS[0] <= 0
-):
-    raise ImproperlyConfigured(
-        f"PQH_LEVEL_BOUNDS_SECONDS must be {len(PQH_LEVEL_BOUNDS)} strictly increasing positive "
-        f"numbers (one per bound of PQH_LEVEL_BOUNDS), got {PQH_LEVEL_BOUNDS_SECONDS}"
-    )
 
 # --- pqh: what a request may carry; past each limit the answer is a 4xx in JSON ------------
 # A request body (413 past it): room for a pretty-printed `x` of PQH_MAX_INPUT_BYTES.
@@ -348,16 +255,8 @@ PQH_MAX_JSON_DEPTH = env_int("PQH_MAX_JSON_DEPTH", 32, minimum=2)
 # answers on its own (granian's --http1-buffer-size in the Procfile, or gunicorn.conf.py).
 PQH_MAX_HEADER_BYTES = env_int("PQH_MAX_HEADER_BYTES", 8192, minimum=1024)
 PQH_SERVER_MAX_HEADER_BYTES = env_int("PQH_SERVER_MAX_HEADER_BYTES", 131072, minimum=1024)
-if PQH_MAX_BODY_BYTES < PQH_MAX_INPUT_BYTES:
-    raise ImproperlyConfigured(
-        "PQH_MAX_BODY_BYTES must be at least PQH_MAX_INPUT_BYTES, "
-        f"got {PQH_MAX_BODY_BYTES} < {PQH_MAX_INPUT_BYTES}"
-    )
-if PQH_SERVER_MAX_HEADER_BYTES <= PQH_MAX_HEADER_BYTES:
-    raise ImproperlyConfigured(
-        "PQH_SERVER_MAX_HEADER_BYTES must be larger than PQH_MAX_HEADER_BYTES, "
-        f"got {PQH_SERVER_MAX_HEADER_BYTES} <= {PQH_MAX_HEADER_BYTES}"
-    )
+# A body holds at least an `x` of PQH_MAX_INPUT_BYTES (check pqh.E005); the server lets every
+# field Django answers for through (pqh.E006).
 
 # --- pqh: faults and expiry ---------------------------------------------------------------
 # How long a worker retries a database step (claiming a task, storing its result) while

@@ -133,11 +133,15 @@ def test_a_missing_setting_is_one_line():
 @pytest.mark.parametrize(
     ("env", "message"),
     [
+        # A value that cannot be read: at import, naming the variable.
         ({"PQH_CHARGE": "seconds"}, "PQH_CHARGE must be one of tasks, time, got 'seconds'"),
+        # Values that cannot work together: the system check's id, what is wrong and the fix.
         (
-            {"PQH_LEVEL_BOUNDS_SECONDS": "60,30,90,120,150"},
-            "PQH_LEVEL_BOUNDS_SECONDS must be 5 strictly increasing positive numbers (one per "
-            "bound of PQH_LEVEL_BOUNDS), got [60.0, 30.0, 90.0, 120.0, 150.0]",
+            {"PQH_CHARGE": "time", "PQH_LEVEL_BOUNDS_SECONDS": "60,30,90,120,150"},
+            "(pqh.E003) PQH_LEVEL_BOUNDS_SECONDS must be 5 strictly increasing positive numbers "
+            "(one per bound of PQH_LEVEL_BOUNDS), got [60.0, 30.0, 90.0, 120.0, 150.0]. Give one "
+            "bound in seconds per bound of PQH_LEVEL_BOUNDS, each larger than the one before, or "
+            "unset it to use PQH_LEVEL_BOUNDS × PQH_TASK_SECONDS.",
         ),
     ],
     ids=["charge", "bounds"],
