@@ -38,14 +38,13 @@ def main() -> None:
     import django
 
     django.setup()
-    from tasks_app.redis_client import get_redis
-    from tasks_app.window import window_key
+    from pqh_site.core import core
     from users_app.services import api_user_create
 
     results = {}
     for name, weight in (("hog_w1", 1), ("hog_w6", 6)):
         user, token, _ = api_user_create(username=name, weight=weight)
-        get_redis().delete(window_key(user.pk))
+        core().redis.delete(core().keys.window(user.pk))
         levels, ids = [], []
         for i in range(args.n):
             body = call("POST", f"{args.url}/task", token.key, {"x": i})

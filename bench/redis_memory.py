@@ -57,12 +57,11 @@ def main() -> None:
         import django
 
         django.setup()
-        from tasks_app import scheduler
-        from tasks_app.admission import admission_admit
-        from tasks_app.fairness import level_for
-        from tasks_app.redis_client import get_redis
+        from fairqueue.policy import level_for
+        from fairqueue.queue import QueuedTask
+        from pqh_site.core import core
 
-        client = get_redis()
+        client = core().redis
         now = time.time()
         results = {}
         # (users, tasks per user): every user's tasks get the levels the policy gives a user of
@@ -81,9 +80,11 @@ def main() -> None:
                 user, k = 1 + i // n, i % n
                 task_id = f"{i:08x}-0000-4000-8000-{i:012x}"
                 at = now + i * 1e-4
-                admitted = admission_admit(user_id=user, task_id=task_id, now=at, user_cap=10**9)
+                admitted = core().admissions.admit(
+                    user_id=user, task_id=task_id, now=at, user_cap=10**9
+                )
                 batch.append(
-                    scheduler.QueuedTask(
+                    QueuedTask(
                         task_id=task_id,
                         seq=i + 1,
                         user_id=user,
@@ -94,12 +95,12 @@ def main() -> None:
                     )
                 )
                 if len(batch) == 1000:
-                    scheduler.queue_add(batch, now=at, max_picks=0)
+                    core().queue.add(batch, now=at, max_picks=0)
                     batch = []
             if batch:
-                scheduler.queue_add(batch, now=now, max_picks=0)
+                core().queue.add(batch, now=now, max_picks=0)
             total = used(client) - base
-            assert scheduler.queue_waiting_count() == args.tasks
+            assert core().queue.waiting_count() == args.tasks
             assert client.zcard("{pqh}:q:admitting") == 0
             breakdown = {}
             for group in groups:

@@ -4,7 +4,7 @@ The dotted path is what `django.utils.module_loading.import_string` takes; the w
 the project root on PYTHONPATH, so `bench` is importable.
 
 - `sleep_for` (bench.fairness, S6 and S6b): the task's length comes from its input. The
-  service's default work (`tasks_app.work.limited_f`) sleeps PQH_TASK_SECONDS, the same for
+  service's default work (`tasks_app.worker.work.limited_f`) sleeps PQH_TASK_SECONDS, the same for
   every task; S6 and S6b need tasks of different lengths, so every submission carries its
   length: `{"seconds": 0.1, ...}`.
 - `sleep_and_log` (bench.reliability): sleeps PQH_TASK_SECONDS, logs every completed run so that

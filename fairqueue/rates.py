@@ -1,10 +1,11 @@
-"""Request rates: "N/period", as DRF writes them, read as token buckets. Pure: no I/O.
+"""Request rates: "N/period", as DRF writes them, read as token buckets, counted in Redis.
 
 "N/period" (period s, m, h or d, or a word starting with one: sec, min, hour, day) is a bucket
 of N requests that refills at N per period: N may come at once, then one every period / N.
-"off" (or "none") means no limit.
+"off" (or "none") means no limit. parse_rate is pure; Rates.take counts in Redis.
 """
 
+import json
 from dataclasses import dataclass
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -42,3 +43,21 @@ def parse_rate(text: str | None) -> Rate | None:
     if seconds is None or period not in (period[0], *_LONG_NAMES[period[0]]):
         raise ValueError(rule)
     return Rate(requests=int(count), seconds=seconds, text=f"{int(count)}/{period[0]}")
+
+
+class Rates:
+    """The request-rate buckets of one deployment (lua/rate.lua): one round trip a request."""
+
+    def __init__(self, keys, scripts):
+        self.keys, self.scripts = keys, scripts
+
+    def take(self, *, scope: str, ident: object, rate: Rate, now: float) -> float:
+        """Count one request of `ident` in its `scope` bucket; return 0.0, or the seconds to wait.
+
+        A refused request is not counted, so a client that keeps knocking is let in as soon as
+        the bucket has room again.
+        """
+        args = {"now": now, "interval": rate.interval, "burst": rate.requests}
+        keys = [self.keys.rate(scope, ident)]
+        allowed, wait = self.scripts["rate"](keys=keys, args=[json.dumps(args)])
+        return 0.0 if int(allowed) else max(float(wait), 0.0)

@@ -19,8 +19,8 @@ class PqhAdminSite(admin.AdminSite):
         ]
 
     def fairness_view(self, request):
-        """The fairness dashboard (staff only, through admin_view; see tasks_app.dashboard)."""
-        from tasks_app.dashboard import fairness_dashboard
+        """The fairness dashboard (staff only, through admin_view; see tasks_app.ops.dashboard)."""
+        from tasks_app.ops.dashboard import fairness_dashboard
 
         return fairness_dashboard(request, context=self.each_context(request))
 

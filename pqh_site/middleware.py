@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 
-from .commands import first_line
+from .outages import first_line
 
 logger = logging.getLogger(__name__)
 

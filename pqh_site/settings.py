@@ -93,7 +93,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Turns a login refused into a lockout into its 429 (tasks_app.lockout.lockout_response).
+    # Turns a login refused into a lockout into its 429 (users_app.lockout.lockout_response).
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -145,26 +145,26 @@ PQH_BASIC_AUTH = env_bool("PQH_BASIC_AUTH", False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tasks_app.authentication.ProfileTokenAuthentication",
+        "users_app.authentication.ProfileTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        *(["tasks_app.authentication.RememberedBasicAuthentication"] if PQH_BASIC_AUTH else []),
+        *(["users_app.authentication.RememberedBasicAuthentication"] if PQH_BASIC_AUTH else []),
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # Request rates at the door (tasks_app/throttling.py), checked right after authentication.
     "DEFAULT_THROTTLE_CLASSES": [
-        "tasks_app.throttling.SubmitRateThrottle",
-        "tasks_app.throttling.ReadRateThrottle",
-        "tasks_app.throttling.AddressRateThrottle",
+        "users_app.throttling.SubmitRateThrottle",
+        "users_app.throttling.ReadRateThrottle",
+        "users_app.throttling.AddressRateThrottle",
     ],
     # DRF's own client address reads X-Forwarded-For from anyone unless told how many proxies
     # there are; pqh's throttles use pqh_site.client_address instead, and this keeps DRF's off.
     "NUM_PROXIES": 0,
-    "DEFAULT_PAGINATION_CLASS": "tasks_app.pagination.StrictPageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "tasks_app.api.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": env_int("PQH_PAGE_SIZE", 20, minimum=1),
     "UNAUTHENTICATED_USER": None,
     # JSON within bounds; forms for the browsable API's HTML form (`x` is then JSON text).
     "DEFAULT_PARSER_CLASSES": [
-        "tasks_app.parsers.StrictJSONParser",
+        "tasks_app.api.parsers.StrictJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -188,7 +188,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
-    "ENUM_NAME_OVERRIDES": {"TaskStatusEnum": "tasks_app.serializers.API_STATUS_CHOICES"},
+    "ENUM_NAME_OVERRIDES": {"TaskStatusEnum": "tasks_app.api.serializers.API_STATUS_CHOICES"},
 }
 
 # --- pqh: the fairness policy -------------------------------------------------------------
@@ -222,7 +222,7 @@ PQH_IDEMPOTENCY_SECONDS = env_int("PQH_IDEMPOTENCY_SECONDS", 86400, minimum=1)
 PQH_RETRY_AFTER_SECONDS = env_int("PQH_RETRY_AFTER_SECONDS", 30, minimum=1)
 PQH_UNAVAILABLE_RETRY_AFTER_SECONDS = env_int("PQH_UNAVAILABLE_RETRY_AFTER_SECONDS", 5, minimum=1)
 PQH_TASK_SECONDS = env_float("PQH_TASK_SECONDS", 60.0, minimum=0.0)
-PQH_TASK_CALLABLE = env_str("PQH_TASK_CALLABLE", "tasks_app.work.limited_f")
+PQH_TASK_CALLABLE = env_str("PQH_TASK_CALLABLE", "tasks_app.worker.work.limited_f")
 PQH_MAX_INPUT_BYTES = env_int("PQH_MAX_INPUT_BYTES", 65536, minimum=1)
 # Tokens whose user and weight each web process remembers (0: load them on every request), and
 # how long an entry may be used before it is loaded again even if no change was signalled.
@@ -310,7 +310,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": env_int("PQH_RESTORE_SECONDS", 10, minimum=1),
     "unacked_restore_throttle": 1,
     # Keys of the broker live under our prefix too.
-    # The fair queue's hash tag (tasks_app.redis_client.key_tag): its scripts read these lists.
+    # The fair queue's hash tag (fairqueue.keys): its scripts read these lists.
     "global_keyprefix": f"{{{PQH_REDIS_PREFIX}}}:broker:",
 }
 # Results live as long as the history (pqh.prune deletes both together); Celery's own daily
@@ -413,7 +413,7 @@ except ValueError as _exc:
 PQH_LOGIN_FAILURE_LIMIT = env_int("PQH_LOGIN_FAILURE_LIMIT", 10, minimum=1)
 PQH_LOGIN_COOLOFF_SECONDS = env_int("PQH_LOGIN_COOLOFF_SECONDS", 900, minimum=1)
 AUTHENTICATION_BACKENDS = [
-    "tasks_app.lockout.LockoutBackend",  # first: refuses a locked-out address before any hash
+    "users_app.lockout.LockoutBackend",  # first: refuses a locked-out address before any hash
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_ENABLED = env_bool("PQH_LOGIN_LOCKOUT", True)
@@ -421,8 +421,8 @@ AXES_FAILURE_LIMIT = PQH_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(seconds=PQH_LOGIN_COOLOFF_SECONDS)
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_RESET_ON_SUCCESS = False  # tasks_app.lockout forgets only the user name's own failures
+AXES_RESET_ON_SUCCESS = False  # users_app.lockout forgets only the user name's own failures
 AXES_DISABLE_ACCESS_LOG = True  # no row per successful login
 AXES_CLIENT_IP_CALLABLE = "pqh_site.client_address.client_address"
-AXES_LOCKOUT_CALLABLE = "tasks_app.lockout.lockout_response"
+AXES_LOCKOUT_CALLABLE = "users_app.lockout.lockout_response"
 AXES_VERBOSE = False

@@ -9,8 +9,12 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import Case, DurationField, F, Q, TextField, When
 from django.db.models.functions import Cast, Coalesce, Now
 
-from . import selectors, services
+from fairqueue.policy import usage_per_weight
+
 from .models import TaskRecord
+from .selectors.places import task_place, task_places
+from .selectors.why import task_priority
+from .services.actions import task_cancel_many
 
 
 def duration_text(value: timedelta | float | None) -> str:
@@ -69,7 +73,7 @@ class TaskChangeList(ChangeList):
 
     def get_results(self, request):
         super().get_results(request)
-        places = selectors.task_places(self.result_list)
+        places = task_places(self.result_list)
         for record in self.result_list:
             record.queue_place = places.get(record.pk)
 
@@ -77,7 +81,7 @@ class TaskChangeList(ChangeList):
 def _place(obj: TaskRecord):
     """The task's place in the fair queue: batched for a list page, read once for a detail."""
     if not hasattr(obj, "queue_place"):
-        obj.queue_place = selectors.task_place(obj)
+        obj.queue_place = task_place(obj)
     return obj.queue_place
 
 
@@ -177,7 +181,7 @@ class TaskRecordAdmin(admin.ModelAdmin):
         used = obj.usage_before if charge == "time" else obj.count_before
         text = usage_text(used, charge)
         if obj.weight > 1:
-            per = selectors.usage_per_weight(usage=used, weight=obj.weight, charge=charge)
+            per = usage_per_weight(usage=used, weight=obj.weight, charge=charge)
             text += f" ({usage_text(per, charge)} per weight)"
         return text
 
@@ -197,7 +201,7 @@ class TaskRecordAdmin(admin.ModelAdmin):
 
     @admin.display(description="why this level")
     def why(self, obj: TaskRecord) -> str:
-        return selectors.task_priority(obj, place=_place(obj))["reason"]
+        return task_priority(obj, place=_place(obj))["reason"]
 
     def get_search_results(self, request, queryset, search_term):
         # The primary key is a UUID: search it by its text, so a partial id finds it too; a
@@ -220,7 +224,7 @@ class TaskRecordAdmin(admin.ModelAdmin):
     def cancel_selected(self, request, queryset) -> None:
         queued = queryset.filter(status=states.PENDING).select_related("user")
         others = queryset.exclude(status=states.PENDING).count()
-        outcome = services.task_cancel_many(tasks=queued)
+        outcome = task_cancel_many(tasks=queued)
         skipped = others + outcome.not_cancellable
         self.message_user(
             request,

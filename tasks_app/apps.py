@@ -12,13 +12,9 @@ class TasksAppConfig(AppConfig):
         # Models and the services that use them load only once the registry is ready.
         from pqh_site.celery import app as celery_app
 
-        from . import lockout
-        from .authentication import connect_signals
         from .signals import connect_weight_signals
-        from .worker_steps import ReleaseTicker
+        from .worker.steps import ReleaseTicker
 
-        connect_signals()
         connect_weight_signals()
-        lockout.connect_signals()
         # A worker runs django.setup() (so this) before it builds its steps from app.steps.
         celery_app.steps["worker"].add(ReleaseTicker)

@@ -29,6 +29,10 @@ STATUS_CHOICES = [
 ]
 
 
+# The statuses a task ends in; it never leaves them.
+FINAL_STATES = (states.SUCCESS, states.FAILURE, states.REVOKED)
+
+
 class TaskRecordQuerySet(models.QuerySet):
     def for_user(self, user) -> "TaskRecordQuerySet":
         return self.filter(user=user)
@@ -189,7 +193,7 @@ class TaskRecord(models.Model):
             ),
         ]
 
-    # Set by services.task_submit on the record it returns, not stored: whether the submission
+    # Set by services.submission.task_submit on the record it returns, not stored: whether the submission
     # replayed an earlier one with the same Idempotency-Key, and the queue position the fair
     # queue reported when it took the task (so the 202 needs no second look-up).
     replayed: bool = False

@@ -4,7 +4,7 @@ from django.db.models.signals import post_save
 
 from users_app.models import Profile
 
-from .services import task_reweight_backlog
+from .services.actions import task_reweight_backlog
 
 
 def _weight_saved(sender, instance: Profile, created: bool = False, raw: bool = False, **kwargs):

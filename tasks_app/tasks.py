@@ -21,10 +21,11 @@ from django.db import close_old_connections
 from django.utils import timezone
 from kombu.exceptions import EncodeError
 
-from . import events, services
-from .db_retry import DATABASE_ERRORS, DatabaseUnavailable, db_retry
 from .models import TaskRecord
-from .progress import PROGRESS, ProgressReporter
+from .ops import events
+from .services import actions, publishing, runs
+from .worker.db_retry import DATABASE_ERRORS, DatabaseUnavailable, db_retry
+from .worker.progress import PROGRESS, ProgressReporter
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def _retry_budget(limit: float) -> Callable[[], float]:
 def _release_next(task_id: str) -> None:
     """Release the next task now that this one left the broker; the tick retries on failure."""
     try:
-        services.task_dispatch_pending(started=task_id)
+        publishing.task_release_due(started=task_id)
     except Exception:
         logger.warning("releasing after %s failed; the worker tick will release", task_id)
 
@@ -78,10 +79,10 @@ def _work(record: TaskRecord, limit: float, progress: ProgressReporter) -> _Outc
         return time.monotonic() - started
 
     try:
-        result = services.task_execute(record, progress=progress)
+        result = runs.task_execute(record, progress=progress)
         return _Outcome(states.SUCCESS, result, seconds=took())
     except SoftTimeLimitExceeded as exc:
-        error = services.time_limit_error(limit)
+        error = runs.time_limit_error(limit)
         return _Outcome(states.FAILURE, error, raised=exc, seconds=took())
     except Exception as exc:
         # Celery's own control-flow exceptions would make the worker requeue or drop the
@@ -90,7 +91,7 @@ def _work(record: TaskRecord, limit: float, progress: ProgressReporter) -> _Outc
         return _Outcome(states.FAILURE, exc, traceback.format_exc(), raised, took())
 
 
-@shared_task(bind=True, name=services.RUN_TASK, acks_late=True, ignore_result=True)
+@shared_task(bind=True, name=publishing.RUN_TASK, acks_late=True, ignore_result=True)
 def run_task(self, task_id: str) -> Any:
     """Run one accepted submission through PQH_TASK_CALLABLE and record its end.
 
@@ -105,7 +106,7 @@ def run_task(self, task_id: str) -> Any:
     claimed_at = timezone.now()
     try:
         record = db_retry(
-            lambda: services.task_claim(
+            lambda: runs.task_claim(
                 task_id=task_id,
                 worker=self.request.hostname or "",
                 redelivered=bool(delivery.get("redelivered")),
@@ -122,11 +123,11 @@ def run_task(self, task_id: str) -> Any:
         # Cancelled, or a duplicate of a delivery that already ran: store nothing. If the task
         # has ended, free its place under the cap: a finish that committed but lost its answer
         # and ran out of retries handed its message back without freeing it.
-        services.task_release_cap_if_ended(task_id=task_id)
+        runs.task_free_place_if_ended(task_id=task_id)
         raise Ignore()
     events.event_started(record)
     if record.attempts > settings.PQH_MAX_ATTEMPTS:
-        outcome = _Outcome(states.FAILURE, services.worker_lost_error(record.attempts - 1))
+        outcome = _Outcome(states.FAILURE, runs.worker_lost_error(record.attempts - 1))
     else:
         progress = ProgressReporter(
             lambda meta: self.update_state(state=PROGRESS, meta=meta),
@@ -136,7 +137,7 @@ def run_task(self, task_id: str) -> Any:
 
     def finish() -> bool:
         try:
-            return services.task_finish(
+            return runs.task_finish(
                 record=record,
                 status=outcome.state,
                 result=outcome.result,
@@ -146,7 +147,7 @@ def run_task(self, task_id: str) -> Any:
             )
         except EncodeError as exc:
             # The work returned something JSON cannot hold: that is the work's failure.
-            return services.task_finish(
+            return runs.task_finish(
                 record=record,
                 status=states.FAILURE,
                 result=TypeError(f"the task's result cannot be stored as JSON: {exc}"),
@@ -175,13 +176,13 @@ def _record_hard_time_limit(
     """Record a task that its worker killed at the hard time limit (no task code ran to do it).
 
     Runs in the worker's main process, which must not wait on PostgreSQL: one try, and the
-    reconciliation sweep (services.task_reconcile) records the end if it fails.
+    reconciliation sweep (services.recovery.task_reconcile) records the end if it fails.
     """
     if not task_id or not isinstance(exception, TimeLimitExceeded):
         return
     close_old_connections()
     try:
-        services.task_time_limit_exceeded(task_id=task_id)
+        runs.task_time_limit_exceeded(task_id=task_id)
     except DATABASE_ERRORS:
         logger.warning("could not record the time limit of %s; the sweep will", task_id)
 
@@ -189,4 +190,4 @@ def _record_hard_time_limit(
 @shared_task(name="pqh.prune", ignore_result=True)
 def prune_history() -> int:
     """Delete finished tasks older than PQH_HISTORY_DAYS (scheduled by Celery beat)."""
-    return services.task_prune()
+    return actions.task_prune()

@@ -3,7 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from .api import views
 
 # No `.json` suffix routes: `?format=json` or an Accept header choose the rendering.
 router = DefaultRouter()

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from tasks_app.redis_client import get_redis, key
+from pqh_site.core import core
 from users_app.services import api_user_create
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _clear_pqh_keys() -> None:
     """Delete every key under the test prefix (windows, fair queue, broker queues)."""
-    redis = get_redis()
-    names = list(redis.scan_iter(match=key("*"), count=1000))
+    redis = core().redis
+    names = list(redis.scan_iter(match=core().keys.key("*"), count=1000))
     if names:
         redis.delete(*names)
 

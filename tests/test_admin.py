@@ -10,10 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_celery_results.models import TaskResult
 
-from tasks_app import scheduler
+from pqh_site.core import core
 from tasks_app.models import TaskRecord
-from tasks_app.services import task_submit
-from tasks_app.window import window_count
+from tasks_app.services.submission import task_submit
 from users_app.models import Profile
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +119,7 @@ def test_resetting_a_window_makes_the_next_submission_a_first_one(
     for i in range(6):
         task_submit(user=alice[0], x=i)
     task_submit(user=bob[0], x=0)
-    assert window_count(user_id=alice[0].pk) == 6
+    assert core().windows.count(user_id=alice[0].pk) == 6
     selected = alice[0].profile.pk if pk == "profile" else alice[0].pk
     response = staff_client.post(
         f"/admin/{path}/", {"action": "reset_window", "_selected_action": [selected]}, follow=True
@@ -128,8 +127,8 @@ def test_resetting_a_window_makes_the_next_submission_a_first_one(
     assert "Reset the windows of 1 user(s), forgetting 6 submission(s): alice (6)" in (
         response.content.decode()
     )
-    assert window_count(user_id=alice[0].pk) == 0
-    assert window_count(user_id=bob[0].pk) == 1
+    assert core().windows.count(user_id=alice[0].pk) == 0
+    assert core().windows.count(user_id=bob[0].pk) == 1
     assert task_submit(user=alice[0], x="after").level == 0
 
 
@@ -193,7 +192,7 @@ def test_what_is_queued_at_level_5_for_alice(staff_client, alice, bob):
 def test_cancel_selected_goes_through_the_service_and_skips_started_tasks(staff_client, alice, bob):
     queued = [task_submit(user=alice[0], x=i) for i in range(2)] + [task_submit(user=bob[0], x=0)]
     started = _record(alice[0], status=states.STARTED, started=1)
-    waiting_before = scheduler.queue_waiting_count()
+    waiting_before = core().queue.waiting_count()
     response = staff_client.post(
         "/admin/tasks_app/taskrecord/",
         {"action": "cancel_selected", "_selected_action": [r.pk for r in [*queued, started]]},
@@ -207,7 +206,7 @@ def test_cancel_selected_goes_through_the_service_and_skips_started_tasks(staff_
     ) == {states.REVOKED}
     assert TaskRecord.objects.get(pk=started.pk).status == states.STARTED
     # As the API's cancel: out of the fair queue, and REVOKED in the result store.
-    assert scheduler.queue_waiting_count() < waiting_before
+    assert core().queue.waiting_count() < waiting_before
     assert TaskResult.objects.get(task_id=str(queued[0].pk)).status == states.REVOKED
 
 

@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from celery import states
 
-from tasks_app import scheduler, services
-from tasks_app.admission import admission_active_count
+from pqh_site.core import core
 from tasks_app.models import TaskRecord
-from tasks_app.window import window_count
+from tasks_app.services import runs
 from users_app.models import Profile
 
 from .conftest import client_for, make_user
+from .queue_state import active_count
 
 pytestmark = pytest.mark.django_db
 
@@ -26,9 +26,9 @@ def post(client, path="/task", x=1, **headers):
 def assert_nothing_more(user, *, rows: int, waiting: int):
     """What a refusal must leave as it was: rows, window, active set, fair queue."""
     assert TaskRecord.objects.filter(user=user).count() == rows
-    assert window_count(user_id=user.pk) == rows
-    assert admission_active_count(user_id=user.pk) == rows
-    assert scheduler.queue_waiting_count() == waiting
+    assert core().windows.count(user_id=user.pk) == rows
+    assert active_count(user_id=user.pk) == rows
+    assert core().queue.waiting_count() == waiting
 
 
 @pytest.mark.parametrize("path", ["/task", "/api/tasks/"])
@@ -66,10 +66,10 @@ def test_an_ended_task_frees_its_place(alice, alice_client, settings):
     assert third.status_code == 202
     assert post(alice_client).status_code == 429
     # Run and finished (what the worker does): its place is free too.
-    record = services.task_claim(task_id=first["task_id"], worker="w")
-    assert services.task_finish(record=record, status=states.SUCCESS, result=None)
+    record = runs.task_claim(task_id=first["task_id"], worker="w")
+    assert runs.task_finish(record=record, status=states.SUCCESS, result=None)
     assert post(alice_client).status_code == 202
-    assert admission_active_count(user_id=alice[0].pk) == 2
+    assert active_count(user_id=alice[0].pk) == 2
 
 
 def test_past_the_global_bound_submissions_get_503_queue_full(alice_client, bob, settings):
@@ -120,8 +120,8 @@ def test_parallel_submissions_never_exceed_the_cap(live_server, settings):
     codes = sorted(code for code, _ in answers)
     assert codes == [202] * 5 + [429] * 5, codes
     assert TaskRecord.objects.filter(user=user).count() == 5
-    assert window_count(user_id=user.pk) == 5
-    assert admission_active_count(user_id=user.pk) == 5
+    assert core().windows.count(user_id=user.pk) == 5
+    assert active_count(user_id=user.pk) == 5
 
 
 def test_the_admin_sets_a_users_cap_beside_the_weight(client, alice):

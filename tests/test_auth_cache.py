@@ -11,9 +11,9 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from fairqueue.testing import count_redis_round_trips
-from tasks_app import authentication
-from tasks_app.authentication import auth_cache_clear, auth_cache_invalidate
 from tasks_app.models import TaskRecord
+from users_app import authentication
+from users_app.authentication import auth_cache_clear, auth_cache_invalidate
 from users_app.models import Profile
 from users_app.services import user_set_weight
 

@@ -13,8 +13,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from tasks_app import services
 from tasks_app.models import TaskRecord
+from tasks_app.services import submission
 
 pytestmark = pytest.mark.django_db
 
@@ -137,8 +137,8 @@ SUBMITS = {("POST", "/task"), ("POST", "/task/"), ("POST", "/api/tasks/")}
 @pytest.fixture
 def world(alice, bob):
     staff = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root")
-    mine = services.task_submit(user=alice[0], x="alice's first")
-    waiting = services.task_submit(user=alice[0], x="alice's second")
+    mine = submission.task_submit(user=alice[0], x="alice's first")
+    waiting = submission.task_submit(user=alice[0], x="alice's second")
     return {
         "users": {OWNER: alice, OTHER: bob, STAFF: (staff, None)},
         "ids": {"mine": str(mine.pk), "waiting": str(waiting.pk)},

@@ -17,10 +17,10 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from tasks_app.models import TaskRecord
-from tasks_app.services import task_submit
-from tasks_app.window import window_record
+from tasks_app.services.submission import task_submit
 
 from .conftest import ROOT, Worker, make_user
+from .queue_state import record_submission
 
 CHROMIUM = Path(os.environ.get("PQH_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -143,7 +143,7 @@ def _recent_history(now) -> None:
                     started_at=submitted + timedelta(seconds=3 + minute % 7 + 4 * (n == 0)),
                     finished_at=submitted + timedelta(seconds=30 + minute % 7),
                 )
-                window_record(user_id=user.pk, member=str(record.pk), now=submitted.timestamp())
+                record_submission(user_id=user.pk, member=str(record.pk), now=submitted.timestamp())
 
 
 def test_the_dashboard_counts_a_queued_task(page, operator, alice, no_worker):

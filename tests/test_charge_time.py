@@ -7,11 +7,11 @@ level and in its level's virtual time, and what its run took once it has ended.
 import pytest
 from django.core.management import call_command
 
-from tasks_app import scheduler
+from fairqueue.queue import member
+from pqh_site.core import core
 from tasks_app.models import TaskRecord
-from tasks_app.redis_client import get_redis, key
-from tasks_app.services import task_cancel, task_submit
-from tasks_app.window import window_usage
+from tasks_app.services.actions import task_cancel
+from tasks_app.services.submission import task_submit
 
 from .conftest import Worker, make_user, wait_for
 
@@ -52,7 +52,7 @@ def ended(*records) -> bool:
 
 
 def mean_of(user) -> float | None:
-    return scheduler.queue_estimate(user.pk)
+    return core().queue.estimate(user.pk)
 
 
 def test_a_user_whose_tasks_take_ten_times_longer_reaches_a_higher_level_sooner(
@@ -82,13 +82,13 @@ def test_the_estimate_is_corrected_when_the_task_ends(by_time, time_worker):
     user, _ = make_user("alice")
     record = task_submit(user=user, x={"s": 0.6})
     assert record.cost == 0.2  # no history: PQH_TASK_SECONDS
-    assert window_usage(user_id=user.pk).usage == pytest.approx(0.2)
+    assert core().windows.usage(user_id=user.pk).usage == pytest.approx(0.2)
     wait_for(lambda: ended(record), timeout=30)
     record.refresh_from_db()
     assert record.run_seconds == pytest.approx(0.6, abs=0.1)
     # The window now holds what it took, and the user's mean learned it.
     wait_for(lambda: mean_of(user) is not None, timeout=10)
-    assert window_usage(user_id=user.pk).usage == pytest.approx(record.run_seconds)
+    assert core().windows.usage(user_id=user.pk).usage == pytest.approx(record.run_seconds)
     assert mean_of(user) == pytest.approx(record.run_seconds)
     assert task_submit(user=user, x={"s": 0.01}).cost == pytest.approx(record.run_seconds)
 
@@ -103,24 +103,24 @@ def test_a_task_redelivered_after_its_worker_was_killed_is_charged_once(
     assert record.status == "SUCCESS" and record.attempts == 2  # the first run was lost
     assert record.run_seconds == pytest.approx(0.4, abs=0.1)  # the run that finished
     wait_for(lambda: mean_of(user) is not None, timeout=10)
-    assert get_redis().hget(key("est", user.pk), "n") == "1"  # charged once
-    assert window_usage(user_id=user.pk).usage == pytest.approx(record.run_seconds)
+    assert core().redis.hget(core().keys.key("est", user.pk), "n") == "1"  # charged once
+    assert core().windows.usage(user_id=user.pk).usage == pytest.approx(record.run_seconds)
 
 
 def test_cancel_refunds_the_charge_and_moves_the_users_later_tasks_up(by_time, no_worker):
     by_time.PQH_LEVEL_BOUNDS_SECONDS = [100, 200, 300, 400, 500]  # all three at level 0
     user, _ = make_user("alice")
-    get_redis().hset(key("est", user.pk), mapping={"n": 5, "mean": "0.25"})
+    core().redis.hset(core().keys.key("est", user.pk), mapping={"n": 5, "mean": "0.25"})
     tasks = [task_submit(user=user, x={"s": 0.25}) for _ in range(4)]
     assert [t.cost for t in tasks] == [0.25] * 4 and {t.level for t in tasks} == {0}
-    assert window_usage(user_id=user.pk).usage == pytest.approx(1.0)
+    assert core().windows.usage(user_id=user.pk).usage == pytest.approx(1.0)
 
     def tag(record):
-        return get_redis().zscore(key("q", "lvl", 0), scheduler.member(record.queue_seq))
+        return core().redis.zscore(core().keys.key("q", "lvl", 0), member(record.queue_seq))
 
     before = tag(tasks[3])
     task_cancel(user=user, task_id=tasks[2].pk)
-    assert window_usage(user_id=user.pk).usage == pytest.approx(0.75)
+    assert core().windows.usage(user_id=user.pk).usage == pytest.approx(0.75)
     assert tag(tasks[3]) == pytest.approx(before - 0.25)
 
 
@@ -134,7 +134,7 @@ def test_a_weight_change_reaches_the_tasks_already_queued(settings, no_worker):
     call_command("set_weight", "a", "3")  # a saved weight row: its backlog is respaced
 
     def order():
-        places = scheduler.queue_places((str(t.pk), t.queue_seq, t.level) for t in queued)
+        places = core().queue.places((str(t.pk), t.queue_seq, t.level) for t in queued)
         ranked = sorted((p.position, t.user.username) for p, t in zip(places, queued, strict=True))
         return "".join(name for _, name in ranked)
 

@@ -7,10 +7,10 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from tasks_app import services
-from tasks_app.db_retry import DatabaseUnavailable, db_retry
 from tasks_app.models import TaskRecord
-from tasks_app.selectors import task_result_value
+from tasks_app.selectors.tasks import task_result_value
+from tasks_app.services import runs
+from tasks_app.worker.db_retry import DatabaseUnavailable, db_retry
 
 pytestmark = pytest.mark.django_db
 
@@ -22,25 +22,25 @@ def queued(user) -> TaskRecord:
 def test_a_claim_repeated_after_a_lost_connection_finds_its_own_commit(alice):
     record = queued(alice[0])
     at = timezone.now()
-    first = services.task_claim(task_id=record.pk, worker="w1", now=at)
+    first = runs.task_claim(task_id=record.pk, worker="w1", now=at)
     # The connection dropped after COMMIT: the worker tries again with the same stamp.
-    again = services.task_claim(task_id=record.pk, worker="w1", now=at)
+    again = runs.task_claim(task_id=record.pk, worker="w1", now=at)
     assert first is not None and again is not None
     assert again.attempts == 1 and again.started_at == at
     # A duplicate publish of the same task is another delivery: it must not run.
-    assert services.task_claim(task_id=record.pk, worker="w2") is None
+    assert runs.task_claim(task_id=record.pk, worker="w2") is None
 
 
 def test_a_redelivery_takes_over_and_the_old_delivery_cannot_finish(alice):
     record = queued(alice[0])
-    old = services.task_claim(task_id=record.pk, worker="lost-host")
-    new = services.task_claim(task_id=record.pk, worker="w2", redelivered=True)
+    old = runs.task_claim(task_id=record.pk, worker="lost-host")
+    new = runs.task_claim(task_id=record.pk, worker="w2", redelivered=True)
     assert new.attempts == 2 and new.started_at > old.started_at
-    assert not services.task_finish(record=old, status=states.SUCCESS, result="stale")
+    assert not runs.task_finish(record=old, status=states.SUCCESS, result="stale")
     assert not TaskResult.objects.filter(task_id=str(record.pk)).exists()
-    assert services.task_finish(record=new, status=states.SUCCESS, result={"ok": 1})
+    assert runs.task_finish(record=new, status=states.SUCCESS, result={"ok": 1})
     # Finishing again (a retry whose first COMMIT went through) changes nothing.
-    assert not services.task_finish(record=new, status=states.FAILURE, result=ValueError("x"))
+    assert not runs.task_finish(record=new, status=states.FAILURE, result=ValueError("x"))
     record.refresh_from_db()
     stored = TaskResult.objects.get(task_id=str(record.pk))
     assert record.status == stored.status == states.SUCCESS
@@ -48,13 +48,13 @@ def test_a_redelivery_takes_over_and_the_old_delivery_cannot_finish(alice):
 
 
 def test_a_failure_shows_its_type_and_a_short_first_line_never_the_traceback(alice):
-    record = services.task_claim(task_id=queued(alice[0]).pk, worker="w")
+    record = runs.task_claim(task_id=queued(alice[0]).pk, worker="w")
     try:
         raise RuntimeError("no route to 10.0.0.7\n  File '/srv/secret.py', line 3" + "!" * 500)
     except RuntimeError as exc:
         error = exc
     request = Context(task="pqh.run", hostname="w", args=[str(record.pk)], kwargs={})
-    services.task_finish(
+    runs.task_finish(
         record=record,
         status=states.FAILURE,
         result=error,
@@ -74,15 +74,15 @@ def test_a_failure_shows_its_type_and_a_short_first_line_never_the_traceback(ali
 def test_infrastructure_failures_read_as_fixed_messages(alice, settings):
     settings.PQH_TASK_TIME_LIMIT = 90
     user = alice[0]
-    timed_out = services.task_claim(task_id=queued(user).pk, worker="w")
-    assert services.task_time_limit_exceeded(task_id=str(timed_out.pk))
+    timed_out = runs.task_claim(task_id=queued(user).pk, worker="w")
+    assert runs.task_time_limit_exceeded(task_id=str(timed_out.pk))
     timed_out.refresh_from_db()
     assert task_result_value(timed_out) == {
         "error": "TimeLimitExceeded",
         "message": "the task ran longer than its time limit of 90 s",
     }
-    lost = services.task_claim(task_id=queued(user).pk, worker="w")
-    services.task_finish(record=lost, status=states.FAILURE, result=services.worker_lost_error(5))
+    lost = runs.task_claim(task_id=queued(user).pk, worker="w")
+    runs.task_finish(record=lost, status=states.FAILURE, result=runs.worker_lost_error(5))
     lost.refresh_from_db()
     assert task_result_value(lost)["error"] == "WorkerLostError"
     assert task_result_value(lost)["message"].startswith("the task was started 5 times")

@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
 from tasks_app.models import TaskRecord
-from tasks_app.services import task_submit
+from tasks_app.services.submission import task_submit
 from users_app.models import Profile
 
 from .conftest import ROOT, subprocess_env

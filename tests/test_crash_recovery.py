@@ -7,7 +7,8 @@ import time
 import pytest
 from django_celery_results.models import TaskResult
 
-from tasks_app import scheduler
+from fairqueue.queue import QueuedTask
+from pqh_site.core import core
 from tasks_app.models import TaskRecord
 
 from .conftest import Worker, make_user, wait_for
@@ -33,7 +34,7 @@ def test_a_task_picked_by_a_releaser_that_died_is_published_by_a_worker(solo_wor
     user, _ = make_user("alice")
     record = accepted_row(user)
     # Enqueue and pick in one script, then "die" before publishing to Celery.
-    picked = scheduler.queue_enqueue(
+    task = QueuedTask(
         task_id=str(record.pk),
         seq=record.queue_seq,
         user_id=user.pk,
@@ -41,6 +42,7 @@ def test_a_task_picked_by_a_releaser_that_died_is_published_by_a_worker(solo_wor
         weight=1,
         submitted=time.time(),
     )
+    picked = core().queue.add([task], now=task.submitted).releases
     assert [p.task_id for p in picked] == [str(record.pk)]
     wait_for(lambda: ran_once(record), timeout=20)
 
@@ -62,7 +64,7 @@ CRASH_ENV = {
 
 @pytest.mark.parametrize("solo_worker", [CRASH_ENV], indirect=True)
 def test_a_task_whose_whole_worker_host_dies_is_delivered_again(solo_worker, worker_env):
-    from tasks_app.services import task_submit
+    from tasks_app.services.submission import task_submit
 
     user, _ = make_user("alice")
     record = task_submit(user=user, x="survive a host crash")

@@ -11,10 +11,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tasks_app.dashboard import line_chart
 from tasks_app.models import TaskRecord
-from tasks_app.services import task_submit
-from tasks_app.window import window_record
+from tasks_app.ops.dashboard import line_chart
+from tasks_app.services.submission import task_submit
+
+from .queue_state import record_submission
 
 URL = "/admin/fairness/"
 
@@ -107,7 +108,7 @@ def test_it_counts_queued_and_running_tasks_per_level(root_client, alice, bob):
 def test_shares_beside_entitlements_are_shown(root_client, alice, charlie):
     now = timezone.now()
     for user, seconds in ((alice[0], 30), (charlie[0], 90)):
-        window_record(user_id=user.pk, member=f"{user.pk}", now=now.timestamp())
+        record_submission(user_id=user.pk, member=f"{user.pk}", now=now.timestamp())
         TaskRecord.objects.create(
             user=user,
             level=0,
@@ -136,7 +137,7 @@ def test_it_costs_the_same_queries_for_2_users_as_for_40(root_client):
     def add_users(start: int, stop: int) -> None:
         for i in range(start, stop):
             user = User.objects.create(username=f"user{i:02d}")
-            window_record(user_id=user.pk, member=f"m{i}", now=now.timestamp())
+            record_submission(user_id=user.pk, member=f"m{i}", now=now.timestamp())
             TaskRecord.objects.create(
                 user=user,
                 level=i % 6,

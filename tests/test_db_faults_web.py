@@ -22,10 +22,9 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from fairqueue.testing import TcpProxy, free_port
+from pqh_site.core import core
 from pqh_site.database import connect_params
-from tasks_app import scheduler
 from tasks_app.models import TaskRecord
-from tasks_app.window import window_count
 
 from .conftest import subprocess_env, wait_for
 from .conftest import test_database_url as database_url
@@ -54,7 +53,7 @@ def assert_unavailable(response) -> None:
 
 
 def nothing_queued() -> bool:
-    return scheduler.queue_waiting_count() == 0 and sum(scheduler.queue_broker_lengths()) == 0
+    return core().queue.waiting_count() == 0 and sum(core().queue.broker_lengths()) == 0
 
 
 def test_a_submission_postgresql_cannot_record_is_refused_and_uncounted(alice):
@@ -68,7 +67,7 @@ def test_a_submission_postgresql_cannot_record_is_refused_and_uncounted(alice):
             assert_unavailable(client.post(path, {"x": "lost?"}, format="json"))
     finally:
         connection.close()  # reconnect for the checks
-    assert window_count(user_id=user.pk) == 0  # the window entry was taken back
+    assert core().windows.count(user_id=user.pk) == 0  # the window entry was taken back
     assert nothing_queued()
     assert not TaskRecord.objects.exists()
 
@@ -151,5 +150,7 @@ def test_the_web_server_answers_503_while_postgresql_is_cut_and_recovers(alice):
             os.killpg(web.pid, signal.SIGKILL)
             web.wait()
         proxy.stop()
-    assert window_count(user_id=user.pk) == 2  # before and after; the refused ones uncounted
+    assert (
+        core().windows.count(user_id=user.pk) == 2
+    )  # before and after; the refused ones uncounted
     assert TaskRecord.objects.filter(user=user).count() == 2

@@ -19,12 +19,14 @@ from psycopg import sql
 
 from fairqueue.testing import TcpProxy
 from pqh_site.database import connect_params
-from tasks_app.admission import admission_active_count
 from tasks_app.models import TaskRecord
-from tasks_app.services import task_submit
+from tasks_app.ops import events
+from tasks_app.services import runs
+from tasks_app.services.submission import task_submit
 
 from .conftest import Worker, make_user, wait_for
 from .conftest import test_database_url as database_url
+from .queue_state import active_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -173,12 +175,11 @@ def test_a_claimed_task_is_logged_as_started_without_postgresql(proxy, no_worker
     Before the fix the log line loaded the task's user with a query of its own, outside the
     claim's retries: a cut at that moment failed the task with no end recorded.
     """
-    from tasks_app import events, services
 
     user, _ = make_user("alice")
     record = task_submit(user=user, x=1)
     with connected_through(proxy):
-        claimed = services.task_claim(task_id=str(record.pk), worker="w@test")
+        claimed = runs.task_claim(task_id=str(record.pk), worker="w@test")
         proxy.cut()
         try:
             events.event_started(claimed)
@@ -197,14 +198,13 @@ def test_a_finish_retried_after_its_commit_was_lost_still_frees_the_cap_place(
     """
     from django.db import connection, transaction
 
-    from tasks_app import services
-    from tasks_app.db_retry import db_retry
-    from tasks_app.services import celery_app
+    from tasks_app.services.publishing import celery_app
+    from tasks_app.worker.db_retry import db_retry
 
     user, _ = make_user("alice")
     record = task_submit(user=user, x=1)
-    claimed = services.task_claim(task_id=str(record.pk), worker="w@test")
-    assert admission_active_count(user_id=user.pk) == 1
+    claimed = runs.task_claim(task_id=str(record.pk), worker="w@test")
+    assert active_count(user_id=user.pk) == 1
 
     store_result = celery_app.backend.store_result
     lost = []
@@ -225,14 +225,14 @@ def test_a_finish_retried_after_its_commit_was_lost_still_frees_the_cap_place(
     monkeypatch.setattr(celery_app.backend, "store_result", store_then_lose)
     with connected_through(proxy):
         finished = db_retry(
-            lambda: services.task_finish(record=claimed, status=states.SUCCESS, result=1),
+            lambda: runs.task_finish(record=claimed, status=states.SUCCESS, result=1),
             what="finishing",
             seconds=10,
         )
     assert lost
     assert finished is False  # the retry found it ended by the try whose answer was lost
     assert_each_succeeded_once([record])
-    assert admission_active_count(user_id=user.pk) == 0
+    assert active_count(user_id=user.pk) == 0
 
 
 def test_a_delivery_of_a_task_that_already_ended_frees_its_cap_place(start_worker):
@@ -247,9 +247,9 @@ def test_a_delivery_of_a_task_that_already_ended_frees_its_cap_place(start_worke
         status=states.SUCCESS, started_at=timezone.now(), finished_at=timezone.now()
     )
     TaskResult.objects.create(task_id=str(record.pk), status=states.SUCCESS, result="1")
-    assert admission_active_count(user_id=user.pk) == 1
+    assert active_count(user_id=user.pk) == 1
 
     start_worker(PQH_TASK_SECONDS="0.1")  # takes the waiting task: released, delivered, refused
 
-    wait_for(lambda: admission_active_count(user_id=user.pk) == 0, timeout=30)
+    wait_for(lambda: active_count(user_id=user.pk) == 0, timeout=30)
     assert_each_succeeded_once([record])

@@ -72,7 +72,7 @@ def test_one_users_flood_leaves_another_users_rate_alone(alice_client, bob_clien
 def test_an_operator_gives_a_user_rates_of_its_own(alice, alice_client, bob_client):
     Profile.objects.filter(user=alice[0]).update(submit_rate="5/m", read_rate="off")
     alice_client = client_for(alice[1])  # the profile is remembered with the token: reload
-    from tasks_app.authentication import auth_cache_invalidate
+    from users_app.authentication import auth_cache_invalidate
 
     auth_cache_invalidate(user_id=alice[0].pk)
     assert [submit(alice_client).status_code for _ in range(6)] == [202] * 5 + [429]
@@ -147,12 +147,12 @@ def test_the_rate_check_is_one_redis_round_trip(alice_client, django_assert_num_
 
 
 def test_without_redis_the_rates_are_not_enforced(alice_client, monkeypatch):
-    from tasks_app import throttling
+    from fairqueue.rates import Rates
 
-    def down(**kwargs):
+    def down(rates, **kwargs):
         raise redis.ConnectionError("down")
 
-    monkeypatch.setattr(throttling, "rate_take", down)
+    monkeypatch.setattr(Rates, "take", down)
     assert all(alice_client.get("/api/usage/").status_code == 200 for _ in range(8))
 
 

@@ -4,9 +4,9 @@ from datetime import datetime
 
 import pytest
 
-from tasks_app.estimates import estimate_start, max_overlap
+from fairqueue.estimates import estimate_start, max_overlap
 from tasks_app.models import TaskRecord
-from tasks_app.services import task_submit
+from tasks_app.services.submission import task_submit
 
 from .conftest import Worker, client_for, make_user, wait_for
 

@@ -9,9 +9,11 @@ from django.contrib.auth.models import User
 from prometheus_client import REGISTRY
 from pythonjsonlogger.json import JsonFormatter
 
+from fairqueue.admission import Admissions
+from fairqueue.queue import FairQueue
 from pqh_site.log_format import KeyValueFormatter
-from tasks_app import admission, events, metrics, scheduler
 from tasks_app.models import TaskRecord
+from tasks_app.ops import events, metrics
 
 
 class Lines(logging.Handler):
@@ -82,25 +84,25 @@ def _too_big(client, settings):
 def _redis_down(client, settings):
     import redis
 
-    def down(**kwargs):
+    def down(admissions, **kwargs):
         raise redis.ConnectionError("Connection refused")
 
-    admission.admission_admit, original = down, admission.admission_admit
+    Admissions.admit, original = down, Admissions.admit
     try:
         return client.post("/task", {"x": 1}, format="json")
     finally:
-        admission.admission_admit = original
+        Admissions.admit = original
 
 
 def _queue_down(client, settings):
     def down(*args, **kwargs):
         raise ConnectionError("redis went away")
 
-    scheduler.queue_add, original = down, scheduler.queue_add
+    FairQueue.add, original = down, FairQueue.add
     try:
         return client.post("/task", {"x": 1}, format="json")
     finally:
-        scheduler.queue_add = original
+        FairQueue.add = original
 
 
 @pytest.mark.django_db

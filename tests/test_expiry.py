@@ -21,8 +21,8 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from pqh_site.celery import app
-from tasks_app import services
 from tasks_app.models import TaskRecord
+from tasks_app.services import actions
 
 from .conftest import subprocess_env, wait_for
 
@@ -67,7 +67,7 @@ def test_prune_deletes_old_finished_tasks_with_their_results_in_batches(alice):
         task(user, states.STARTED, at=now - 90 * DAY),  # running
     ]
     with CaptureQueriesContext(connection) as queries:
-        assert services.task_prune(now=now, days=30, batch=2) == 5
+        assert actions.task_prune(now=now, days=30, batch=2) == 5
     deletes = [
         q["sql"] for q in queries if q["sql"].startswith('DELETE FROM "tasks_app_taskrecord"')
     ]
@@ -81,14 +81,14 @@ def test_one_prune_run_is_bounded_and_the_next_goes_on(alice):
     user, _ = alice
     now = timezone.now()
     ages = {task(user, states.SUCCESS, at=now - days * DAY).pk: days for days in range(40, 45)}
-    assert services.task_prune(now=now, days=30, batch=2, max_batches=1) == 2
+    assert actions.task_prune(now=now, days=30, batch=2, max_batches=1) == 2
     # Oldest first.
     assert sorted(ages[pk] for pk in TaskRecord.objects.values_list("pk", flat=True)) == [
         40,
         41,
         42,
     ]
-    assert services.task_prune(now=now, days=30, batch=2) == 3
+    assert actions.task_prune(now=now, days=30, batch=2) == 3
     assert not TaskRecord.objects.exists()
 
 

@@ -7,9 +7,9 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from fairqueue.queue import QueuedTask, Release
 from fairqueue.testing import count_redis_round_trips
-from tasks_app import scheduler
-from tasks_app.redis_client import get_redis
+from pqh_site.core import core
 
 _ids = itertools.count()
 BIG_BUFFER = 10_000
@@ -24,7 +24,7 @@ def own_prefix(settings):
         **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
         "global_keyprefix": "{" + prefix + "}:broker:",
     }
-    clear = lambda: [get_redis().delete(k) for k in get_redis().scan_iter("{" + prefix + "}:*")]  # noqa: E731
+    clear = lambda: [core().redis.delete(k) for k in core().redis.scan_iter("{" + prefix + "}:*")]  # noqa: E731
     clear()
     yield
     clear()
@@ -41,34 +41,29 @@ def enqueue(user: int, level: int, weight: int = 1, at: float = 1000.0) -> str:
     _queued[task_id] = (seq, level)
     with override_settings(PQH_RELEASE_BUFFER=BIG_BUFFER, PQH_MAX_WAIT_SECONDS=1e9):
         # Enqueue without releasing: max_picks=0.
-        scheduler.queue_enqueue(
-            task_id=task_id,
-            seq=seq,
-            user_id=user,
-            level=level,
-            weight=weight,
-            submitted=at,
-            max_picks=0,
+        task = QueuedTask(
+            task_id=task_id, seq=seq, user_id=user, level=level, weight=weight, submitted=at
         )
+        core().queue.add([task], now=at, max_picks=0)
     return task_id
 
 
 def cancel(task_id: str) -> bool:
     seq, level = _queued[task_id]
-    return scheduler.queue_cancel(task_id=task_id, seq=seq, level=level)
+    return core().queue.cancel(task_id=task_id, seq=seq, level=level)
 
 
-def drain(n: int, *, now: float = 1001.0, max_wait: float = 1e9) -> list[scheduler.Release]:
+def drain(n: int, *, now: float = 1001.0, max_wait: float = 1e9) -> list[Release]:
     """Pick n tasks one at a time, as a worker taking each released task would."""
     order = []
     with override_settings(PQH_MAX_WAIT_SECONDS=max_wait):
         for _ in range(n):
-            picked = scheduler.queue_pick(now=now, max_picks=1)
+            picked = core().queue.pick(now=now, max_picks=1)
             if not picked:
                 break
-            scheduler.queue_confirm([p.task_id for p in picked])
+            core().queue.confirm([p.task_id for p in picked])
             order.extend(picked)
-            scheduler.queue_pick(now=now, max_picks=0, started=picked[0].task_id)
+            core().queue.pick(now=now, max_picks=0, started=picked[0].task_id)
     return order
 
 
@@ -145,54 +140,54 @@ def test_aged_tasks_go_oldest_first_and_before_the_bound_nothing_ages():
 
 def test_release_waits_for_room_but_a_better_level_still_goes():
     buffer = settings.PQH_RELEASE_BUFFER
-    level3 = scheduler.broker_queue_keys()[3]
-    get_redis().lpush(level3, *[f"fake{i}" for i in range(buffer)])
+    level3 = list(core().config.broker_queues)[3]
+    core().redis.lpush(level3, *[f"fake{i}" for i in range(buffer)])
     worse = enqueue(user=1, level=5)
     better = enqueue(user=2, level=0)
-    assert [r.task_id for r in scheduler.queue_pick(now=1001.0)] == [better]
-    assert scheduler.queue_pick(now=1001.0) == []  # the confirmed one is gone, but level 3 is full
-    scheduler.queue_confirm([better])
-    assert scheduler.queue_pick(now=1001.0) == []
-    get_redis().delete(level3)
-    assert [r.task_id for r in scheduler.queue_pick(now=1001.0)] == [worse]
+    assert [r.task_id for r in core().queue.pick(now=1001.0)] == [better]
+    assert core().queue.pick(now=1001.0) == []  # the confirmed one is gone, but level 3 is full
+    core().queue.confirm([better])
+    assert core().queue.pick(now=1001.0) == []
+    core().redis.delete(level3)
+    assert [r.task_id for r in core().queue.pick(now=1001.0)] == [worse]
 
 
 def test_an_aged_task_stuck_in_the_broker_stops_releases_until_a_worker_takes_it():
     stuck = enqueue(user=1, level=5, at=1000.0)
-    assert [r.task_id for r in scheduler.queue_pick(now=1000.5)] == [stuck]
-    get_redis().lpush(scheduler.broker_queue_keys()[5], "its message")  # as the publish does
-    scheduler.queue_confirm([stuck])
+    assert [r.task_id for r in core().queue.pick(now=1000.5)] == [stuck]
+    core().redis.lpush(list(core().config.broker_queues)[5], "its message")  # as the publish does
+    core().queue.confirm([stuck])
     fresh = enqueue(user=2, level=0, at=1001.0)
     with override_settings(PQH_MAX_WAIT_SECONDS=5.0):
         # Before the bound a better level still overtakes the released level-5 task...
-        assert [r.task_id for r in scheduler.queue_pick(now=1002.0)] == [fresh]
-        scheduler.queue_confirm([fresh])
-        scheduler.queue_pick(now=1002.0, max_picks=0, started=fresh)
+        assert [r.task_id for r in core().queue.pick(now=1002.0)] == [fresh]
+        core().queue.confirm([fresh])
+        core().queue.pick(now=1002.0, max_picks=0, started=fresh)
         later = enqueue(user=3, level=0, at=1003.0)
         # ...but once it has waited the bound, nothing more is released ahead of it,
-        assert scheduler.queue_pick(now=1006.0) == []
+        assert core().queue.pick(now=1006.0) == []
         # until a worker has taken it.
-        assert [r.task_id for r in scheduler.queue_pick(now=1006.0, started=stuck)] == [later]
+        assert [r.task_id for r in core().queue.pick(now=1006.0, started=stuck)] == [later]
 
 
 def test_an_unconfirmed_release_is_recovered():
     task = enqueue(user=1, level=2)
-    first = scheduler.queue_pick(now=1001.0)
+    first = core().queue.pick(now=1001.0)
     assert [r.task_id for r in first] == [task] and not first[0].recovered
     # The releaser died before publishing: nothing is released again before the timeout...
-    assert scheduler.queue_pick(now=1001.0 + settings.PQH_RELEASE_RECOVER_SECONDS / 2) == []
+    assert core().queue.pick(now=1001.0 + settings.PQH_RELEASE_RECOVER_SECONDS / 2) == []
     # ...and after it, the same task is handed out again.
-    again = scheduler.queue_pick(now=1002.0 + settings.PQH_RELEASE_RECOVER_SECONDS)
+    again = core().queue.pick(now=1002.0 + settings.PQH_RELEASE_RECOVER_SECONDS)
     assert [(r.task_id, r.recovered) for r in again] == [(task, True)]
-    scheduler.queue_confirm([task])
-    assert scheduler.queue_pick(now=1e6) == []
+    core().queue.confirm([task])
+    assert core().queue.pick(now=1e6) == []
 
 
 def test_cancel_removes_a_waiting_task_but_not_a_released_one():
     keep = enqueue(user=1, level=1)
     gone = enqueue(user=1, level=1)
     assert cancel(gone) is True
-    assert scheduler.queue_waiting_count() == 1
+    assert core().queue.waiting_count() == 1
     released = drain(5)
     assert [r.task_id for r in released] == [keep]
     assert cancel(keep) is False
@@ -202,24 +197,20 @@ def test_enqueue_and_release_is_one_round_trip():
     enqueue(user=1, level=0)  # loads the script
     drain(1)
     with count_redis_round_trips() as calls:
-        scheduler.queue_enqueue(
+        task = QueuedTask(
             task_id="rt", seq=next(_ids), user_id=1, level=0, weight=1, submitted=1000.0
         )
+        core().queue.add([task], now=1000.0)
     assert calls == ["EVALSHA"]
 
 
 def test_enqueueing_a_known_task_again_changes_nothing():
     task = enqueue(user=1, level=2)
-    scheduler.queue_enqueue(
-        task_id=task,
-        seq=_queued[task][0],
-        user_id=1,
-        level=2,
-        weight=1,
-        submitted=1000.0,
-        max_picks=0,
+    again = QueuedTask(
+        task_id=task, seq=_queued[task][0], user_id=1, level=2, weight=1, submitted=1000.0
     )
-    assert scheduler.queue_waiting_count() == 1
+    core().queue.add([again], now=1000.0, max_picks=0)
+    assert core().queue.waiting_count() == 1
     assert [r.task_id for r in drain(5)] == [task]
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks_app.fairness import (
+from fairqueue.policy import (
     DEFAULT_LEVEL_BOUNDS,
     bucket,
     level_for,

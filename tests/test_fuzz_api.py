@@ -202,7 +202,7 @@ def test_real_answers_keep_to_the_schema(transactional_db, fuzz_token, monkeypat
     def down(*args, **kwargs):
         raise ConnectionError("Connection refused")
 
-    monkeypatch.setattr("tasks_app.scheduler.queue_add", down)
+    monkeypatch.setattr("fairqueue.queue.FairQueue.add", down)
     for path in ("/task", "/api/tasks/"):
         refused = check("POST", path, path, json={"x": 1})
         assert refused.status_code == 503

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from pqh_site.core import core
 from tasks_app.models import TaskRecord
-from tasks_app.window import window_count
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def assert_refused(response, status: int, *words: str, user) -> dict:
     for word in words:
         assert word in text, text
     assert TaskRecord.objects.count() == 0
-    assert window_count(user_id=user.pk) == 0
+    assert core().windows.count(user_id=user.pk) == 0
     return body
 
 
@@ -230,7 +230,7 @@ def test_the_parser_stops_reading_at_the_limit(alice, alice_client, settings):
     # A length that understates the body: the middleware lets it in, the parser reads no
     # further than the limit and refuses.
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
-    from tasks_app.parsers import StrictJSONParser
+    from tasks_app.api.parsers import StrictJSONParser
 
     class Stream:
         read_sizes: list[int] = []

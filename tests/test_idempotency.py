@@ -5,11 +5,9 @@ import time
 import pytest
 
 from fairqueue.testing import count_redis_round_trips
-from tasks_app import services
-from tasks_app.admission import admission_admit, idempotency_redis_key
+from pqh_site.core import core
 from tasks_app.models import TaskRecord
-from tasks_app.redis_client import get_redis
-from tasks_app.window import window_count
+from tasks_app.services import submission
 
 from .conftest import make_user
 from .test_admission import http_post, in_parallel
@@ -32,7 +30,7 @@ def test_a_retry_returns_the_original_task_with_200(alice, alice_client, path):
     if path == "/task":
         assert replay == original
     assert TaskRecord.objects.filter(user=alice[0]).count() == 1
-    assert window_count(user_id=alice[0].pk) == 1  # a replay is not counted
+    assert core().windows.count(user_id=alice[0].pk) == 1  # a replay is not counted
 
 
 def test_keys_are_per_user_and_a_new_key_is_a_new_task(alice_client, bob_client):
@@ -48,7 +46,7 @@ def test_a_bad_key_is_a_400_and_nothing_is_recorded(alice, alice_client, key):
     response = post(alice_client, key=key)
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()["detail"]
-    assert TaskRecord.objects.count() == 0 and window_count(user_id=alice[0].pk) == 0
+    assert TaskRecord.objects.count() == 0 and core().windows.count(user_id=alice[0].pk) == 0
 
 
 def test_the_longest_key_is_accepted(alice_client):
@@ -57,7 +55,7 @@ def test_the_longest_key_is_accepted(alice_client):
 
 def test_a_retry_while_the_first_is_being_processed_gets_409(alice, alice_client):
     # The first request is admitted and not yet recorded (it is in the middle of its work).
-    admission_admit(
+    core().admissions.admit(
         user_id=alice[0].pk, task_id="first", now=time.time(), user_cap=100, idempotency_key="k1"
     )
     response = post(alice_client, key="k1")
@@ -68,11 +66,11 @@ def test_a_retry_while_the_first_is_being_processed_gets_409(alice, alice_client
 
 def test_a_retry_after_redis_lost_its_data_still_finds_the_task(alice, alice_client):
     first = post(alice_client, "/api/tasks/").json()
-    get_redis().delete(idempotency_redis_key(alice[0].pk, "order-42"))  # Redis restarted empty
+    core().redis.delete(core().keys.idempotency(alice[0].pk, "order-42"))  # Redis restarted empty
     again = post(alice_client, "/api/tasks/")
     assert again.status_code == 200 and again.json()["task_id"] == first["task_id"]
     assert TaskRecord.objects.count() == 1
-    assert window_count(user_id=alice[0].pk) == 1
+    assert core().windows.count(user_id=alice[0].pk) == 1
     # The key is known again: the next retry is answered from Redis (after the cached token's
     # version, GET).
     with count_redis_round_trips() as calls:
@@ -83,9 +81,9 @@ def test_a_retry_after_redis_lost_its_data_still_finds_the_task(alice, alice_cli
 def test_after_the_idempotency_period_a_key_makes_a_new_task(alice, settings):
     user = alice[0]
     then = time.time() - settings.PQH_IDEMPOTENCY_SECONDS - 60
-    old = services.task_submit(user=user, x=1, idempotency_key="daily", now=then)
-    get_redis().delete(idempotency_redis_key(user.pk, "daily"))  # its time to live ran out
-    new = services.task_submit(user=user, x=1, idempotency_key="daily")
+    old = submission.task_submit(user=user, x=1, idempotency_key="daily", now=then)
+    core().redis.delete(core().keys.idempotency(user.pk, "daily"))  # its time to live ran out
+    new = submission.task_submit(user=user, x=1, idempotency_key="daily")
     assert not new.replayed and new.pk != old.pk
     old.refresh_from_db()
     assert old.idempotency_key is None and new.idempotency_key == "daily"

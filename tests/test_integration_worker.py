@@ -12,7 +12,7 @@ from django.conf import settings
 from django_celery_results.models import TaskResult
 
 from tasks_app.models import TaskRecord
-from tasks_app.services import task_submit
+from tasks_app.services.submission import task_submit
 
 from .conftest import make_user, wait_for
 

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tasks_app import selectors
+from tasks_app.api import views
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +51,7 @@ def test_a_500_is_json_without_a_traceback(alice, monkeypatch):
     def broken(user, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(selectors, "user_usage", broken)
+    monkeypatch.setattr(views, "user_window", broken)
     client = APIClient(raise_request_exception=False)
     client.force_authenticate(alice[0])
     response = client.get("/api/usage/", HTTP_ACCEPT=BROWSER)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks_app.parsers import JSONInputError, json_depth_exceeds, json_parse, json_text_problem
+from tasks_app.api.parsers import JSONInputError, json_depth_exceeds, json_parse, json_text_problem
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from pqh_site import door
-from tasks_app.authentication import auth_cache_clear
+from users_app.authentication import auth_cache_clear
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from fairqueue.testing import free_port
-from tasks_app.metrics import StateCollector, UserShare, metrics_exposition
 from tasks_app.models import TaskRecord
 
 from .conftest import ROOT, Worker, make_user, subprocess_env, wait_for
@@ -105,21 +104,35 @@ def test_a_scrape_while_redis_is_down_says_so_and_still_answers(staff, settings)
     assert value(text, "pqh_broker_tasks", level="0") is None
 
 
-def test_each_contending_users_share_stands_beside_its_weight():
-    rows = [
-        UserShare(user="alice", weight=1, share=0.25, entitled=0.25),
-        UserShare(user="bob", weight=3, share=0.7, entitled=0.75),
-    ]
-
-    class NoQueue(StateCollector):
-        def collect(self):
-            yield from self._shares()
-
-    body, _ = metrics_exposition(collector=NoQueue(shares=lambda since, now: rows))
-    text = body.decode()
-    assert value(text, "pqh_user_share", user="bob") == 0.7
-    assert value(text, "pqh_user_entitled_share", user="bob") == 0.75
-    assert value(text, "pqh_user_weight", user="alice") == 1
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_each_contending_users_share_is_scraped_from_what_the_worker_did(staff, celery_worker):
+    # Two users contend for the one worker slot; nobody injects a row: /metrics reads the
+    # shares the service computes from the history, checked against the runs themselves.
+    alice, alice_token = make_user("alice")
+    bob, bob_token = make_user("bob", weight=3)
+    for token in (alice_token, bob_token):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        for _ in range(3):
+            assert client.post("/task", {"x": 1}, format="json").status_code == 202
+    wait_for(lambda: TaskRecord.objects.filter(status="SUCCESS").count() == 6, timeout=60)
+    text = basic("operator").get("/metrics").content.decode()
+    ran = {
+        user.username: sum(
+            (r.finished_at - r.started_at).total_seconds()
+            for r in TaskRecord.objects.filter(user=user)
+        )
+        for user in (alice, bob)
+    }
+    total = sum(ran.values())
+    for user, weight in (("alice", 1), ("bob", 3)):
+        assert value(text, "pqh_user_share", user=user) == pytest.approx(
+            ran[user] / total, abs=1e-3
+        )
+        assert value(text, "pqh_user_entitled_share", user=user) == weight / 4
+        assert value(text, "pqh_user_weight", user=user) == weight
+    assert value(text, "pqh_user_share", user="operator") is None  # did not contend
 
 
 class WebServer:

@@ -10,12 +10,12 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from tasks_app import scheduler
+from pqh_site.core import core
 from tasks_app.management.commands.fairness_report import parse_since
 from tasks_app.models import TaskRecord
-from tasks_app.services import task_submit
-from tasks_app.window import window_count, window_record
+from tasks_app.services.submission import task_submit
 
+from .queue_state import queue_unknown, record_submission
 from .test_commands import manage
 
 pytestmark = pytest.mark.django_db
@@ -63,12 +63,18 @@ def test_reset_window_forgets_one_user_or_everyone(alice, bob, charlie):
         "alice: forgot 3 submission(s)",
         "reset 1 window(s), forgetting 3 submission(s) in all",
     ]
-    assert window_count(user_id=alice[0].pk) == 0 and window_count(user_id=bob[0].pk) == 1
+    assert (
+        core().windows.count(user_id=alice[0].pk) == 0
+        and core().windows.count(user_id=bob[0].pk) == 1
+    )
     assert json.loads(run("reset_window", "--all", "--json")) == {
         "users": [{"user": "bob", "forgotten": 1}, {"user": "charlie", "forgotten": 1}],
         "forgotten": 2,
     }
-    assert window_count(user_id=bob[0].pk) == 0 and window_count(user_id=charlie[0].pk) == 0
+    assert (
+        core().windows.count(user_id=bob[0].pk) == 0
+        and core().windows.count(user_id=charlie[0].pk) == 0
+    )
 
 
 def test_cancel_queued_cancels_one_users_queued_tasks_at_a_level_as_the_api_does(alice, bob):
@@ -80,7 +86,7 @@ def test_cancel_queued_cancels_one_users_queued_tasks_at_a_level_as_the_api_does
     assert sorted(out["cancelled"]) == sorted(str(r.pk) for r in alices[1:6])
     # As the API's cancel: none of them waits in the fair queue any more.
     seqs = dict(TaskRecord.objects.values_list("pk", "queue_seq"))
-    gone = scheduler.queue_unknown([(str(pk), seqs[pk]) for pk in seqs])
+    gone = queue_unknown([(str(pk), seqs[pk]) for pk in seqs])
     assert set(out["cancelled"]) <= set(gone)
     assert str(bobs.pk) not in gone
     assert TaskResult.objects.get(task_id=out["cancelled"][0]).status == states.REVOKED
@@ -141,7 +147,7 @@ def test_the_commands_run_as_child_processes_on_the_test_database(alice):
         record = TaskRecord.objects.create(
             user=alice[0], level=level, weight=1, count_before=level, submitted_at=now
         )
-        window_record(user_id=alice[0].pk, member=str(record.pk), now=now.timestamp())
+        record_submission(user_id=alice[0].pk, member=str(record.pk), now=now.timestamp())
     report = manage("fairness_report", "--since", "10m", "--json")
     assert report.returncode == 0, report.stderr
     assert [u["username"] for u in json.loads(report.stdout)["users"]] == ["alice"]
@@ -151,7 +157,7 @@ def test_the_commands_run_as_child_processes_on_the_test_database(alice):
     reset = manage("reset_window", "--all")
     assert reset.returncode == 0, reset.stderr
     assert reset.stdout.splitlines()[-1] == "reset 1 window(s), forgetting 2 submission(s) in all"
-    assert window_count(user_id=alice[0].pk) == 0
+    assert core().windows.count(user_id=alice[0].pk) == 0
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ fixed by the first publish in the process.
 import pytest
 
 from fairqueue.testing import count_redis_round_trips
-from tasks_app import selectors
 from tasks_app.models import TaskRecord
+from tasks_app.selectors.places import task_places
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def test_a_detail_read_and_a_page_of_positions_cost_one_round_trip_for_positions
     assert calls == ["GET", "EVALSHA"] and isinstance(body["position"], int)
     records = list(TaskRecord.objects.filter(pk__in=ids))
     with count_redis_round_trips() as calls:
-        page = {pk: p and p.position for pk, p in selectors.task_places(records).items()}
+        page = {pk: p and p.position for pk, p in task_places(records).items()}
     assert calls == ["EVALSHA"]
     assert set(page) == {r.pk for r in records}
     waiting = sorted(p for p in page.values() if p is not None)

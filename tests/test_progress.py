@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from tasks_app.progress import ProgressReporter, accepts_progress, call_with_progress
-from tasks_app.services import task_submit
-from tasks_app.work import limited_f
+from tasks_app.services.submission import task_submit
+from tasks_app.worker.progress import ProgressReporter, accepts_progress, call_with_progress
+from tasks_app.worker.work import limited_f
 
 from .conftest import make_user, wait_for
 

@@ -9,9 +9,9 @@ import time
 import pytest
 from django.test import override_settings
 
-from tasks_app import scheduler
-from tasks_app.queue_model import FairQueueModel
-from tasks_app.redis_client import get_redis, key
+from fairqueue.model import FairQueueModel
+from fairqueue.queue import QueuedTask
+from pqh_site.core import core
 
 from .test_fair_queue import own_prefix  # noqa: F401  (keys of their own, cleared around a test)
 
@@ -26,7 +26,7 @@ class Real:
 
     def add(self, tasks: list[dict], *, now: float, max_picks: int) -> list[str]:
         queued = [
-            scheduler.QueuedTask(
+            QueuedTask(
                 task_id=t["id"],
                 seq=t["seq"],
                 user_id=t["user"],
@@ -37,27 +37,27 @@ class Real:
             )
             for t in tasks
         ]
-        return self._started(scheduler.queue_add(queued, now=now, max_picks=max_picks).releases)
+        return self._started(core().queue.add(queued, now=now, max_picks=max_picks).releases)
 
     def pick(self, *, now: float, max_picks: int) -> list[str]:
-        return self._started(scheduler.queue_pick(now=now, max_picks=max_picks))
+        return self._started(core().queue.pick(now=now, max_picks=max_picks))
 
     def _started(self, releases) -> list[str]:
         # Every pick is published and taken by a worker at once, so no release waits in the
         # broker or unconfirmed (the model leaves the release buffer out).
         assert all(not r.recovered for r in releases)
         ids = [r.task_id for r in releases]
-        scheduler.queue_confirm(ids)
+        core().queue.confirm(ids)
         return ids
 
     def start(self, task_id: str, *, now: float) -> None:
-        scheduler.queue_pick(now=now, max_picks=0, started=task_id)
+        core().queue.pick(now=now, max_picks=0, started=task_id)
 
     def cancel(self, task: dict) -> bool:
-        return scheduler.queue_cancel(task_id=task["id"], seq=task["seq"], level=task["level"])
+        return core().queue.cancel(task_id=task["id"], seq=task["seq"], level=task["level"])
 
     def settle(self, task: dict, *, weight: int, seconds: float) -> None:
-        scheduler.queue_settle(
+        core().queue.settle(
             task_id=task["id"],
             user_id=task["user"],
             level=task["level"],
@@ -67,20 +67,20 @@ class Real:
         )
 
     def reweight(self, user: int, weight: int) -> None:
-        scheduler.queue_reweight(user_id=user, weight=weight)
+        core().queue.reweight(user_id=user, weight=weight)
 
     def positions(self, tasks: list[dict], *, now: float) -> list[int | None]:
-        places = scheduler.queue_places([(t["id"], t["seq"], t["level"]) for t in tasks], now=now)
+        places = core().queue.places([(t["id"], t["seq"], t["level"]) for t in tasks], now=now)
         return [None if p is None else p.position for p in places]
 
     def state(self) -> dict:
         """Every tag, virtual time and finish tag, as Redis holds them (parsed to floats)."""
-        pipe = get_redis().pipeline(transaction=False)
-        pipe.zrange(key("q", "aged"), 0, -1, withscores=True)
+        pipe = core().redis.pipeline(transaction=False)
+        pipe.zrange(core().keys.key("q", "aged"), 0, -1, withscores=True)
         for level in range(LEVELS):
-            pipe.zrange(key("q", "lvl", level), 0, -1, withscores=True)
-            pipe.zrange(key("q", "fin", level), 0, -1, withscores=True)
-        pipe.hgetall(key("q", "vt"))
+            pipe.zrange(core().keys.key("q", "lvl", level), 0, -1, withscores=True)
+            pipe.zrange(core().keys.key("q", "fin", level), 0, -1, withscores=True)
+        pipe.hgetall(core().keys.key("q", "vt"))
         aged, *levels, vt = pipe.execute()
         return {
             "aged": [(int(m), s) for m, s in aged],
@@ -100,8 +100,8 @@ def model_state(model: FairQueueModel) -> dict:
 
 
 def _clear() -> None:
-    redis = get_redis()
-    names = list(redis.scan_iter(match=key("*"), count=1000))
+    redis = core().redis
+    names = list(redis.scan_iter(match=core().keys.key("*"), count=1000))
     if names:
         redis.delete(*names)
 

@@ -7,9 +7,9 @@ import random
 import pytest
 from django.test import override_settings
 
+from fairqueue.queue import QueuedTask
 from fairqueue.testing import PrivateRedis
-from tasks_app import scheduler
-from tasks_app.redis_client import get_redis
+from pqh_site.core import core
 
 from .test_fair_queue import _queued, cancel, drain, enqueue, own_prefix  # noqa: F401
 
@@ -18,9 +18,7 @@ M = 30.0  # the aging bound in these tests
 
 def positions(task_ids, *, now):
     with override_settings(PQH_MAX_WAIT_SECONDS=M):
-        places = scheduler.queue_places(
-            [(t, _queued[t][0], _queued[t][1]) for t in task_ids], now=now
-        )
+        places = core().queue.places([(t, _queued[t][0], _queued[t][1]) for t in task_ids], now=now)
     return [None if p is None else p.position for p in places]
 
 
@@ -60,24 +58,24 @@ def test_positions_predict_the_release_order_exactly(seed):
 
 
 def test_a_position_counts_what_sits_in_the_broker_ahead_of_the_task():
-    brokers = scheduler.broker_queue_keys()
+    brokers = list(core().config.broker_queues)
     waiting = [enqueue(user=1, level=2, at=1000.0 + i) for i in range(3)]
     better = enqueue(user=2, level=1, at=1003.0)
     # Released earlier and still in the broker: one at level 0, two at level 3.
-    get_redis().lpush(brokers[0], "m0")
-    get_redis().lpush(brokers[3], "m3a", "m3b")
+    core().redis.lpush(brokers[0], "m0")
+    core().redis.lpush(brokers[3], "m3a", "m3b")
     assert positions([better, *waiting], now=1004.0) == [1, 2, 3, 4]
 
 
 def test_a_released_task_counts_the_better_queues_ahead_of_it():
     task = enqueue(user=1, level=4, at=1000.0)
-    assert [r.task_id for r in scheduler.queue_pick(now=1001.0)] == [task]
-    get_redis().lpush(scheduler.broker_queue_keys()[4], "its message")
-    scheduler.queue_confirm([task])
-    get_redis().lpush(scheduler.broker_queue_keys()[1], "a better one")
+    assert [r.task_id for r in core().queue.pick(now=1001.0)] == [task]
+    core().redis.lpush(list(core().config.broker_queues)[4], "its message")
+    core().queue.confirm([task])
+    core().redis.lpush(list(core().config.broker_queues)[1], "a better one")
     assert positions([task], now=1001.0) == [1]
     # Once a worker has taken it, the fair queue no longer holds it.
-    scheduler.queue_pick(now=1001.0, max_picks=0, started=task)
+    core().queue.pick(now=1001.0, max_picks=0, started=task)
     assert positions([task], now=1001.0) == [None]
 
 
@@ -107,7 +105,7 @@ def commands_run(redis) -> int:
 
 
 def test_a_position_and_a_submission_cost_the_same_at_any_depth(private_redis):
-    redis = get_redis()
+    redis = core().redis
     costs = []
     for depth in (20, 2000):
         redis.flushall()
@@ -118,8 +116,9 @@ def test_a_position_and_a_submission_cost_the_same_at_any_depth(private_redis):
         before = commands_run(redis)
         positions([probe], now=1002.0)
         with override_settings(PQH_MAX_WAIT_SECONDS=M):
-            scheduler.queue_enqueue(
+            task = QueuedTask(
                 task_id="new", seq=10**9 + depth, user_id=9, level=2, weight=1, submitted=1002.0
             )
+            core().queue.add([task], now=1002.0)
         costs.append(commands_run(redis) - before)
     assert costs[0] == costs[1], costs

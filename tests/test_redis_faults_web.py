@@ -7,8 +7,8 @@ exact step under test; the broker is the test Redis, as in every other test.
 import pytest
 from rest_framework.test import APIClient
 
+from fairqueue.queue import FairQueue
 from fairqueue.testing import PrivateRedis
-from tasks_app import scheduler
 from tasks_app.models import TaskRecord
 
 pytestmark = pytest.mark.django_db
@@ -27,15 +27,15 @@ def test_a_submission_recorded_and_queued_is_accepted_if_redis_dies_before_its_r
     private_redis, alice, monkeypatch, no_worker
 ):
     user, token = alice
-    confirm = scheduler.queue_confirm
+    confirm = FairQueue.confirm
     confirming = []
 
-    def redis_dies_first(task_ids):
+    def redis_dies_first(queue, task_ids):
         confirming.append(list(task_ids))
         private_redis.stop()  # the real server goes away between publish and confirm
-        return confirm(task_ids)
+        return confirm(queue, task_ids)
 
-    monkeypatch.setattr(scheduler, "queue_confirm", redis_dies_first)
+    monkeypatch.setattr(FairQueue, "confirm", redis_dies_first)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
 

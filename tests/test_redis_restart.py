@@ -13,8 +13,8 @@ import redis
 from django_celery_results.models import TaskResult
 
 from fairqueue.testing import PrivateRedis
+from pqh_site.core import core
 from tasks_app.models import TaskRecord
-from tasks_app.redis_client import key
 
 from .conftest import ROOT, Worker, make_user, subprocess_env, wait_for
 
@@ -50,7 +50,7 @@ def submit_in_child(env: dict, user_id: int, times: list[float]) -> list[dict]:
 import json, django
 django.setup()
 from django.contrib.auth import get_user_model
-from tasks_app.services import task_submit
+from tasks_app.services.submission import task_submit
 user = get_user_model().objects.get(pk={user_id})
 out = []
 for i, at in enumerate({times!r}):
@@ -100,8 +100,8 @@ def test_tasks_queued_when_redis_restarts_empty_all_run_once_in_submit_order(
         # The queue was rebuilt and everything ended: the user holds no place under the cap.
         # A worker frees a place just after it commits the end, so wait for the last one.
         private = redis.Redis(port=server.port, decode_responses=True)
-        wait_for(lambda: private.zcard(key("act", user.pk)) == 0, timeout=10)
-        assert private.exists(key("epoch"))
+        wait_for(lambda: private.zcard(core().keys.key("act", user.pk)) == 0, timeout=10)
+        assert private.exists(core().keys.key("epoch"))
     finally:
         worker.stop()
 

@@ -6,12 +6,12 @@ import pytest
 from celery import states
 from django.contrib.auth import get_user_model
 
-from tasks_app import reports
 from tasks_app.models import TaskRecord
-from tasks_app.window import window_record
+from tasks_app.selectors import reports
 from users_app.models import Profile
 
 from .conftest import make_user
+from .queue_state import record_submission
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -189,9 +189,9 @@ def test_an_empty_or_reversed_period_is_refused():
 def test_largest_windows_come_first_with_weight_and_next_level(alice, bob, charlie):
     now = 1_000_000.0
     for i in range(7):
-        window_record(user_id=alice[0].pk, member=f"a{i}", now=now - i)
-        window_record(user_id=charlie[0].pk, member=f"c{i}", now=now - i)
-    window_record(user_id=bob[0].pk, member="b0", now=now)
+        record_submission(user_id=alice[0].pk, member=f"a{i}", now=now - i)
+        record_submission(user_id=charlie[0].pk, member=f"c{i}", now=now - i)
+    record_submission(user_id=bob[0].pk, member="b0", now=now)
     rows = reports.largest_windows(now=now, limit=2)
     assert [(r.username, r.count, r.weight, r.next_level) for r in rows] == [
         ("alice", 7, 1, 2),

@@ -18,10 +18,10 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
+from fairqueue.testing import free_port
 from pqh_site.checks import TAG
 
 from .conftest import ROOT
-from .faults import free_port
 
 DEFAULT_BOUNDS = [1, 6, 16, 26, 36]
 

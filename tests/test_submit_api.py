@@ -8,12 +8,14 @@ from django.conf import settings
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from fairqueue.admission import Admissions
+from fairqueue.queue import FairQueue
 from fairqueue.testing import count_redis_round_trips
-from tasks_app import scheduler, services
-from tasks_app.admission import admission_active_count
+from pqh_site.core import core
 from tasks_app.models import TaskRecord
-from tasks_app.redis_client import get_redis
-from tasks_app.window import window_count
+from tasks_app.services import recovery, submission
+
+from .queue_state import active_count, queue_unknown
 
 pytestmark = pytest.mark.django_db
 
@@ -106,31 +108,31 @@ def test_an_oversized_x_is_refused_and_not_counted(alice, alice_client, settings
     assert response.status_code == 400
     assert "limit is 100 bytes" in response.json()["x"][0]
     assert TaskRecord.objects.count() == 0
-    assert window_count(user_id=alice[0].pk) == 0
+    assert core().windows.count(user_id=alice[0].pk) == 0
 
 
 def test_a_submission_the_queue_cannot_take_is_refused_whole(alice, alice_client, monkeypatch):
     def broken(*args, **kwargs):
         raise ConnectionError("redis went away")
 
-    monkeypatch.setattr(scheduler, "queue_add", broken)
+    monkeypatch.setattr(FairQueue, "add", broken)
     response = post_task(alice_client, {"x": 1})
     assert response.status_code == 503
     assert "unavailable" in response.json()["detail"]
     assert TaskRecord.objects.count() == 0
-    assert window_count(user_id=alice[0].pk) == 0
-    assert admission_active_count(user_id=alice[0].pk) == 0
+    assert core().windows.count(user_id=alice[0].pk) == 0
+    assert active_count(user_id=alice[0].pk) == 0
 
 
 def test_an_accepted_task_is_queued_in_redis(alice_client):
     body = post_task(alice_client, {"x": 1}).json()
     # The first task is released at once to the level-0 Celery queue (the buffer is empty).
-    level0 = scheduler.broker_queue_keys()[0]
-    messages = [json.loads(m) for m in get_redis().lrange(level0, 0, -1)]
+    level0 = list(core().config.broker_queues)[0]
+    messages = [json.loads(m) for m in core().redis.lrange(level0, 0, -1)]
     assert [m["headers"]["id"] for m in messages] == [body["task_id"]]
     # The next one waits in the fair queue until a worker takes the first.
     second = post_task(alice_client, {"x": 2}).json()
-    assert scheduler.queue_waiting_count() == 1
+    assert core().queue.waiting_count() == 1
     assert second["level"] == 1
 
 
@@ -151,7 +153,7 @@ def test_fifo_mode_puts_everything_at_one_level(alice_client, settings):
     settings.PQH_FAIRNESS = False
     levels = [post_task(alice_client, {"x": i}).json()["level"] for i in range(8)]
     assert levels == [0] * 8
-    assert scheduler.queue_waiting_count() == 0
+    assert core().queue.waiting_count() == 0
 
 
 def test_a_submission_costs_one_sql_query(alice_client, django_assert_num_queries):
@@ -172,7 +174,7 @@ def test_a_submission_that_waits_costs_three_redis_round_trips(alice_client):
 
 
 def test_the_service_is_the_one_entry_point(alice):
-    record = services.task_submit(user=alice[0], x={"from": "service"})
+    record = submission.task_submit(user=alice[0], x={"from": "service"})
     assert record.level == 0 and record.input == {"from": "service"}
     assert settings.PQH_LEVEL_QUEUES[0].endswith(".level0")
 
@@ -180,24 +182,22 @@ def test_the_service_is_the_one_entry_point(alice):
 def test_a_task_recorded_but_never_queued_is_queued_again(alice):
     # A web process died between writing the record and queueing it.
     lost = TaskRecord.objects.create(user=alice[0], level=1, weight=1, count_before=1, input="x")
-    queued = services.task_submit(user=alice[0], x="fine")
+    queued = submission.task_submit(user=alice[0], x="fine")
     later = time.time() + 60
-    assert services.task_recover_lost(now=later) == 1
-    assert services.task_recover_lost(now=later) == 0  # now known: not queued twice
+    assert recovery.task_recover_lost(now=later) == 1
+    assert recovery.task_recover_lost(now=later) == 0  # now known: not queued twice
     lost.refresh_from_db()
     pairs = [(str(lost.pk), lost.queue_seq), (str(queued.pk), queued.queue_seq)]
-    assert scheduler.queue_unknown(pairs) == []
+    assert queue_unknown(pairs) == []
 
 
 def test_a_submission_is_refused_whole_when_redis_is_down(alice_client, monkeypatch):
     import redis
 
-    from tasks_app import admission
-
-    def down(**kwargs):
+    def down(admissions, **kwargs):
         raise redis.ConnectionError("Connection refused")
 
-    monkeypatch.setattr(admission, "admission_admit", down)
+    monkeypatch.setattr(Admissions, "admit", down)
     response = post_task(alice_client, {"x": 1})
     assert response.status_code == 503
     assert "Connection refused" in response.json()["detail"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks_app import scheduler
+from pqh_site.core import core
 from tasks_app.models import TaskRecord
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +70,7 @@ def test_cancel_a_waiting_task(alice_client):
     response = alice_client.delete(f"/api/tasks/{waiting['task_id']}/")
     assert response.status_code == 200
     assert response.json()["status"] == "REVOKED"
-    assert scheduler.queue_waiting_count() == 0
+    assert core().queue.waiting_count() == 0
     assert alice_client.get(f"/result/{waiting['task_id']}").json()["task_status"] == "REVOKED"
     again = alice_client.delete(f"/api/tasks/{waiting['task_id']}/")
     assert again.status_code == 409

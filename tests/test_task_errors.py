@@ -10,8 +10,8 @@ from django.conf import settings
 from django_celery_results.models import TaskResult
 
 from tasks_app.models import TaskRecord
-from tasks_app.selectors import ERROR_MESSAGE_CHARS
-from tasks_app.services import task_submit
+from tasks_app.selectors.tasks import ERROR_MESSAGE_CHARS
+from tasks_app.services.submission import task_submit
 
 from .conftest import wait_for
 
@@ -75,4 +75,4 @@ def test_every_way_work_can_fail_reads_clearly_through_the_api(solo_worker, alic
         assert [r.status for r in stored] == [record.status]
     # Operators still find the traceback in the stored result.
     assert "RuntimeError" in TaskResult.objects.get(task_id=str(tasks["leaky"].pk)).traceback
-    assert settings.PQH_TASK_CALLABLE == "tasks_app.work.limited_f"  # only the worker's changed
+    assert settings.PQH_TASK_CALLABLE == "tasks_app.worker.work.limited_f"  # the worker's changed

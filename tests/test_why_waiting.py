@@ -12,10 +12,9 @@ from celery import states
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from fairqueue.policy import level0_at, priority_reason
 from fairqueue.testing import count_redis_round_trips
-from tasks_app.fairness import level0_at
 from tasks_app.models import TaskRecord
-from tasks_app.selectors import priority_reason
 
 from .conftest import client_for, make_user
 

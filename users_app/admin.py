@@ -6,10 +6,10 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from tasks_app import selectors
-from tasks_app.window import window_reset
+from pqh_site.core import core
 
 from .models import Profile
+from .selectors import user_window
 
 # A user's fairness settings: the weight, the cap of tasks queued or running and the request
 # rates at the door (empty: the defaults, PQH_USER_MAX_ACTIVE, PQH_SUBMIT_RATE, PQH_READ_RATE).
@@ -19,7 +19,8 @@ PROFILE_SETTINGS = ["weight", "max_active", "submit_rate", "read_rate"]
 
 def reset_windows(modeladmin, request, users) -> None:
     """Forget the window of each user; their next submission counts as their first."""
-    forgotten = {user.get_username(): window_reset(user_id=user.pk) for user in users}
+    windows = core().windows
+    forgotten = {user.get_username(): windows.reset(user_id=user.pk) for user in users}
     modeladmin.message_user(
         request,
         f"Reset the windows of {len(forgotten)} user(s), forgetting "
@@ -69,7 +70,7 @@ class ProfileAdmin(admin.ModelAdmin):
     @admin.display(description="window")
     def window(self, obj: Profile) -> str:
         # One user's page: one Redis round trip. Lists never show this column.
-        usage = selectors.user_usage(obj.user)
+        usage = user_window(obj.user)
         charged = f"; {usage.usage:.1f} s charged" if usage.unit == "seconds" else ""
         back = (
             f"; back at level 0 at {usage.level0_at:%Y-%m-%d %H:%M:%S} UTC if idle"

@@ -9,4 +9,8 @@ class UsersAppConfig(AppConfig):
     verbose_name = "Users and weights"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from . import lockout, signals  # noqa: F401  (signals: a weight row for every new user)
+        from .authentication import connect_signals
+
+        connect_signals()
+        lockout.connect_signals()

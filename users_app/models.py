@@ -30,7 +30,7 @@ class Profile(models.Model):
         help_text=(
             "How many tasks of this user count as one when choosing the priority level, and "
             "this user's share of the service among users contending at the same level. "
-            "Applies to the next submission."
+            "Applies to the next submission and to the user's tasks already waiting."
         ),
     )
 

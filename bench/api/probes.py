@@ -14,9 +14,9 @@ from typing import Any
 
 def prefix_memory(prefix: str, pattern: str) -> int:
     """Return the bytes Redis reports (MEMORY USAGE, exact) for the keys under prefix:pattern."""
-    from tasks_app.redis_client import get_redis
+    from pqh_site.core import core
 
-    redis = get_redis()
+    redis = core().redis
     total = 0
     for name in redis.scan_iter(match="{" + prefix + "}:" + pattern, count=5000):
         total += redis.memory_usage(name, samples=0) or 0
@@ -25,33 +25,33 @@ def prefix_memory(prefix: str, pattern: str) -> int:
 
 def aged_count(prefix: str) -> int:
     """Tasks in the fair queue's aged set (those that waited past PQH_MAX_WAIT_SECONDS)."""
-    from tasks_app.redis_client import get_redis
+    from pqh_site.core import core
 
-    return int(get_redis().zcard("{" + prefix + "}:q:aged"))
+    return int(core().redis.zcard("{" + prefix + "}:q:aged"))
 
 
 def used_memory() -> int:
     """Redis's `used_memory`, in bytes."""
-    from tasks_app.redis_client import get_redis
+    from pqh_site.core import core
 
-    return int(get_redis().info("memory")["used_memory"])
+    return int(core().redis.info("memory")["used_memory"])
 
 
 def window_memory(*, users: int, per_user: int) -> dict[str, Any]:
     """Record `per_user` submissions for `users` window keys; return the bytes per entry."""
-    from tasks_app import window
-    from tasks_app.redis_client import get_redis
+    from pqh_site.core import core
 
     base = 10_000_000  # user ids no real user has
     now = time.time()
     before = used_memory()
-    for u in range(users):
-        for k in range(per_user):
-            window.window_record(user_id=base + u, member=str(uuid.uuid4()), now=now + k * 1e-3)
-    keys = [window.window_key(base + u) for u in range(users)]
-    exact = sum(get_redis().memory_usage(k, samples=0) or 0 for k in keys)
+    redis, keys = core().redis, [core().keys.window(base + u) for u in range(users)]
+    for name in keys:
+        # As admit.lua records a submission (includes/window.lua, window_add): the task id
+        # scored by its time, in the user's window.
+        redis.zadd(name, {str(uuid.uuid4()): now + k * 1e-3 for k in range(per_user)})
+    exact = sum(redis.memory_usage(k, samples=0) or 0 for k in keys)
     delta = used_memory() - before
-    get_redis().unlink(*keys)
+    redis.unlink(*keys)
     entries = users * per_user
     return {
         "entries": entries,

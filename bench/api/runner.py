@@ -208,7 +208,7 @@ def run_depth(args, server, users, workdir, results) -> None:
 
 def run_soak(args, server, users, workdir, results) -> None:
     """--soak: 10-second slices of the routes in turn at 32 connections, queue past 500k."""
-    from tasks_app import scheduler
+    from pqh_site.core import core
 
     queue_clear(args.prefix)
     t = time.monotonic()
@@ -227,7 +227,7 @@ def run_soak(args, server, users, workdir, results) -> None:
             pids=server.processes,
             extra=",".join(ROUTES[r][1] for r in args.soak_routes),
         )
-        res["queued"] = scheduler.queue_waiting_count()
+        res["queued"] = core().queue.waiting_count()
         slices.append(res)
         print(
             f"slice {len(slices):>3}: {res['rps']:>8.1f} req/s p99 {res['p99_ms']:>7.1f} ms "

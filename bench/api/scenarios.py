@@ -3,7 +3,7 @@
 Every measurement starts from a known state: `queue_reset` empties the task table and the
 prefix's keys and queues `--base-depth` tasks again; `queue_fill` queues any depth (500,000 for
 the depth table) without HTTP, rows with bulk_create and the fair queue through
-scheduler.queue_add, in forked processes. The targets files tell wrk whom to submit as and which
+the fair queue's add, in forked processes. The targets files tell wrk whom to submit as and which
 tasks to read.
 """
 
@@ -74,11 +74,11 @@ def queue_clear(prefix: str, *, everything: bool = False) -> None:
     """
     from django.db import connection
 
-    from tasks_app.redis_client import get_redis
+    from pqh_site.core import core
 
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE tasks_app_taskrecord, django_celery_results_taskresult")
-    redis = get_redis()
+    redis = core().redis
     batch = []
     tag = "{" + prefix + "}"  # every key of the run starts with the prefix's hash tag
     for name in redis.scan_iter(match=f"{tag}:*", count=5000):
@@ -96,7 +96,8 @@ def _fill_slice(rows: list[tuple[str, int, int, int, float]]) -> None:
     """Record and queue `rows` (task id, user id, level, weight, submitted) in bulk."""
     from django.db import connections
 
-    from tasks_app import scheduler
+    from fairqueue.queue import QueuedTask
+    from pqh_site.core import core
     from tasks_app.models import TaskRecord
 
     connections.close_all()  # a forked child opens its own connection
@@ -123,7 +124,7 @@ def _fill_slice(rows: list[tuple[str, int, int, int, float]]) -> None:
             )
         )
         tasks = [
-            scheduler.QueuedTask(
+            QueuedTask(
                 task_id=task_id,
                 seq=seqs[uuid.UUID(task_id)],
                 user_id=user_id,
@@ -135,13 +136,13 @@ def _fill_slice(rows: list[tuple[str, int, int, int, float]]) -> None:
         ]
         # Nothing is released (no worker runs): max_picks=0, 500 tasks per script call.
         for i in range(0, len(tasks), 500):
-            scheduler.queue_add(tasks[i : i + 500], now=time.time(), max_picks=0)
+            core().queue.add(tasks[i : i + 500], now=time.time(), max_picks=0)
 
 
 def queue_fill(users: list, depth: int, *, processes: int) -> list[tuple[str, str]]:
     """Queue `depth` tasks spread over the users and levels; return (token, task id) of some.
 
-    Rows go in with bulk_create and the fair queue gets them through scheduler.queue_add, 500
+    Rows go in with bulk_create and the fair queue gets them through the fair queue's add, 500
     per script call, in `processes` forked processes: no HTTP involved. Their submit times are
     the last `depth` × 0.1 ms (50 s for 500,000), so that they wait in their levels as fresh
     submissions do: a task older than PQH_MAX_WAIT_SECONDS (600 s) would go straight to the

@@ -5,7 +5,7 @@ task at level 0, published straight to Celery) and the fairness policy under one
 charges (PQH_CHARGE=tasks: every task costs 1; PQH_CHARGE=time: a task costs the seconds it
 spent in the work callable). S3 also runs the policy without aging, "strict". Each run
 (scenario, mode, charge, W) gets its own Celery worker with `-c W`, its own submitting process
-that calls `tasks_app.services.task_submit` after `django.setup()`, and its own Redis prefix;
+that calls `tasks_app.services.submission.task_submit` after `django.setup()`, and its own Redis prefix;
 times come from the TaskRecord rows (submitted_at, started_at, finished_at) and from the work's
 own result (when the work callable ran). S6 and S6b have tasks of different lengths: their
 worker runs bench.workload.sleep_for, which sleeps the seconds each submission carries.

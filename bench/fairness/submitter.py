@@ -2,7 +2,7 @@
 
 The runner starts `python -m bench.fairness --child SPEC` beside the run's Celery worker. It
 creates nothing until told: it writes `ready`, waits for `go`, submits as the scenario's plan
-says through `tasks_app.services.task_submit` (the service the API calls), polls the database
+says through `tasks_app.services.submission.task_submit` (the service the API calls), polls the database
 until every task of the run has ended (or a timeout), and writes the rows to `rows.json`.
 `--child-prepare SPEC` migrates the benchmark database, empties its task tables and creates the
 users, once per invocation.
@@ -48,7 +48,7 @@ def child_run(spec: dict[str, Any]) -> None:
     from django_celery_results.models import TaskResult
 
     from tasks_app.models import TaskRecord
-    from tasks_app.services import task_submit
+    from tasks_app.services.submission import task_submit
 
     workdir = Path(spec["workdir"])
     tag, plan, scenario = spec["tag"], spec["plan"], spec["scenario"]
@@ -81,20 +81,23 @@ def child_run(spec: dict[str, Any]) -> None:
         # Under PQH_CHARGE=time each is charged d seconds (what a run of limited_f takes), one
         # more per user so that a float sum of 36 x weight x d cannot fall just short of the
         # level-5 bound of 36 x d seconds per weight.
-        from tasks_app.redis_client import get_redis, key
-        from tasks_app.window import window_record
+        from pqh_site.core import core
 
         timed = getattr(settings, "PQH_CHARGE", "tasks") == "time"
+        keys, now = core().keys, time.time()
         for name, weight, _n, _label in plan["users"]:
             uid = users[name].pk
+            # Written as admit.lua records submissions (includes/window.lua): each member
+            # scored by its time in the window, and under time its charge in the hash beside.
+            pipe = core().redis.pipeline(transaction=True)
             for i in range(36 * weight + (1 if timed else 0)):
-                window_record(user_id=uid, member=f"history-{tag}-{i}")
+                pipe.zadd(keys.window(uid), {f"history-{tag}-{i}": now})
                 if timed:
-                    pipe = get_redis().pipeline(transaction=True)
-                    pipe.hset(key("wc", uid), f"history-{tag}-{i}", repr(spec["d"]))
-                    pipe.hincrbyfloat(key("wc", uid), "sum", spec["d"])
-                    pipe.pexpire(key("wc", uid), settings.PQH_WINDOW_SECONDS * 1000)
-                    pipe.execute()
+                    pipe.hset(keys.charges(uid), f"history-{tag}-{i}", repr(spec["d"]))
+                    pipe.hincrbyfloat(keys.charges(uid), "sum", spec["d"])
+            pipe.pexpire(keys.window(uid), settings.PQH_WINDOW_SECONDS * 1000)
+            pipe.pexpire(keys.charges(uid), settings.PQH_WINDOW_SECONDS * 1000)
+            pipe.execute()
 
     (workdir / "ready").write_text("")
     go = workdir / "go"

@@ -25,15 +25,14 @@ def leaked_cap_places(run: Run) -> dict[str, list[str]]:
 
     from django.db import close_old_connections
 
-    from tasks_app.admission import active_key
+    from pqh_site.core import core
     from tasks_app.models import TaskRecord
-    from tasks_app.redis_client import get_redis
 
     close_old_connections()
-    redis = get_redis()
+    redis = core().redis
     leaked = {}
     for name, uid in run.user_ids.items():
-        members = set(redis.zrange(active_key(uid), 0, -1))
+        members = set(redis.zrange(core().keys.active(uid), 0, -1))
         ids = []
         for member in members:
             with contextlib.suppress(ValueError):
@@ -62,9 +61,8 @@ def checks(run: Run, load: Load) -> tuple[dict[str, Any], dict[str, Any]]:
     from django.db import close_old_connections
     from django_celery_results.models import TaskResult
 
+    from pqh_site.core import core
     from tasks_app.models import TaskRecord
-    from tasks_app.redis_client import get_redis
-    from tasks_app.window import window_key
 
     close_old_connections()
     calls = load.calls
@@ -106,11 +104,11 @@ def checks(run: Run, load: Load) -> tuple[dict[str, Any], dict[str, Any]]:
     # Windows: what each user's window must hold since the last Redis restart.
     restart = [f for f in run.faults if f["fault"] == "redis" and "error" not in f]
     since = (restart[-1]["start"], restart[-1]["end"]) if restart else (-1.0, -1.0)
-    redis = get_redis()
+    redis = core().redis
     window_report = {}
     window_ok = True
     for name, uid in run.user_ids.items():
-        members = set(redis.zrange(window_key(uid), 0, -1))
+        members = set(redis.zrange(core().keys.window(uid), 0, -1))
         mine = [c for c in accepted.values() if c.user == name]
         must = {c.task_id for c in mine if c.started >= since[1]}
         must_not = {c.task_id for c in mine if c.ended <= since[0]}
@@ -123,9 +121,7 @@ def checks(run: Run, load: Load) -> tuple[dict[str, Any], dict[str, Any]]:
             "ok": ok,
         }
 
-    from tasks_app import scheduler
-
-    left_queued = scheduler.queue_waiting_count() + sum(scheduler.queue_broker_lengths())
+    left_queued = core().queue.waiting_count() + sum(core().queue.broker_lengths())
     leaked = settled_cap_places(run)
     dead_hosts = [host for host in run.hosts if not run.procs.running(host)]
     logs = "".join(run.procs.log(host) for host in run.hosts)

@@ -42,11 +42,11 @@ def fault_db(run: Run) -> dict[str, Any]:
 
 def fault_redis(run: Run) -> dict[str, Any]:
     """Kill the private Redis and start it again empty after --redis-down seconds."""
-    from tasks_app import scheduler
+    from pqh_site.core import core
 
     waiting = None
     with contextlib.suppress(Exception):
-        waiting = scheduler.queue_waiting_count()
+        waiting = core().queue.waiting_count()
     start = run.now()
     run.redis.restart_empty(down_seconds=run.args.redis_down)
     return {"tasks_waiting_lost": waiting, "start": start, "end": run.now()}

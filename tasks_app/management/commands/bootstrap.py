@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from pqh_site.commands import PqhCommand, explain_postgres, explain_redis
 from pqh_site.database import database_create_if_missing
+from pqh_site.outages import PqhCommand, explain_postgres, explain_redis
 from users_app.models import Profile
 from users_app.services import api_user_create
 

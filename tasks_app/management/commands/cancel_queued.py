@@ -6,9 +6,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
-from pqh_site.commands import PqhCommand
-from tasks_app import services
+from pqh_site.outages import PqhCommand
 from tasks_app.models import TaskRecord
+from tasks_app.services.actions import task_cancel_many
 
 
 def parse_level(raw: str) -> int:
@@ -41,7 +41,7 @@ class Command(PqhCommand):
         tasks = TaskRecord.objects.waiting().filter(user=user)
         if level_number is not None:
             tasks = tasks.filter(level=level_number)
-        outcome = services.task_cancel_many(
+        outcome = task_cancel_many(
             tasks=tasks.select_related("user").defer("input").order_by("submitted_at")
         )
         if options["json"]:

@@ -9,8 +9,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_duration
 
-from pqh_site.commands import PqhCommand
-from tasks_app import reports
+from pqh_site.outages import PqhCommand
+from tasks_app.selectors import reports
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -2,8 +2,8 @@
 
 import json
 
-from pqh_site.commands import PqhCommand
-from tasks_app.selectors import queue_stats
+from pqh_site.outages import PqhCommand
+from tasks_app.selectors.queue import queue_stats
 
 
 def _amount(value: float, unit: str) -> str:

@@ -2,7 +2,7 @@
 
 from django.core.management.base import CommandError
 
-from pqh_site.commands import PqhCommand
+from pqh_site.outages import PqhCommand
 from users_app.services import UserError, user_set_weight
 
 

@@ -1,0 +1,254 @@
+"""The fair queue: accepted tasks wait in Redis and are released to the broker when a slot frees.
+
+A broker message's priority cannot change once it sits in the broker, so the order is decided
+at release time instead. Within a level, users are served by start-time fair queuing: each task
+gets a virtual start tag on arrival (the level's virtual time, or its user's previous finish
+tag if that is later; each task moves the user's finish tag on by cost / weight), and the
+smallest tag goes next. Across levels level 0 goes first. A task that has waited max_wait
+(aging) moves to an aged set and is released before everything else, oldest first, into the
+level-0 queue. Per level one sorted set of waiting tasks scored by tag: the next pick is its
+first member, and a task's queue position is a rank, in O(log n).
+
+A release moves a task into the broker queue of its level only while fewer than release_buffer
+released tasks that would run before or with it sit unstarted in the broker, so released tasks
+cannot pile up ahead of a better task that arrives later. A released task that has waited
+max_wait in the broker (a worse level, overtaken by better ones) stops all releases until the
+workers have taken it.
+
+Every step is one Lua script (lua/*.lua, the shared steps in lua/includes/queue.lua), atomic
+across any number of web processes and workers. A picked task is parked in a "releasing" set
+until its publish is confirmed; a pick whose releaser died before confirming is picked again
+after release_recover_seconds (the worker's claim in PostgreSQL drops a duplicate).
+
+Tasks are named in Redis by their queue number (given by PostgreSQL on INSERT). What a task
+costs: 1 with charge "tasks"; with "time" its estimated seconds, and settle() charges what its
+run took once it has ended (lua/settle.lua). model.py is the same algorithm in plain Python.
+"""
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis
+
+from .config import Config
+from .keys import Keys
+from .scripts import Scripts
+
+
+@dataclass(frozen=True)
+class Release:
+    """A task picked for release: publish it to the broker queue of `target_level`."""
+
+    task_id: str
+    target_level: int
+    aged: bool
+    recovered: bool
+
+
+@dataclass(frozen=True)
+class QueuedTask:
+    """An accepted task as the fair queue needs it."""
+
+    task_id: str
+    seq: int
+    user_id: int
+    level: int
+    weight: int
+    submitted: float
+    cost: float = 1.0  # 1, or the estimated seconds with charge "time"
+    # Ends a submission's admission: the Redis key of its Idempotency-Key, if it had one, and
+    # how long the key should still name the task.
+    idempotency_key: str = ""
+    idempotency_ttl: float = 0.0
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.task_id,
+            "seq": self.seq,
+            "user": self.user_id,
+            "level": self.level,
+            "weight": self.weight,
+            "cost": self.cost,
+            "submitted": self.submitted,
+        }
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What one enqueue did: tasks added (not already queued), picks to publish, a position."""
+
+    added: int
+    releases: list[Release]
+    position: int | None
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a task stands in the fair queue: its position, and whether aging lifted it."""
+
+    position: int
+    aged: bool
+
+
+def member(seq: int) -> str:
+    """Return a task's name in the fair queue's sets: its queue number, zero-padded."""
+    return f"{seq:012d}"
+
+
+def _releases(rows: list) -> list[Release]:
+    return [
+        Release(
+            task_id=r[0], target_level=int(r[1]), aged=r[2] == "1", recovered=r[3] == "recovered"
+        )
+        for r in rows
+    ]
+
+
+class FairQueue:
+    """The fair queue of one deployment, on one Redis client."""
+
+    def __init__(self, client: redis.Redis, config: Config, keys: Keys, scripts: Scripts):
+        self.redis, self.config, self.keys, self.scripts = client, config, keys, scripts
+
+    def _common(self, now: float) -> dict:
+        return {
+            "now": now,
+            "levels": self.config.levels,
+            "max_wait": self.config.max_wait,
+            "buffer": self.config.release_buffer,
+            "recover_after": self.config.release_recover_seconds,
+        }
+
+    def add(
+        self,
+        tasks: list[QueuedTask],
+        *,
+        now: float | None = None,
+        max_picks: int = 4,
+        position: bool = False,
+    ) -> Enqueued:
+        """Add accepted tasks (those not queued already) and return what may be released now.
+
+        With `position`, also return the queue position of the first task after the picks.
+        """
+        now = time.time() if now is None else now
+        keys = list(self.keys.queue)
+        rows = []
+        for task in tasks:
+            row = task.as_json()
+            if task.idempotency_key:
+                keys.append(task.idempotency_key)
+                row["idem"], row["idem_ttl"] = len(keys), task.idempotency_ttl
+            rows.append(row)
+        args = {**self._common(now), "max_picks": max_picks, "position": position, "tasks": rows}
+        pos, added, picked = self.scripts["enqueue"](keys=keys, args=[json.dumps(args)])
+        return Enqueued(
+            added=int(added),
+            releases=_releases(picked),
+            position=None if int(pos) < 0 else int(pos),
+        )
+
+    def pick(
+        self, *, now: float | None = None, max_picks: int = 4, started: str = ""
+    ) -> list[Release]:
+        """Pick the tasks that may be released now (a worker took `started`, or time passed)."""
+        now = time.time() if now is None else now
+        args = {**self._common(now), "max_picks": max_picks, "started": started}
+        return _releases(self.scripts["pick"](keys=self.keys.queue, args=[json.dumps(args)]))
+
+    def confirm(self, task_ids: list[str]) -> None:
+        """Forget the pending publish of released tasks whose publish succeeded."""
+        if task_ids:
+            self.redis.zrem(self.keys.key("q", "rel"), *task_ids)
+
+    def cancel(
+        self,
+        *,
+        task_id: str,
+        seq: int,
+        level: int,
+        user_id: int | None = None,
+        refund: bool = False,
+    ) -> bool:
+        """Remove a task that has not been released; return False if it was already released.
+
+        With `refund` (charge "time") its charge also leaves its user's window, released or not.
+        """
+        args = {"levels": self.config.levels, "id": task_id, "seq": seq, "level": level}
+        args["refund"] = bool(refund and user_id is not None)
+        owner = user_id or 0
+        keys = [*self.keys.queue, self.keys.window(owner), self.keys.charges(owner)]
+        return bool(self.scripts["cancel"](keys=keys, args=[json.dumps(args)]))
+
+    def settle(
+        self, *, task_id: str, user_id: int, level: int, weight: int, charged: float, seconds: float
+    ) -> float:
+        """Charge an ended task what its run took instead of its estimate (charge "time").
+
+        Corrects the user's window and the virtual time of its waiting tasks at `level`, and
+        teaches the user's recent mean run time; returns the new mean. See lua/settle.lua.
+        """
+        args = {
+            "levels": self.config.levels,
+            "id": task_id,
+            "user": user_id,
+            "level": level,
+            "weight": weight,
+            "charged": charged,
+            "seconds": seconds,
+            "keep": self.config.estimate_keep_seconds,
+        }
+        keys = [
+            *self.keys.queue,
+            self.keys.window(user_id),
+            self.keys.charges(user_id),
+            self.keys.estimate(user_id),
+        ]
+        _, mean = self.scripts["settle"](keys=keys, args=[json.dumps(args)])
+        return float(mean)
+
+    def reweight(self, *, user_id: int, weight: int) -> int:
+        """Respace a user's waiting tasks for its new weight; return how many moved."""
+        args = {"levels": self.config.levels, "user": user_id, "weight": weight}
+        return int(self.scripts["reweight"](keys=self.keys.queue, args=[json.dumps(args)]))
+
+    def estimate(self, user_id: int) -> float | None:
+        """Return the user's recent mean run time in seconds, or None with no history."""
+        mean = self.redis.hget(self.keys.estimate(user_id), "mean")
+        return None if mean is None else float(mean)
+
+    def places(
+        self, tasks: Iterable[tuple[str, int, int]], *, now: float | None = None
+    ) -> list[Place | None]:
+        """Return the place of each (task id, queue number, level), in one round trip.
+
+        None for a task the fair queue does not hold (it has started, or it is lost and will be
+        queued again by the recovery sweep). See docs/fairness.md for what a position counts.
+        """
+        tasks = [list(t) for t in tasks]
+        if not tasks:
+            return []
+        now = time.time() if now is None else now
+        args = {**self._common(now), "tasks": tasks}
+        answers = self.scripts["positions"](keys=self.keys.queue, args=[json.dumps(args)])
+        return [
+            None if int(n) < 0 else Place(position=int(n), aged=bool(int(aged)))
+            for n, aged in answers
+        ]
+
+    def waiting_count(self) -> int:
+        """Return how many tasks wait in the fair queue, not yet released."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(self.keys.key("q", "aged"))
+        for level in range(self.config.levels):
+            pipe.zcard(self.keys.level(level))
+        return sum(int(n) for n in pipe.execute())
+
+    def broker_lengths(self) -> list[int]:
+        """Return, per level, the released tasks in the broker not yet taken by a worker."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in self.config.broker_queues:
+            pipe.llen(name)
+        return [int(n) for n in pipe.execute()]

@@ -1,0 +1,170 @@
+"""Prometheus metrics: counters the events count, gauges read from PostgreSQL and Redis on scrape.
+
+Counters and histograms live in each process. With several processes (gunicorn's workers,
+Celery's pool) prometheus-client's multiprocess mode adds them up: every process writes its
+values to files in PROMETHEUS_MULTIPROC_DIR (no network I/O per event), and a scrape reads them
+all. Queue depths and shares are not counted by anyone: they are read when scraped.
+"""
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+
+from pqh_site.core import core
+from pqh_site.prometheus import multiprocess_dir
+
+from ..selectors.reports import UserShare, user_shares
+from ..selectors.tasks import task_counts_by_status_level
+
+REFUSAL_REASONS = ("user_cap", "queue_full", "unavailable", "invalid", "idempotency_conflict")
+FINAL_STATUSES = ("SUCCESS", "FAILURE")
+# The period over which the per-user share is measured.
+SHARE_PERIOD = timedelta(hours=1)
+
+SUBMISSIONS = Counter(
+    "pqh_submissions", "Accepted submissions, by the level they were given.", ["level"]
+)
+REPLAYS = Counter(
+    "pqh_submission_replays", "Repeated submissions answered with the task already accepted."
+)
+REFUSALS = Counter("pqh_refusals", "Refused submissions, by reason.", ["reason"])
+TASK_WAIT = Histogram(
+    "pqh_task_wait_seconds",
+    "Time from submission to start, by the level the task was given.",
+    ["level"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+)
+TASK_RUN = Histogram(
+    "pqh_task_run_seconds",
+    "Time from start to finish, by how the task ended.",
+    ["status"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800),
+)
+
+# Every series exists from the start, at zero, so rate() and absent() behave from the first scrape.
+for _level in range(settings.PQH_LEVELS):
+    SUBMISSIONS.labels(level=str(_level))
+    TASK_WAIT.labels(level=str(_level))
+for _reason in REFUSAL_REASONS:
+    REFUSALS.labels(reason=_reason)
+for _status in FINAL_STATUSES:
+    TASK_RUN.labels(status=_status)
+
+
+class _ThisProcess:
+    """The default registry of this process (single-process mode only)."""
+
+    def collect(self) -> Iterable[Metric]:
+        yield from REGISTRY.collect()
+
+
+class StateCollector:
+    """Gauges read at scrape time: tasks queued, running and in the broker, and user shares."""
+
+    def __init__(
+        self,
+        *,
+        now: Callable[[], datetime] = timezone.now,
+        shares: Callable[..., list[UserShare]] | None = None,
+    ):
+        self.now = now
+        self.shares = shares or user_shares
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "pqh_source_up",
+            "1 if the source answered during this scrape, 0 if it did not.",
+            labels=["source"],
+        )
+        levels = [str(level) for level in range(settings.PQH_LEVELS)]
+        try:
+            counts = task_counts_by_status_level()
+        except DatabaseError:
+            up.add_metric(["postgres"], 0)
+        else:
+            up.add_metric(["postgres"], 1)
+            queued = GaugeMetricFamily(
+                "pqh_queued_tasks",
+                "Accepted tasks not started yet (in the fair queue or the broker), by level.",
+                labels=["level"],
+            )
+            running = GaugeMetricFamily(
+                "pqh_running_tasks", "Tasks running now, by level.", labels=["level"]
+            )
+            for level in levels:
+                queued.add_metric([level], counts.get(("PENDING", int(level)), 0))
+                running.add_metric([level], counts.get(("STARTED", int(level)), 0))
+            yield queued
+            yield running
+        try:
+            in_broker = core().queue.broker_lengths()
+            waiting = core().queue.waiting_count()
+        except redis.RedisError:
+            up.add_metric(["redis"], 0)
+        else:
+            up.add_metric(["redis"], 1)
+            broker = GaugeMetricFamily(
+                "pqh_broker_tasks",
+                "Released tasks in the broker's queue of each level, not taken by a worker yet.",
+                labels=["level"],
+            )
+            for level, n in zip(levels, in_broker, strict=False):
+                broker.add_metric([level], n)
+            yield broker
+            yield GaugeMetricFamily(
+                "pqh_fair_queue_tasks",
+                "Accepted tasks waiting in the fair queue, not released to the broker yet.",
+                value=waiting,
+            )
+        yield from self._shares()
+        yield up
+
+    def _shares(self) -> Iterable[Metric]:
+        now = self.now()
+        try:
+            rows = self.shares(since=now - SHARE_PERIOD, now=now)
+        except DatabaseError:
+            rows = []
+        share = GaugeMetricFamily(
+            "pqh_user_share",
+            "Share of worker time a contending user received over the last hour (0..1).",
+            labels=["user"],
+        )
+        entitled = GaugeMetricFamily(
+            "pqh_user_entitled_share",
+            "Share of worker time the user's weight entitles it to among the contending users.",
+            labels=["user"],
+        )
+        weight = GaugeMetricFamily(
+            "pqh_user_weight", "The weight of each contending user.", labels=["user"]
+        )
+        for row in rows:
+            share.add_metric([row.username], row.share)
+            entitled.add_metric([row.username], row.entitled)
+            weight.add_metric([row.username], row.weight)
+        yield from (share, entitled, weight)
+
+
+def metrics_exposition(
+    *, accept: str = "", collector: StateCollector | None = None
+) -> tuple[bytes, str]:
+    """Return every metric of this host's processes and the scrape-time gauges, and its type.
+
+    The format follows the scraper's Accept header (Prometheus text or OpenMetrics), as
+    prometheus-client's own exporters do.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess_dir():
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_ThisProcess())
+    registry.register(collector or StateCollector())
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type
