@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # honcho runs the Procfile's commands through the shell: find granian and celery in .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test setup services lint bench bench-fairness bench-reliability bench-api clean
+.PHONY: run test test-unit setup services lint bench bench-fairness bench-reliability bench-api clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,14 @@ run: services
 	@echo "Starting web (http://127.0.0.1:8000), worker, beat and Flower (http://127.0.0.1:5555). Ctrl-C stops all."
 	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) exec $(DOTENV) run --no-override $(VENV)/bin/honcho -e /dev/null -f Procfile start
 
+# Every tier: unit (no services), integration (PostgreSQL, Redis, Celery workers), system (whole
+# processes, the browser, faults, the benchmarks' smoke runs).
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The unit tier alone: pure code, no PostgreSQL, no Redis, in seconds.
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

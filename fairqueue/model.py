@@ -2,7 +2,7 @@
 
 It models what the Lua scripts of lua/*.lua do to the waiting tasks, step for step, so that a
 test can drive the scripts and the model with the same operations and require the same answers
-(tests/test_queue_model.py), and so that properties of the algorithm (the fairness bound of
+(tests/integration/test_model_vs_scripts.py), and so that properties of the algorithm (the fairness bound of
 docs/fairness.md) can be checked over thousands of workloads without a server.
 
 Modelled, per the design of issue 11 (docs/fairness.md):

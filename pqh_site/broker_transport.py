@@ -12,7 +12,7 @@ shuts down ("Unrecoverable error: AttributeError("'NoneType' object has no attri
 Here that case raises redis's ConnectionError instead, one of the transport's connection
 errors, which the close already ignores: the worker reconnects as it does after any loss. The
 message is not lost: Redis restores it after the visibility timeout, or (if Redis lost its
-data) the recovery sweeps queue the task again. tests/test_redis_restart.py shows the crash;
+data) the recovery sweeps queue the task again. tests/system/test_redis_restart.py shows the crash;
 drop this module when Celery no longer closes a collected connection.
 
 `install()` (called by pqh_site/celery.py, before any connection) points kombu's `redis` and

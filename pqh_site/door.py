@@ -1,11 +1,11 @@
 """The door: what refuses a request before the service works on it, counted, logged, replayed.
 
 Three limits answer at the door, each with 429, `Retry-After` and a JSON body:
-- failed password checks lock a client address out for a while (django-axes; tasks_app/lockout.py),
+- failed password checks lock a client address out for a while (django-axes; users_app/lockout.py),
   refused before any password is hashed;
 - each user's request rate, one for submissions and cancels and one for reads, and each
   address's rate of anonymous requests and failed token lookups (DRF throttles counted in Redis;
-  tasks_app/throttling.py).
+  users_app/throttling.py).
 
 Every failure and refusal is counted in /metrics (`pqh_login_failures{method}`,
 `pqh_door_refusals{reason}`) and logged as one `pqh.events` line, never with a password.

@@ -150,7 +150,7 @@ REST_FRAMEWORK = {
         *(["users_app.authentication.RememberedBasicAuthentication"] if PQH_BASIC_AUTH else []),
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # Request rates at the door (tasks_app/throttling.py), checked right after authentication.
+    # Request rates at the door (users_app/throttling.py), checked right after authentication.
     "DEFAULT_THROTTLE_CLASSES": [
         "users_app.throttling.SubmitRateThrottle",
         "users_app.throttling.ReadRateThrottle",

@@ -170,7 +170,7 @@ class TaskRecord(models.Model):
         indexes = [
             models.Index(fields=["user", "-submitted_at"], name="taskrecord_user_recent"),
             models.Index(fields=["status", "level", "submitted_at"], name="taskrecord_queue"),
-            # The fairness figures (tasks_app/reports.py) select by time over a period; the start
+            # The fairness figures (tasks_app/selectors/reports.py) select by time over a period; the start
             # estimate reads the most recently finished tasks (a backward scan of the last one), and the
             # expiry job deletes the oldest finished ones first.
             models.Index(fields=["submitted_at"], name="taskrecord_submitted"),

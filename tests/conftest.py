@@ -1,4 +1,10 @@
-"""Shared personas and the real parts: PostgreSQL (pytest-django), Redis and a Celery worker."""
+"""Shared personas and the real parts: PostgreSQL (pytest-django), Redis and a Celery worker.
+
+Tests come in three tiers: unit/ (no PostgreSQL, no Redis: pure code, in seconds; `make
+test-unit`), integration/ (the real PostgreSQL, Redis and Celery workers) and system/ (whole
+processes: the web server, the browser, faults, the benchmarks' smoke runs). Nothing here
+touches a service unless a test asks for it.
+"""
 
 import os
 import signal
@@ -17,19 +23,16 @@ from users_app.services import api_user_create
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _clear_pqh_keys() -> None:
-    """Delete every key under the test prefix (windows, fair queue, broker queues)."""
+def clear_pqh_keys() -> None:
+    """Delete every key under the test prefix (windows, fair queue, broker queues).
+
+    The integration and system tiers call it before every test (their conftest.py); the unit
+    tier needs no Redis at all.
+    """
     redis = core().redis
     names = list(redis.scan_iter(match=core().keys.key("*"), count=1000))
     if names:
         redis.delete(*names)
-
-
-@pytest.fixture(autouse=True)
-def clean_redis():
-    """Every test starts with no windows and an empty queue under its own prefix."""
-    _clear_pqh_keys()
-    yield
 
 
 def make_user(username: str, weight: int = 1):

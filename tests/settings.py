@@ -13,7 +13,7 @@ os.environ.setdefault("PQH_SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("PQH_TASK_SECONDS", "0.2")
 os.environ.setdefault("PQH_MAX_WAIT_SECONDS", "4")
 # The suite submits and polls far faster than a person: the door's rates are tested where they
-# are set (tests/test_door_rates.py); basic auth is on here so the suite covers it (off by default).
+# are set (tests/integration/test_door_rates.py); basic auth is on here so the suite covers it (off by default).
 os.environ.setdefault("PQH_SUBMIT_RATE", "off")
 os.environ.setdefault("PQH_READ_RATE", "off")
 os.environ.setdefault("PQH_ANON_RATE", "off")

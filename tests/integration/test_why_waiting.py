@@ -1,0 +1,217 @@
+"""Why am I waiting: a task's priority in the API, /api/usage/'s way back to level 0, the admin.
+
+Under both charges: PQH_CHARGE=tasks (the count) and time (seconds of service; the tests'
+PQH_TASK_SECONDS of 0.2 s is the estimate of a user with no history, so the second bounds are
+0.2, 1.2, 3.2, 5.2 and 7.2 s).
+"""
+
+from datetime import datetime
+
+import pytest
+from celery import states
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from fairqueue.testing import count_redis_round_trips
+from tasks_app.models import TaskRecord
+from tests.conftest import client_for, make_user
+
+T = 6000  # the tests' window (PQH_WINDOW_SECONDS)
+
+
+def parse(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.fixture(params=["tasks", "time"])
+def charge(request, settings):
+    settings.PQH_CHARGE = request.param
+    return request.param
+
+
+def submit(client, n: int) -> list[dict]:
+    bodies = []
+    for i in range(n):
+        response = client.post("/api/tasks/", {"x": i}, format="json")
+        assert response.status_code == 202, response.content
+        bodies.append(response.json())
+    return bodies
+
+
+@pytest.mark.django_db
+def test_a_queued_tasks_detail_says_why_it_waits(charge, alice_client, django_assert_num_queries):
+    *_, third = submit(alice_client, 3)
+    with django_assert_num_queries(2), count_redis_round_trips() as calls:
+        body = alice_client.get(f"/api/tasks/{third['task_id']}/").json()
+    assert calls == ["GET", "EVALSHA"]  # the token's version, then the queue's answer
+    priority = body["priority"]
+    assert body["status"] == "PENDING" and isinstance(body["position"], int)
+    assert priority["position"] == body["position"]
+    assert priority["estimated_start_at"] == body["estimated_start_at"]
+    assert (priority["level"], priority["charge"], priority["weight"]) == (1, charge, 1)
+    assert priority["aged"] is False and priority["run_seconds"] is None
+    if charge == "tasks":
+        assert priority["usage_before"] == 2 and priority["unit"] == "tasks"
+        assert priority["usage_per_weight"] == 2 and priority["cost"] == 1.0
+        assert priority["bounds"] == [1, 6, 16, 26, 36]
+        assert priority["reason"] == (
+            "level 1: 2 tasks in the last 6000 s at weight 1 reach the bound 1 "
+            "(level 0 needs fewer than 1)"
+        )
+    else:
+        # Two tasks before it, each charged the default estimate of 0.2 s.
+        assert priority["usage_before"] == pytest.approx(0.4) and priority["unit"] == "seconds"
+        assert priority["cost"] == pytest.approx(0.2)
+        assert priority["bounds"] == pytest.approx([0.2, 1.2, 3.2, 5.2, 7.2])
+        assert priority["reason"] == (
+            "level 1: 0.4 s of service charged in the last 6000 s at weight 1 reach the bound "
+            "0.2 s (level 0 needs less than 0.2 s per weight)"
+        )
+
+
+@pytest.mark.django_db
+def test_the_answer_to_a_submission_carries_the_priority_without_more_round_trips(
+    charge, alice_client
+):
+    submit(alice_client, 2)  # the first is released at once; the buffer is then full
+    with count_redis_round_trips() as calls:
+        body = submit(alice_client, 1)[0]
+    assert calls == ["GET", "EVALSHA", "EVALSHA"]
+    assert body["priority"]["position"] == body["position"] is not None
+    assert body["priority"]["aged"] is False and body["priority"]["level"] == 1
+
+
+@pytest.mark.django_db
+def test_the_weight_divides_the_usage(charge):
+    _, token = make_user("dora", weight=2)
+    client = client_for(token)
+    *_, fourth = submit(client, 4)
+    priority = client.get(f"/api/tasks/{fourth['task_id']}/").json()["priority"]
+    assert priority["weight"] == 2
+    if charge == "tasks":
+        # 3 // 2 = 1 reaches the bound 1.
+        assert (priority["usage_before"], priority["usage_per_weight"], priority["level"]) == (
+            3,
+            1,
+            1,
+        )
+        assert "3 tasks in the last 6000 s at weight 2 = 1 per weight" in priority["reason"]
+    else:
+        assert priority["usage_per_weight"] == pytest.approx(0.3) and priority["level"] == 1
+        assert "0.6 s of service charged" in priority["reason"]
+        assert "at weight 2 = 0.3 s per weight" in priority["reason"]
+
+
+@pytest.mark.django_db
+def test_aging_shows_while_queued(charge, alice_client, settings):
+    *_, last = submit(alice_client, 3)
+    settings.PQH_MAX_WAIT_SECONDS = 0.0  # every waiting task has now waited long enough
+    body = alice_client.get(f"/api/tasks/{last['task_id']}/").json()
+    assert body["status"] == "PENDING" and body["priority"]["aged"] is True
+    assert body["priority"]["reason"].endswith(
+        "waiting longer than PQH_MAX_WAIT_SECONDS (0 s) lifted it ahead of every level"
+    )
+
+
+@pytest.mark.django_db
+def test_an_ended_task_shows_its_run_seconds_and_the_aged_flag_of_the_history(charge, alice_client):
+    *_, last = submit(alice_client, 2)
+    TaskRecord.objects.filter(pk=last["task_id"]).update(
+        status=states.SUCCESS,
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        run_seconds=1.25,
+        aged=True,
+    )
+    body = alice_client.get(f"/api/tasks/{last['task_id']}/").json()
+    priority = body["priority"]
+    assert priority["run_seconds"] == 1.25 and priority["aged"] is True
+    assert priority["position"] is None and priority["estimated_start_at"] is None
+    assert "lifted it ahead of every level" in priority["reason"]
+
+
+@pytest.mark.django_db
+def test_the_list_keeps_its_short_shape(charge, alice_client):
+    submit(alice_client, 1)
+    row = alice_client.get("/api/tasks/").json()["results"][0]
+    assert "priority" not in row and "position" not in row
+
+
+@pytest.mark.django_db
+def test_usage_says_when_the_user_is_back_at_level_0(charge, alice_client):
+    empty = alice_client.get("/api/usage/").json()
+    assert (empty["count"], empty["usage"], empty["next_level"], empty["level0_at"]) == (
+        0,
+        0.0,
+        0,
+        None,
+    )
+    submit(alice_client, 3)
+    with count_redis_round_trips() as calls:
+        body = alice_client.get("/api/usage/").json()
+    assert calls == ["GET", "EVALSHA"]  # the token's version, then the window
+    newest = TaskRecord.objects.order_by("-submitted_at").first().submitted_at.timestamp()
+    assert body["count"] == 3 and body["weight"] == 1 and body["window_seconds"] == T
+    if charge == "tasks":
+        assert (body["usage"], body["unit"], body["next_level"]) == (3.0, "tasks", 1)
+        assert body["bounds"] == [1, 6, 16, 26, 36]
+    else:
+        assert body["usage"] == pytest.approx(0.6) and body["unit"] == "seconds"
+        assert body["next_level"] == 1
+        assert body["bounds"] == pytest.approx([0.2, 1.2, 3.2, 5.2, 7.2])
+    # Level 0 needs less than the first bound, 1 task or 0.2 s: every submission must leave.
+    assert parse(body["level0_at"]) == pytest.approx(newest + T, abs=1e-3)
+
+
+@pytest.mark.django_db
+def test_usage_of_a_heavier_user_falls_back_sooner(charge):
+    _, token = make_user("dora", weight=2)
+    client = client_for(token)
+    submit(client, 3)
+    body = client.get("/api/usage/").json()
+    times = sorted(r.submitted_at.timestamp() for r in TaskRecord.objects.all())
+    assert body["weight"] == 2 and body["next_level"] == 1
+    # Under tasks 1 // 2 = 0 < 1 once two have left; under time 0.2 / 2 = 0.1 < 0.2 likewise.
+    assert parse(body["level0_at"]) == pytest.approx(times[1] + T, abs=1e-3)
+
+
+@pytest.mark.django_db
+def test_usage_with_fairness_off_is_always_level_0(charge, alice_client, settings):
+    settings.PQH_FAIRNESS = False
+    submit(alice_client, 3)
+    body = alice_client.get("/api/usage/").json()
+    assert body["count"] == 3 and body["next_level"] == 0 and body["level0_at"] is None
+
+
+@pytest.fixture
+def staff_client(client):
+    get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client.login(username="root", password="pw")
+    return client
+
+
+@pytest.mark.django_db
+def test_the_admin_history_and_detail_say_why(charge, staff_client, alice_client):
+    *_, last = submit(alice_client, 3)
+    listing = staff_client.get("/admin/tasks_app/taskrecord/").content.decode().lower()
+    for heading in ("usage before", "cost", "run seconds", "aged"):
+        assert heading in listing
+    if charge == "tasks":
+        assert "2 tasks" in listing and "1 task" in listing
+    else:
+        assert "0.4 s" in listing and "0.2 s (estimate)" in listing
+    detail = staff_client.get(f"/admin/tasks_app/taskrecord/{last['task_id']}/change/")
+    assert detail.status_code == 200
+    page = detail.content.decode()
+    assert "why this level" in page.lower()
+    word = "2 tasks in the last 6000 s" if charge == "tasks" else "0.4 s of service charged"
+    assert f"level 1: {word}" in page
+
+
+@pytest.mark.django_db
+def test_the_dashboard_shows_usage_and_the_way_back_to_level_0(charge, staff_client, alice_client):
+    submit(alice_client, 3)
+    page = staff_client.get("/admin/fairness/").content.decode()
+    windows = page[page.index('id="windows"') : page.index('id="waits"')]
+    assert "back at level 0" in windows and "UTC" in windows
+    assert ("0.6 s" in windows) == (charge == "time")
