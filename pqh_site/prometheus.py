@@ -8,6 +8,7 @@ metrics imports this one first.
 
 import os
 import socket
+import sys
 
 from prometheus_client import values
 
@@ -24,3 +25,19 @@ if multiprocess_dir():
     # host name goes into the name too.
     _host = socket.gethostname().replace("_", "-")
     values.ValueClass = values.MultiProcessValue(lambda: f"{_host}-{os.getpid()}")
+
+
+def warn_if_counts_split(*, processes: int, who: str) -> bool:
+    """Say at start, in one line, that `who` runs `processes` processes with no directory to
+    add their counts up: each scrape would then show one process's counts, silently. True if
+    it warned."""
+    if processes <= 1 or multiprocess_dir():
+        return False
+    print(
+        f"Warning: {who} runs {processes} processes without PROMETHEUS_MULTIPROC_DIR: each "
+        "/metrics scrape would show the counts of the one process that answers it. Set "
+        "PROMETHEUS_MULTIPROC_DIR to a directory they share (make run and docker-compose do).",
+        file=sys.__stderr__ or sys.stderr,
+        flush=True,
+    )
+    return True

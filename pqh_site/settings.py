@@ -332,6 +332,9 @@ CELERY_TASK_SEND_SENT_EVENT = False
 # key=value pairs, or JSON (python-json-logger) with PQH_LOG_JSON=1. The events logger has a
 # handler of its own, so Celery's worker, which takes over the root logger, keeps the format.
 PQH_LOG_JSON = env_bool("PQH_LOG_JSON", False)
+# Task inputs and results stay out of the logs (they are users' data) unless asked for: then the
+# worker's "Task pqh.run[…] succeeded" line shows the result.
+PQH_LOG_TASK_DATA = env_bool("PQH_LOG_TASK_DATA", False)
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _JSON_FORMATTER = "pythonjsonlogger.json.JsonFormatter"
 _JSON_NAMES = {"levelname": "level", "name": "logger"}
@@ -371,6 +374,9 @@ LOGGING = {
     "loggers": {
         # axes logs every failed login at WARNING; pqh.events has one line for each already.
         "axes": {"level": "ERROR"},
+        # Django warns of every 4xx ("Unauthorized: /api/usage/"); a refusal of pqh's has its one
+        # pqh.events line already, and the client its JSON. Server errors (5xx) are still logged.
+        "django.request": {"level": "ERROR"},
         "pqh.events": {
             "handlers": ["events"],
             "level": env_str("PQH_EVENT_LOG_LEVEL", "INFO"),
@@ -381,6 +387,10 @@ LOGGING = {
 # Who may read /metrics (it names users): staff users, and a scraper that sends
 # `Authorization: Bearer <PQH_METRICS_TOKEN>` (nobody but staff while it is empty).
 PQH_METRICS_TOKEN = os.environ.get("PQH_METRICS_TOKEN", "")
+# A worker host's own /metrics (its processes' starts and finishes, for hosts that run no web
+# server): the port (0: off) and the address it listens on.
+PQH_WORKER_METRICS_PORT = env_int("PQH_WORKER_METRICS_PORT", 0, minimum=0)
+PQH_WORKER_METRICS_ADDRESS = env_str("PQH_WORKER_METRICS_ADDRESS", "127.0.0.1")
 # How long /readyz waits for Redis and for a worker's answer to a ping.
 PQH_HEALTH_TIMEOUT = env_float("PQH_HEALTH_TIMEOUT", 1.0, minimum=0.05)
 # A running task's progress is stored at most this often (one SQL write each).

@@ -16,5 +16,7 @@ django.setup(set_prefix=False)
 stop_if_misconfigured()  # before the handler and its middleware are built
 
 from pqh_site.door import DoorGate  # noqa: E402  (after Django is set up)
+from pqh_site.prometheus import warn_if_counts_split  # noqa: E402
 
+warn_if_counts_split(processes=int(os.environ.get("PQH_WEB_WORKERS") or 2), who="the web server")
 application = DoorGate(get_wsgi_application())

@@ -13,8 +13,11 @@ class TasksAppConfig(AppConfig):
         from pqh_site.celery import app as celery_app
 
         from .signals import connect_weight_signals
+        from .worker import metrics_server, shutdown
         from .worker.steps import ReleaseTicker
 
         connect_weight_signals()
+        shutdown.connect_signals()
+        metrics_server.connect_signals()
         # A worker runs django.setup() (so this) before it builds its steps from app.steps.
         celery_app.steps["worker"].add(ReleaseTicker)

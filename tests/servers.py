@@ -28,9 +28,12 @@ def value(text: str, name: str, **labels: str) -> float | None:
 
 class WebServer:
     """The Procfile's `web:` line (through honcho, as `make run` runs it), on the test database
-    and prefix, with `workers` processes."""
+    and prefix, with `workers` processes; with `entries`, other lines of the Procfile beside it
+    (the worker, as `make run` starts it)."""
 
-    def __init__(self, *, workers: int, env: dict[str, str], log: Path):
+    def __init__(
+        self, *, workers: int, env: dict[str, str], log: Path, entries: tuple[str, ...] = ("web",)
+    ):
         self.port = int(os.environ.get("PQH_TEST_WEB_PORT") or free_port())
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -40,11 +43,13 @@ class WebServer:
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         }
         self.log = log
+        self.entries = entries
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "WebServer":
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "-f", "Procfile", "start", "web"],
+            [sys.executable, "-m", "honcho", "-f", "Procfile", "-e", os.devnull, "start"]
+            + list(self.entries),
             cwd=ROOT,
             env=self.env,
             stdout=self.log.open("w"),
@@ -63,8 +68,14 @@ class WebServer:
             return False
 
     def __exit__(self, *exc) -> None:
-        os.killpg(self.proc.pid, 15)
-        self.proc.wait(timeout=20)
+        self.stop()
+
+    def stop(self) -> int:
+        """Stop it as Ctrl-C on `make run` does (honcho relays SIGTERM to every process it
+        started, then SIGKILL 5 s later); return honcho's exit code (143: it was SIGTERMed)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+        return self.proc.wait(timeout=30)
 
 
 def call(url: str, *, token: str = "", bearer: str = "", body: bytes | None = None) -> str:

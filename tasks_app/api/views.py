@@ -68,9 +68,18 @@ class Conflict(APIException):
     default_detail = "conflict"
 
 
+def _words(detail) -> str:
+    """A DRF error's detail as one line of plain words: `x: This field is required.`"""
+    if isinstance(detail, dict):
+        return "; ".join(f"{field}: {_words(value)}" for field, value in detail.items())
+    if isinstance(detail, list):
+        return " ".join(_words(item) for item in detail)
+    return str(detail)
+
+
 def _refused(request, reason: str, error: APIException) -> APIException:
     """Log and count a refused submission, and return the error that answers it."""
-    events.event_refused(user=request.user, reason=reason, detail=str(error.detail))
+    events.event_refused(user=request.user, reason=reason, detail=_words(error.detail))
     return error
 
 

@@ -160,11 +160,18 @@ def metrics_exposition(
     The format follows the scraper's Accept header (Prometheus text or OpenMetrics), as
     prometheus-client's own exporters do.
     """
+    registry = processes_registry()
+    registry.register(collector or StateCollector())
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type
+
+
+def processes_registry() -> CollectorRegistry:
+    """The counts of this host's processes: every file of PROMETHEUS_MULTIPROC_DIR, or, in
+    single-process mode, this process's own."""
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess_dir():
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcess())
-    registry.register(collector or StateCollector())
-    encoder, content_type = choose_encoder(accept)
-    return encoder(registry), content_type
+    return registry

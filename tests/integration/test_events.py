@@ -127,7 +127,26 @@ def test_each_refusal_writes_one_line_and_counts_its_reason(
     assert record.getMessage() == "refused"
     assert (record.user, record.reason) == ("alice", reason)
     assert record.detail
+    # Plain words in one line, not Python's repr of DRF's error objects.
+    assert "ErrorDetail" not in record.detail and "{" not in record.detail
+    assert "\n" not in event_lines.lines[0]
     assert TaskRecord.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_missing_x_is_logged_in_plain_words(alice_client, event_lines):
+    assert alice_client.post("/task", {}, format="json").status_code == 400
+    assert fields(event_lines.lines[0])["reason"] == "invalid"
+    assert event_lines.lines[0].endswith('detail="x: This field is required."')
+
+
+@pytest.mark.django_db
+def test_a_4xx_writes_no_second_warning_line(alice_client, caplog):
+    with caplog.at_level("INFO"):
+        assert alice_client.post("/task", {}, format="json").status_code == 400
+        assert alice_client.get("/api/tasks/nope/").status_code == 404
+    assert [r for r in caplog.records if r.name == "django.request"] == []
+    assert [r.getMessage() for r in caplog.records if r.name == "pqh.events"] == ["refused"]
 
 
 def _record(**extra) -> TaskRecord:
