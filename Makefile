@@ -38,7 +38,7 @@ run: services
 	@test -n "$$($(DOTENV) get FLOWER_BASIC_AUTH 2>/dev/null)" || $(PYTHON) -c "import secrets; print('FLOWER_BASIC_AUTH=flower:' + secrets.token_urlsafe(12))" >> .env
 	mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && rm -f $(PROMETHEUS_MULTIPROC_DIR)/*.db
 	@$(DOTENV) run --no-override sh -c 'echo "Flower login: $${FLOWER_BASIC_AUTH%%:*} / $${FLOWER_BASIC_AUTH#*:}"'
-	@echo "Starting web (http://127.0.0.1:8000), worker, beat and Flower (http://127.0.0.1:5555). Ctrl-C stops all."
+	@echo "Starting web (http://127.0.0.1:8000), waits (long polls and event streams, http://127.0.0.1:8001), worker, beat and Flower (http://127.0.0.1:5555). Ctrl-C stops all."
 	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) exec $(DOTENV) run --no-override $(VENV)/bin/honcho -e /dev/null -f Procfile start
 
 # Every tier: unit (no services), integration (PostgreSQL, Redis, Celery workers), system (whole

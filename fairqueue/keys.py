@@ -59,6 +59,11 @@ class Keys:
         """What a user's Idempotency-Key names: a task in progress or done (string)."""
         return self.key("idem", user_id, idempotency_key)
 
+    @property
+    def notices(self) -> str:
+        """The pub/sub channel on which a task's moves are announced (started, progress, ended)."""
+        return self.key("notices")
+
     def rate(self, scope: str, ident: object) -> str:
         """A request-rate bucket of a client in a scope (string: its TAT)."""
         return self.key("rate", scope, ident)

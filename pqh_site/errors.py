@@ -10,6 +10,7 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 from django.views import csrf, defaults
 from rest_framework import status
 from rest_framework.exceptions import APIException, Throttled
@@ -125,15 +126,12 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     return csrf.csrf_failure(request, reason)
 
 
-class JSONErrorMiddleware:
+class JSONErrorMiddleware(MiddlewareMixin):
     """Give an error response that nothing rendered as JSON (e.g. a 405 of a plain Django view)
-    the JSON shape, for clients that want JSON. DRF's own responses are left as negotiated."""
+    the JSON shape, for clients that want JSON. DRF's own responses are left as negotiated.
+    Sync and async (MiddlewareMixin)."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if (
             response.status_code < 400
             or response.get("Content-Type", "").startswith("application/json")

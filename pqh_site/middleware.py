@@ -5,6 +5,7 @@ import logging
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 
 from .outages import first_line
 
@@ -24,19 +25,14 @@ def database_unavailable_response() -> JsonResponse:
     return response
 
 
-class DatabaseUnavailableMiddleware:
+class DatabaseUnavailableMiddleware(MiddlewareMixin):
     """Turn a view's OperationalError/InterfaceError (server down, refusing, dropped) into 503.
 
     Writes are atomic, so a refused submission left nothing behind: task_submit takes its
     window entry back when the INSERT fails. Django drops the broken connection at the end of
     the request, and its health check reconnects on the next one once the server is back.
+    Sync and async (MiddlewareMixin): the wait server runs it without a thread per request.
     """
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        return self.get_response(request)
 
     def process_exception(self, request, exception):
         if not isinstance(exception, OperationalError | InterfaceError):

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.utils.deprecation import MiddlewareMixin
 
 from .errors import error_response
 
@@ -23,19 +24,16 @@ def oversized_header(meta: dict, *, limit: int) -> tuple[str, int] | None:
     return None
 
 
-class RequestLimitsMiddleware:
+class RequestLimitsMiddleware(MiddlewareMixin):
     """A header field over PQH_MAX_HEADER_BYTES is a 431; a body over PQH_MAX_BODY_BYTES a 413.
 
     Django checks the body size only where it reads the body itself (forms); DRF's parsers read
     the stream, and file uploads are not counted at all. Checking the declared length here
     covers every route and parser. A body sent without a length (chunked) reaches Django as
-    an empty body, so nothing unbounded gets through.
+    an empty body, so nothing unbounded gets through. Sync and async (MiddlewareMixin).
     """
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
         too_long = oversized_header(request.META, limit=settings.PQH_MAX_HEADER_BYTES)
         if too_long:
             name, size = too_long
@@ -51,4 +49,4 @@ class RequestLimitsMiddleware:
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             # Django's own exception, so handler400 answers it (413) as it answers Django's.
             raise RequestDataTooBig(f"a body of {length} bytes is over DATA_UPLOAD_MAX_MEMORY_SIZE")
-        return self.get_response(request)
+        return None

@@ -98,6 +98,24 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "pqh_site.urls"
+
+# Which server this process is: "web" (the WSGI server: every route) or "waits" (the ASGI server
+# of long polls and event streams, pqh_site/asgi.py: README, "Waiting for a result"). The wait
+# server has routes of its own and only middleware that runs without a thread: a sync one
+# would hold a thread for the whole of every wait (whitenoise, CSRF and messages are not
+# needed there: it serves no static file, no form, no page).
+PQH_SERVER = env_choice("PQH_SERVER", "web", ("web", "waits"))
+if PQH_SERVER == "waits":
+    ROOT_URLCONF = "pqh_site.urls_waits"
+    MIDDLEWARE = [
+        "pqh_site.errors.JSONErrorMiddleware",
+        "django.middleware.security.SecurityMiddleware",
+        "pqh_site.request_limits.RequestLimitsMiddleware",
+        "pqh_site.middleware.DatabaseUnavailableMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "axes.middleware.AxesMiddleware",
+    ]
 CSRF_FAILURE_VIEW = "pqh_site.errors.csrf_failure"
 APPEND_SLASH = False
 
@@ -387,6 +405,22 @@ LOGGING = {
 # Who may read /metrics (it names users): staff users, and a scraper that sends
 # `Authorization: Bearer <PQH_METRICS_TOKEN>` (nobody but staff while it is empty).
 PQH_METRICS_TOKEN = os.environ.get("PQH_METRICS_TOKEN", "")
+# --- pqh: waiting for a result (README, "Waiting for a result"; tasks_app/waits/) ---------
+# Where clients reach the wait server (the submission's answer and a task's detail carry
+# wait_url and events_url under it): make run's second port, or the one origin of a proxy.
+PQH_WAIT_URL = env_str("PQH_WAIT_URL", "http://127.0.0.1:8001").rstrip("/")
+# The longest ?wait=S (or Prefer: wait=S) a request may ask for, seconds.
+PQH_WAIT_MAX_SECONDS = env_int("PQH_WAIT_MAX_SECONDS", 30, minimum=0)
+# Waits and streams open at once in one process of the wait server: per user (429 past it) and
+# in all (503 past it).
+PQH_WAIT_MAX_PER_USER = env_int("PQH_WAIT_MAX_PER_USER", 100, minimum=1)
+PQH_WAIT_MAX_PER_PROCESS = env_int("PQH_WAIT_MAX_PER_PROCESS", 10000, minimum=1)
+# An event stream: a comment line every this often (proxies close silent connections), closed
+# after this long (the client reconnects with Last-Event-ID), and the retry hint it sends.
+PQH_STREAM_HEARTBEAT_SECONDS = env_float("PQH_STREAM_HEARTBEAT_SECONDS", 15.0, minimum=0.1)
+PQH_STREAM_SECONDS = env_float("PQH_STREAM_SECONDS", 300.0, minimum=1.0)
+PQH_STREAM_RETRY_MS = env_int("PQH_STREAM_RETRY_MS", 3000, minimum=0)
+
 # A worker host's own /metrics (its processes' starts and finishes, for hosts that run no web
 # server): the port (0: off) and the address it listens on.
 PQH_WORKER_METRICS_PORT = env_int("PQH_WORKER_METRICS_PORT", 0, minimum=0)

@@ -23,7 +23,7 @@ from kombu.exceptions import EncodeError
 
 from .models import TaskRecord
 from .ops import events
-from .services import actions, publishing, runs
+from .services import actions, notices, publishing, runs
 from .worker.db_retry import DATABASE_ERRORS, DatabaseUnavailable, db_retry
 from .worker.progress import PROGRESS, ProgressReporter
 
@@ -129,8 +129,13 @@ def run_task(self, task_id: str) -> Any:
     if record.attempts > settings.PQH_MAX_ATTEMPTS:
         outcome = _Outcome(states.FAILURE, runs.worker_lost_error(record.attempts - 1))
     else:
+
+        def store_progress(meta: dict) -> None:
+            self.update_state(state=PROGRESS, meta=meta)
+            notices.announce(task_id, notices.PROGRESS)
+
         progress = ProgressReporter(
-            lambda meta: self.update_state(state=PROGRESS, meta=meta),
+            store_progress,
             interval=settings.PQH_PROGRESS_INTERVAL,
         )
         outcome = _work(record, limit, progress)

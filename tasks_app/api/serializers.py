@@ -341,3 +341,12 @@ class UnavailableErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField()
     code = serializers.ChoiceField(choices=["queue_full", "unavailable"])
+
+
+def seed_result_body(task_id, poll) -> dict:
+    """The answer of GET /result/<id> for a Poll (selectors.tasks): the original's three keys,
+    plus Celery's custom state and a fourth key while the work reports progress."""
+    body = {"task_id": str(task_id), "task_status": poll.status, "task_result": poll.result}
+    if poll.progress is not None:
+        body.update(task_status=PROGRESS, progress=poll.progress)
+    return body

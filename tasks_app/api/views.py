@@ -26,10 +26,15 @@ from ..ops import events, health, metrics
 from ..selectors.detail import task_view
 from ..selectors.tasks import task_get_for_user, task_list_for_user, task_poll_for_user
 from ..services import actions, submission
-from ..worker.progress import PROGRESS
 from . import openapi
 from .parsers import StrictJSONParser
-from .serializers import SubmitSerializer, TaskDetailSerializer, TaskSerializer, UsageSerializer
+from .serializers import (
+    SubmitSerializer,
+    TaskDetailSerializer,
+    TaskSerializer,
+    UsageSerializer,
+    seed_result_body,
+)
 
 
 class ThrottleFirst:
@@ -166,11 +171,7 @@ class SeedResultView(ThrottleFirst, APIView):
         poll = task_poll_for_user(user=request.user, task_id=pk)
         if poll is None:
             raise Http404
-        body = {"task_id": str(pk), "task_status": poll.status, "task_result": poll.result}
-        # The original's three keys, plus Celery's custom state while the work reports progress.
-        if poll.progress is not None:
-            body.update(task_status=PROGRESS, progress=poll.progress)
-        return Response(body)
+        return Response(seed_result_body(pk, poll))
 
 
 @openapi.tasks

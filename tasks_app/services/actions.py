@@ -17,6 +17,7 @@ from pqh_site.celery import app as celery_app
 from pqh_site.core import core
 
 from ..models import FINAL_STATES, TaskRecord
+from . import notices
 from .runs import task_free_place
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def task_cancel(*, user, task_id: uuid.UUID) -> TaskRecord:
         if not cancelled:
             raise TaskNotCancellable("the task has already started or ended")
         celery_app.backend.store_result(str(task_id), None, states.REVOKED)
+        notices.announce(task_id, notices.ENDED)
     record = TaskRecord.objects.get(pk=task_id)
     if settings.PQH_FAIRNESS:
         # Best effort: if it was already released, the worker's claim sees REVOKED and drops it.

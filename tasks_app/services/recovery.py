@@ -21,6 +21,7 @@ from fairqueue.queue import QueuedTask
 from pqh_site.core import core
 
 from ..models import TaskRecord
+from . import notices
 from .publishing import publish, task_release
 from .runs import task_finish, task_free_place, worker_lost_error
 
@@ -236,6 +237,7 @@ def task_reconcile(*, now: datetime | None = None, batch: int = 100) -> dict[str
         if str(record.pk) in stored:
             status, done = stored[str(record.pk)]
             if same_claim.update(status=status, finished_at=done):
+                notices.announce(record.pk, notices.ENDED)
                 counts["agreed"] += 1
                 task_free_place(task_id=str(record.pk), user_id=record.user_id)
         elif held is None or str(record.pk) in held:
@@ -246,6 +248,7 @@ def task_reconcile(*, now: datetime | None = None, batch: int = 100) -> dict[str
             )
             counts["failed"] += int(failed)
         elif same_claim.update(status=states.PENDING, started_at=None, worker=""):
+            notices.announce(record.pk, notices.QUEUED)
             logger.warning("task %s started and was never finished; queueing it again", record.pk)
             # If this fails (Redis down), the row is PENDING and unqueued: recover_lost's case.
             _requeue_one(record)

@@ -24,6 +24,7 @@ from users_app.selectors import user_weight
 
 from ..models import FINAL_STATES, TaskRecord
 from ..worker.progress import Progress, call_with_progress
+from . import notices
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +81,14 @@ def task_claim(
     # With its user: the worker logs the start next, and must not need PostgreSQL for that
     # outside the claim's retries (a query there, in an outage, failed the task unrecorded).
     # And the user's weight row, which a time charge's settle reads at the end.
-    return (
+    record = (
         TaskRecord.objects.filter(pk=task_id, status=states.STARTED, started_at=now, worker=worker)
         .select_related("user", "user__profile")
         .first()
     )
+    if record is not None:
+        notices.announce(record.pk, notices.STARTED)
+    return record
 
 
 def task_execute(record: TaskRecord, *, progress: Progress | None = None) -> Any:
@@ -145,6 +149,7 @@ def task_finish(
         # place until the full sweep). Releasing is idempotent.
         task_free_place(task_id=str(record.pk), user_id=record.user_id)
     if finished:
+        notices.announce(record.pk, notices.ENDED)
         record.status, record.finished_at, record.run_seconds = status, now, run_seconds
         if run_seconds is not None:
             task_settle(record, seconds=run_seconds)
