@@ -21,6 +21,7 @@ from pqh_site.env import (
     env_str,
     read_env_file,
 )
+from pqh_site.log_format import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -353,55 +354,11 @@ PQH_LOG_JSON = env_bool("PQH_LOG_JSON", False)
 # Task inputs and results stay out of the logs (they are users' data) unless asked for: then the
 # worker's "Task pqh.run[…] succeeded" line shows the result.
 PQH_LOG_TASK_DATA = env_bool("PQH_LOG_TASK_DATA", False)
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-_JSON_FORMATTER = "pythonjsonlogger.json.JsonFormatter"
-_JSON_NAMES = {"levelname": "level", "name": "logger"}
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": _LOG_FORMAT},
-        "json": {
-            "()": _JSON_FORMATTER,
-            "fmt": "%(levelname)s %(name)s %(message)s",
-            "rename_fields": _JSON_NAMES,
-            "timestamp": "time",
-        },
-        "events": {
-            "()": "pqh_site.log_format.KeyValueFormatter",
-            "fmt": "%(asctime)s event=%(message)s",
-        },
-        "events_json": {
-            "()": _JSON_FORMATTER,
-            "fmt": "%(message)s",
-            "rename_fields": {"message": "event"},
-            "timestamp": "time",
-        },
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "json" if PQH_LOG_JSON else "plain",
-        },
-        "events": {
-            "class": "logging.StreamHandler",
-            "formatter": "events_json" if PQH_LOG_JSON else "events",
-        },
-    },
-    "root": {"handlers": ["console"], "level": env_str("PQH_LOG_LEVEL", "WARNING")},
-    "loggers": {
-        # axes logs every failed login at WARNING; pqh.events has one line for each already.
-        "axes": {"level": "ERROR"},
-        # Django warns of every 4xx ("Unauthorized: /api/usage/"); a refusal of pqh's has its one
-        # pqh.events line already, and the client its JSON. Server errors (5xx) are still logged.
-        "django.request": {"level": "ERROR"},
-        "pqh.events": {
-            "handlers": ["events"],
-            "level": env_str("PQH_EVENT_LOG_LEVEL", "INFO"),
-            "propagate": False,
-        },
-    },
-}
+LOGGING = logging_config(
+    json=PQH_LOG_JSON,
+    level=env_str("PQH_LOG_LEVEL", "WARNING"),
+    events_level=env_str("PQH_EVENT_LOG_LEVEL", "INFO"),
+)
 # Who may read /metrics (it names users): staff users, and a scraper that sends
 # `Authorization: Bearer <PQH_METRICS_TOKEN>` (nobody but staff while it is empty).
 PQH_METRICS_TOKEN = os.environ.get("PQH_METRICS_TOKEN", "")
