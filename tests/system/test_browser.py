@@ -366,3 +366,37 @@ def test_the_task_history_reads_at_1280_px(page, operator, alice, no_worker):
         "ValueError: the input was odd"
     )
     screenshot(page, "admin_task_page_failed")
+
+
+# --- what a browser sees before logging in: the API's root, the favicon ------------------------
+
+
+def test_the_anonymous_api_root_says_how_to_log_in_and_links_the_docs(page):
+    response = page.goto("/api/")
+    assert response.status == 401  # a browser gets the page, still a 401
+    hint = page.locator("#pqh-login-hint")
+    sync_api.expect(hint).to_be_visible()
+    sync_api.expect(hint.get_by_role("link", name="Log in")).to_have_attribute(
+        "href", "/api-auth/login/?next=/api/"
+    )
+    sync_api.expect(hint.get_by_role("link", name="API docs")).to_have_attribute(
+        "href", "/api/docs/"
+    )
+    sync_api.expect(hint.get_by_role("link", name="OpenAPI schema")).to_have_attribute(
+        "href", "/api/schema/"
+    )
+    sync_api.expect(hint).to_contain_text("Authorization: Token")
+    screenshot(page, "api_root_anonymous")
+    # A client that asks for JSON gets the 401 and nothing more.
+    answer = page.request.get("/api/", headers={"Accept": "application/json"})
+    assert answer.status == 401
+    assert answer.json() == {"detail": "Authentication credentials were not provided."}
+    # The hint's links lead where they say, without logging in.
+    hint.get_by_role("link", name="API docs").click()
+    sync_api.expect(page.get_by_text("/api/tasks/").first).to_be_visible(timeout=30_000)
+    # Every page has a favicon (Chromium asks for /favicon.ico when a page names none).
+    icon = page.request.get("/favicon.ico")
+    assert icon.status == 200 and icon.headers["content-type"] in (
+        "image/x-icon",
+        "image/vnd.microsoft.icon",
+    )
