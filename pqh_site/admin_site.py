@@ -10,6 +10,9 @@ class PqhAdminSite(admin.AdminSite):
     site_title = "pqh admin"
     index_title = "Tasks, users and weights"
     index_template = "admin/pqh/index.html"
+    # No sidebar of every model beside each page: it repeats the index and takes 290 px, and
+    # at 1280 px the task history needs them for its columns (the breadcrumbs lead home).
+    enable_nav_sidebar = False
 
     def get_urls(self):
         # Before Django's own patterns: they end with a catch-all.

@@ -157,6 +157,8 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Files WhiteNoise serves at the site's root: /favicon.ico, which browsers ask for on every page.
+WHITENOISE_ROOT = BASE_DIR / "pqh_site" / "public"
 
 # HTTP basic on the API hashes a password to check it: off unless asked for (README, "Who may
 # come in"). Tokens and sessions cover the API and the browser.

@@ -1,5 +1,6 @@
 """The admin: weights edited one by one or many at once; the task history filtered and searched."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,9 +9,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from pqh_site.celery import app as celery_app
 from pqh_site.core import core
+from tasks_app.admin import TaskRecordAdmin
 from tasks_app.models import TaskRecord
 from tasks_app.services.submission import task_submit
 from users_app.models import Profile
@@ -152,6 +156,11 @@ def _record(user, *, level=0, status=states.PENDING, submitted=0.0, started=None
     )
 
 
+def _column(name: str) -> int:
+    """The list's `?o=` index of a column: the checkbox of the actions comes first."""
+    return 1 + TaskRecordAdmin.list_display.index(name)
+
+
 def _ids_in_order(content: str, records) -> list:
     return sorted(records, key=lambda r: content.index(str(r.pk)))
 
@@ -161,14 +170,79 @@ def test_history_sorts_by_wait_and_by_run_time(staff_client, alice):
     long_wait = _record(alice[0], status=states.SUCCESS, started=50, finished=51)
     mid_wait = _record(alice[0], status=states.SUCCESS, started=10, finished=30)
     records = [short_wait, long_wait, mid_wait]
-    # Columns: 9 is the wait, 10 the run time.
-    content = staff_client.get("/admin/tasks_app/taskrecord/?o=9").content.decode()
+    wait, run_time = _column("wait"), _column("run_time")
+    content = staff_client.get(f"/admin/tasks_app/taskrecord/?o={wait}").content.decode()
     assert _ids_in_order(content, records) == [short_wait, mid_wait, long_wait]
-    content = staff_client.get("/admin/tasks_app/taskrecord/?o=-10").content.decode()
+    content = staff_client.get(f"/admin/tasks_app/taskrecord/?o=-{run_time}").content.decode()
     assert _ids_in_order(content, records) == [short_wait, mid_wait, long_wait]
-    content = staff_client.get("/admin/tasks_app/taskrecord/?o=10").content.decode()
+    content = staff_client.get(f"/admin/tasks_app/taskrecord/?o={run_time}").content.decode()
     assert _ids_in_order(content, records) == [long_wait, mid_wait, short_wait]
     assert "1 min 39 s" in content and "50.0 s" in content  # run time of short_wait, wait of long
+
+
+def test_history_reads_at_a_glance(staff_client, alice):
+    ended = _record(alice[0], status=states.SUCCESS, submitted=5, started=7.5, finished=100)
+    TaskRecord.objects.filter(pk=ended.pk).update(run_seconds=2.345, aged=True)
+    running = TaskRecord.objects.create(
+        user=alice[0],
+        level=1,
+        weight=1,
+        count_before=3,
+        status=states.STARTED,
+        submitted_at=timezone.now() - timedelta(seconds=90),
+        started_at=timezone.now() - timedelta(seconds=30),
+    )
+    content = staff_client.get("/admin/tasks_app/taskrecord/").content.decode()
+    # A short id, the whole one on hover.
+    full = str(ended.pk)
+    assert f'title="{full}">{full[:8]}</span>' in content
+    # Submitted to the second; the wait in seconds; one run-time column: the run seconds once
+    # ended, the time so far while running.
+    assert "2026-11-01 12:00:05" in content and "2.5 s" in content
+    assert "2.3 s" in content and "1 min 32 s" not in content
+    assert re.search(r'field-run_time">3\d\.\d s<', content), "a running task's time so far"
+    for gone in ("column-run_seconds_text", "column-cost_text", "column-usage"):
+        assert gone not in content
+    # Aged: a word where it was, nothing where it was not; never Django's red cross.
+    assert content.count('class="aged-mark"') == 1
+    assert "icon-no.svg" not in content and "icon-yes.svg" not in content
+    # No deleting from the history: no action, no delete page.
+    assert "delete_selected" not in content
+    assert staff_client.get(f"/admin/tasks_app/taskrecord/{running.pk}/delete/").status_code == 403
+
+
+def test_a_tasks_page_is_read_only_to_the_second_and_summarises_its_stored_result(
+    staff_client, alice
+):
+    record = _record(alice[0], status=states.SUCCESS, submitted=5, started=7.5, finished=10.25)
+    celery_app.backend.store_result(str(record.pk), {"answer": "only-in-the-result"}, "SUCCESS")
+    page = staff_client.get(f"/admin/tasks_app/taskrecord/{record.pk}/change/")
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert str(record.pk) in content
+    assert "2026-11-01 12:00:05" in content and "2026-11-01 12:00:10" in content
+    assert "why this level" in content.lower() and "level 0" in content
+    assert "SUCCESS, stored " in content and "an object of 1 key" in content
+    assert "only-in-the-result" not in content  # the shape of the value, never the value
+    assert "deletelink" not in content and f"{record.pk}/delete/" not in content
+    assert 'name="_save"' not in content  # nothing to save either
+
+
+def test_a_failed_tasks_page_names_the_error_in_one_line(staff_client, alice):
+    record = _record(alice[0], status=states.FAILURE, started=1, finished=2)
+    celery_app.backend.store_result(
+        str(record.pk), ValueError("the input was odd\nsecond line"), states.FAILURE, traceback="Tb"
+    )
+    content = staff_client.get(f"/admin/tasks_app/taskrecord/{record.pk}/change/").content.decode()
+    assert "FAILURE, stored " in content and "ValueError: the input was odd…" in content
+    assert "second line" not in content
+
+
+def test_the_index_lists_pqhs_history_and_not_celerys_results(staff_client):
+    content = staff_client.get("/admin/").content.decode()
+    assert "Task history" in content
+    assert "Task results" not in content and "Group results" not in content
+    assert staff_client.get("/admin/django_celery_results/taskresult/").status_code == 404
 
 
 def test_what_is_queued_at_level_5_for_alice(staff_client, alice, bob):
@@ -242,7 +316,7 @@ def _queries(client, url: str) -> int:
     "url",
     [
         "/admin/tasks_app/taskrecord/",
-        "/admin/tasks_app/taskrecord/?status__exact=PENDING&o=-9",
+        f"/admin/tasks_app/taskrecord/?status__exact=PENDING&o=-{_column('wait')}",
         "/admin/tasks_app/taskrecord/?_facets=True&level=1",
         "/admin/users_app/profile/",
         "/admin/auth/user/",

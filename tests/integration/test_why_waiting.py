@@ -194,16 +194,18 @@ def staff_client(client):
 def test_the_admin_history_and_detail_say_why(charge, staff_client, alice_client):
     *_, last = submit(alice_client, 3)
     listing = staff_client.get("/admin/tasks_app/taskrecord/").content.decode().lower()
-    for heading in ("usage before", "cost", "run seconds", "aged"):
-        assert heading in listing
-    if charge == "tasks":
-        assert "2 tasks" in listing and "1 task" in listing
-    else:
-        assert "0.4 s" in listing and "0.2 s (estimate)" in listing
+    for heading in ("level", "aged", "wait", "position", "run time"):
+        assert f">{heading}</a>" in listing or f">{heading}</span>" in listing, heading
+    # The usage that set the level and the cost are on the task's page, with the reason.
     detail = staff_client.get(f"/admin/tasks_app/taskrecord/{last['task_id']}/change/")
     assert detail.status_code == 200
     page = detail.content.decode()
-    assert "why this level" in page.lower()
+    for heading in ("usage before", "cost", "why this level"):
+        assert heading in page.lower()
+    if charge == "tasks":
+        assert "2 tasks" in page and "1 task" in page
+    else:
+        assert "0.4 s" in page and "0.2 s (estimate)" in page
     word = "2 tasks in the last 6000 s" if charge == "tasks" else "0.4 s of service charged"
     assert f"level 1: {word}" in page
 
