@@ -10,7 +10,9 @@ and shows side by side in one run:
 3. a heavy user submitting as fast as answered on 2 connections, alone and beside each attacker
    (>= 0.5x of alone), and the CPU of a refused request beside a normal poll's (a tenth);
 4. what the limits themselves cost: POST /task and GET /result/<id> at 32 connections with the
-   limits on and off (a second server), alternating.
+   limits on and off (a second server), alternating;
+and, counted in this process, what one refused request of each attacker does (who answers it,
+SQL statements, Redis round trips, log lines).
 
 Attackers: A, 8 connections sending one wrong basic password; A', a new wrong password each
 request; B, one user polling its own result on 32 connections at the default read rate.
@@ -43,6 +45,7 @@ from bench.harness import ROOT, run_meta, tail
 
 from . import clients
 from .analysis import checks, figures
+from .probes import probe_refusals
 from .report import print_table
 from .runner import (
     Context,
@@ -71,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="short phases: a smoke run")
     p.add_argument("--seconds", type=int, default=None, help="seconds per phase (10; 2)")
     p.add_argument(
-        "--rounds", type=int, default=None, help="on/off rounds of the limits' cost (2; 1)"
+        "--rounds", type=int, default=None, help="on/off rounds of the limits' cost (3; 1)"
     )
     p.add_argument("--quiet-rate", type=float, default=None, help="the quiet user's rate (20/s)")
     p.add_argument(
@@ -142,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         results["tries"] = run_tries(ctx)
         results["normal_poll"] = [run_normal_poll(ctx)]
         results["attackers"] = run_attackers(ctx)
+        results["refusal_probe"] = probe_refusals(users, ctx.tag)
         results["normal_poll"].append(run_normal_poll(ctx))
         results["figures"] = figures(results)
         results["checks"] = checks(results, results["figures"])

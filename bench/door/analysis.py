@@ -86,7 +86,9 @@ def limits_figures(limits: dict) -> dict[str, Any]:
     return out
 
 
-def attacker_figures(results: dict, poll_cpu: float | None) -> dict[str, Any]:
+def attacker_figures(
+    results: dict, poll_cpu: float | None, probes: dict | None = None
+) -> dict[str, Any]:
     """Per attacker: the quiet user's p95 and acceptance, the heavy user's ratio, the CPU of a
     refusal (all its requests, and the refused ones once its served ones are taken out at a
     normal poll's cost), beside a normal poll's."""
@@ -120,7 +122,26 @@ def attacker_figures(results: dict, poll_cpu: float | None) -> dict[str, Any]:
             "heavy_beside_rps": heavy["beside"]["rps"],
             "heavy_ratio": _ratio(heavy["beside"]["rps"], heavy["alone"]["rps"]),
             "priming_password_checks": res["priming"].get("password_checks"),
+            # What else ran on the machine during this attacker's phases (cores, the most).
+            "other_cores_max": max(
+                phase["other_cores"]
+                for phase in (
+                    alone,
+                    quiet["alone"],
+                    quiet["beside"],
+                    heavy["alone"],
+                    heavy["beside"],
+                )
+            ),
         }
+        probe = (probes or {}).get(key)
+        if probe:
+            out[key].update(
+                answered_by_gate=probe["answered_by_gate"],
+                sql_per_refusal=probe["sql_per_request"],
+                redis_per_refusal=probe["redis_per_request"],
+                log_lines_per_refusal=probe["log_lines_per_request"],
+            )
     return out
 
 
@@ -136,7 +157,8 @@ def figures(results: dict) -> dict[str, Any]:
         "normal_poll_rps": _median(p["rps"] for p in polls),
         "normal_poll_cpu_ms": poll_cpu,
     }
-    attackers = attacker_figures(results["attackers"], poll_cpu)
+    probes = results.get("refusal_probe")
+    attackers = attacker_figures(results["attackers"], poll_cpu, probes)
     for key, entry in attackers.items():
         for name in (
             "cpu_ms_per_request",
@@ -148,8 +170,12 @@ def figures(results: dict) -> dict[str, Any]:
             "heavy_alone_rps",
             "heavy_beside_rps",
             "heavy_ratio",
+            "sql_per_refusal",
+            "answered_by_gate",
         ):
-            flat[f"{key}.{name}"] = entry[name]
+            flat[f"{key}.{name}"] = entry.get(name)
+    if probes:
+        flat["normal_poll_sql"] = probes["normal_poll"]["sql_per_request"]
     limits = limits_figures(results["limits"])
     for route, entry in limits.items():
         for mode in ("on", "off"):
@@ -163,8 +189,10 @@ def checks(results: dict, figs: dict) -> list[dict[str, Any]]:
     """Each figure with a target: its value, the target, met or not."""
     rows = []
 
-    def row(figure: str, value, target: str, met: bool | None) -> None:
-        rows.append({"figure": figure, "value": value, "target": target, "met": met})
+    def row(figure: str, value, target: str, met: bool | None, other=None) -> None:
+        rows.append(
+            {"figure": figure, "value": value, "target": target, "met": met, "other_cores": other}
+        )
 
     for name in ("basic", "admin"):
         tries = results["tries"][name]
@@ -195,6 +223,7 @@ def checks(results: dict, figs: dict) -> list[dict[str, Any]]:
             f"{entry['quiet_alone_accepted']} alone, {entry['quiet_beside_accepted']} beside",
             TARGETS["quiet_accepted"],
             entry["quiet_all_accepted"],
+            entry["other_cores_max"],
         )
         row(
             f"quiet user p95, beside {attacker.key}",
@@ -203,12 +232,14 @@ def checks(results: dict, figs: dict) -> list[dict[str, Any]]:
             beside is not None
             and alone is not None
             and (beside <= QUIET_P95_FACTOR * alone or beside < QUIET_P95_MS),
+            entry["other_cores_max"],
         )
         row(
             f"heavy user beside {attacker.key} / alone",
             f"{entry['heavy_ratio']} ({entry['heavy_beside_rps']} / {entry['heavy_alone_rps']} req/s)",
             TARGETS["heavy_ratio"],
             entry["heavy_ratio"] is not None and entry["heavy_ratio"] >= HEAVY_MIN_RATIO,
+            entry["other_cores_max"],
         )
         row(
             f"CPU per refused request, {attacker.key}",
@@ -217,6 +248,7 @@ def checks(results: dict, figs: dict) -> list[dict[str, Any]]:
             TARGETS["cpu_refused"],
             entry["cpu_refused_over_poll"] is not None
             and entry["cpu_refused_over_poll"] <= CPU_MAX_FRACTION,
+            entry["other_cores_max"],
         )
     for entry in figs["limits"].values():
         on, off = entry["on"], entry["off"]
@@ -226,5 +258,6 @@ def checks(results: dict, figs: dict) -> list[dict[str, Any]]:
             f"CPU {on['cpu_ms_per_request']} / {off['cpu_ms_per_request']} ms",
             "none (reported)",
             None,
+            max(on["other_cores"] or 0, off["other_cores"] or 0),
         )
     return rows

@@ -11,10 +11,12 @@ def print_table(results: dict) -> None:
     if "checks" not in results:
         return
     width = max(len(r["figure"]) for r in results["checks"])
-    print(f"\n{'figure':<{width}}  {'value':<48}  {'target':<40}  met")
+    print(f"\n{'figure':<{width}}  {'value':<48}  {'target':<40}  met     other cores")
     for r in results["checks"]:
+        other = "" if r.get("other_cores") is None else r["other_cores"]
         print(
-            f"{r['figure']:<{width}}  {str(r['value']):<48}  {r['target']:<40}  {_mark(r['met'])}"
+            f"{r['figure']:<{width}}  {str(r['value']):<48}  {r['target']:<40}  "
+            f"{_mark(r['met']):<6}  {other}"
         )
     figs = results["figures"]
     print(
@@ -27,6 +29,13 @@ def print_table(results: dict) -> None:
             f"{a['label']:<40} {a['attacker_rps_alone']:>8.1f} {a['cpu_ms_per_request']!s:>11} "
             f"{a['attacker_wrk_cores']!s:>10}  {a['attacker_statuses_alone']}"
         )
+    if results.get("refusal_probe"):
+        print("\none request, in process     answered by gate  SQL  Redis  log lines  statuses")
+        for kind, p in results["refusal_probe"].items():
+            print(
+                f"{kind:<27} {p['answered_by_gate']:>16} {p['sql_per_request']:>4} "
+                f"{p['redis_per_request']:>6} {p['log_lines_per_request']:>10}  {p['statuses']}"
+            )
     print("\nlimits' cost, 32 conns      on req/s  off req/s  on/off   on CPU ms  off CPU ms")
     for entry in figs["limits"].values():
         on, off = entry["on"], entry["off"]

@@ -148,7 +148,7 @@ def sizes(args: argparse.Namespace) -> None:
     quick = args.quick
     defaults = {
         "seconds": (2, 10),
-        "rounds": (1, 2),
+        "rounds": (1, 3),
         "quiet_rate": (20.0, 20.0),
         "prime_seconds": (1, 2),
         "lead_seconds": (0.5, 1.0),
