@@ -39,8 +39,11 @@ FIGURES = [
             "heavy_alone_rps",
             "heavy_beside_rps",
             "heavy_ratio",
+            "sql_per_refusal",
+            "answered_by_gate",
         )
     ),
+    "normal_poll_sql",
     *(
         f"limits.{route}.{name}"
         for route in ("post_task", "get_result")
@@ -105,6 +108,16 @@ def test_quick_door_benchmark_writes_every_figure(tmp_path, scratch_database):
             quiet = attacker["quiet"][phase]
             assert quiet["sent"] > 0 and quiet["accepted"] > 0, quiet
             assert attacker["heavy"][phase]["ok"] > 0, attacker["heavy"][phase]
+    # The gate answers the repeated refusals of A before Django: no SQL, no log line. B's are
+    # repeated only until its bucket has room again (every 50 ms): nearly all of them.
+    probe = data["refusal_probe"]["A_guess"]
+    assert probe["statuses"] == {"429": probe["requests"]}, probe
+    assert probe["answered_by_gate"] == 1.0 and probe["sql_per_request"] == 0, probe
+    probe = data["refusal_probe"]["B_poll"]
+    assert probe["statuses"].get("429", 0) >= probe["requests"] - 2, probe
+    assert probe["answered_by_gate"] >= 0.9, probe
+    probe = data["refusal_probe"]["A_guesses"]  # a new password each: Django answers every one
+    assert probe["statuses"] == {"429": probe["requests"]}, probe
     assert {check["figure"] for check in data["checks"]} >= {
         "tries before the first refusal, basic",
         "tries before the first refusal, admin",
