@@ -3,6 +3,7 @@ the limits' cost, and each figure against the issue's target."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fairqueue.stats import percentile
@@ -134,6 +135,7 @@ def attacker_figures(
                 )
             ),
         }
+        out[key]["heavy_beside_cores"] = _cores_beside(alone, heavy)
         probe = (probes or {}).get(key)
         if probe:
             out[key].update(
@@ -143,6 +145,29 @@ def attacker_figures(
                 log_lines_per_refusal=probe["log_lines_per_request"],
             )
     return out
+
+
+def _cores_beside(attacker_alone: dict, heavy: dict) -> dict[str, float | None]:
+    """Where the machine's cores went while the heavy user ran beside the attacker: each one's
+    requests at the server CPU they cost alone, wrk, this process, anything else, and idle."""
+    beside, alone = heavy["beside"], heavy["alone"]
+    attacker = beside.get("attacker")
+    wall = beside["wall_s"]
+    if not attacker or not wall or not alone["requests"] or not attacker_alone["requests"]:
+        return {}
+    per_attack = attacker_alone["server_cpu_s"] / attacker_alone["requests"]
+    per_heavy = alone["server_cpu_s"] / alone["requests"]
+    cpus = os.cpu_count() or 1
+    return {
+        "attacker_requests_per_s": round(attacker["requests"] / wall, 1),
+        "server_for_attacker": round(attacker["requests"] * per_attack / wall, 2),
+        "server_for_heavy": round(beside["requests"] * per_heavy / wall, 2),
+        "server_measured": beside["server_cores"],
+        "wrk": beside["wrk_cores"],
+        "bench": beside["bench_cores"],
+        "other": beside["other_cores"],
+        "idle": round(max(0.0, cpus - beside["machine_cores"]), 2),
+    }
 
 
 def figures(results: dict) -> dict[str, Any]:
