@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # honcho runs the Procfile's commands through the shell: find granian and celery in .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-unit setup services lint bench bench-fairness bench-reliability bench-api clean
+.PHONY: run test test-unit setup services lint bench bench-fairness bench-reliability bench-api bench-door clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,7 +66,12 @@ bench-reliability: $(STAMP)
 bench-api: $(STAMP)
 	$(PY) -m bench.api
 
-bench: bench-fairness bench-reliability bench-api
+# The door benchmark: tries before a lockout, a quiet and a heavy user beside attackers, what a
+# refusal and the limits cost; the Procfile's web server on a database of its own (needs wrk).
+bench-door: $(STAMP)
+	$(PY) -m bench.door
+
+bench: bench-fairness bench-reliability bench-api bench-door
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles .run

@@ -34,11 +34,15 @@ from .scenarios import (
 from .server import http_post
 
 
-def django_setup(args: argparse.Namespace) -> None:
-    """Point this process at the benchmark's database and prefix, create and migrate it."""
+def django_setup(args: argparse.Namespace, extra: dict[str, str] | None = None) -> None:
+    """Point this process at the benchmark's database and prefix, create and migrate it.
+
+    `extra`: more settings for this process (bench.door gives it the server's door settings).
+    """
     for name in set(os.environ) - set(clean_environ()):
         del os.environ[name]
     os.environ.update(server_settings(args))
+    os.environ.update(extra or {})
     import dj_database_url
 
     from pqh_site.database import database_create_if_missing
@@ -53,8 +57,11 @@ def django_setup(args: argparse.Namespace) -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
-def bench_lock(database_url: str):
-    """Return a connection holding the benchmark's advisory lock on its database."""
+def bench_lock(database_url: str, name: str = "api"):
+    """Return a connection holding the benchmark's advisory lock on its database.
+
+    `name` names the benchmark (the lock is `pqh-bench-NAME`, the refusal says which).
+    """
     import dj_database_url
     import psycopg
 
@@ -62,11 +69,13 @@ def bench_lock(database_url: str):
 
     db = dj_database_url.parse(database_url)
     lock = psycopg.connect(dbname=db["NAME"], autocommit=True, **connect_params(db))
-    got = lock.execute("SELECT pg_try_advisory_lock(hashtext('pqh-bench-api'))").fetchone()[0]
+    got = lock.execute(
+        "SELECT pg_try_advisory_lock(hashtext(%s))", (f"pqh-bench-{name}",)
+    ).fetchone()[0]
     if not got:
         lock.close()
         raise SystemExit(
-            f"another API benchmark is running against {db['NAME']}; "
+            f"another {name} benchmark is running against {db['NAME']}; "
             "wait for it or pass another --database-url"
         )
     return lock

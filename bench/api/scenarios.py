@@ -65,12 +65,13 @@ def ensure_users(count: int) -> list[tuple[int, str, str, int]]:
     return users
 
 
-def queue_clear(prefix: str, *, everything: bool = False) -> None:
+def queue_clear(prefix: str, *, everything: bool = False, keep: tuple[str, ...] = ()) -> None:
     """Empty the task table and the Redis keys under the benchmark's prefix.
 
     The versions of remembered credentials (`<prefix>:authv:*`) are kept unless `everything`:
     deleting them would make every web process load every user again, which a real server
-    never sees between two requests.
+    never sees between two requests. `keep` names more key kinds to keep (bench.door keeps the
+    request-rate buckets, `rate`, so a rate-limited client stays refused between its phases).
     """
     from django.db import connection
 
@@ -81,8 +82,9 @@ def queue_clear(prefix: str, *, everything: bool = False) -> None:
     redis = core().redis
     batch = []
     tag = "{" + prefix + "}"  # every key of the run starts with the prefix's hash tag
+    kept = () if everything else tuple(f"{tag}:{kind}:" for kind in ("authv", *keep))
     for name in redis.scan_iter(match=f"{tag}:*", count=5000):
-        if not everything and name.startswith(f"{tag}:authv:"):
+        if kept and name.startswith(kept):
             continue
         batch.append(name)
         if len(batch) >= 5000:

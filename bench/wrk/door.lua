@@ -6,7 +6,11 @@
 --        poll    <token> <task id>     GET /result/<task id> with the token
 --        guess   <user> <password>     GET /api/usage/ with HTTP basic user:password (the same
 --                                      wrong password every time)
---        guesses <user> <prefix>       the same, with a new password each request (prefix + n)
+--        guesses <user> <prefix>       the same, with a new password each request
+--                                      (prefix-<thread>-<n>); n restarts with every run of wrk,
+--                                      so give each run a prefix of its own: the door's gate
+--                                      repeats a refusal of an identical request for up to 10 s,
+--                                      and a password sent again would be refused by the gate
 -- done() prints one line "WRKJSON {...}": requests, errors, the count of each status, latency
 -- percentiles in microseconds.
 
