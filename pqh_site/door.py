@@ -16,6 +16,8 @@ arriving before the limit would let it in is answered here with the same 429, be
 runs: no middleware, no authentication, no PostgreSQL, no Redis. The decision is the limit's;
 the gate only repeats it in this process, for at most REPLAY_SECONDS at a time (so a lockout an
 operator clears stops being repeated within that), and counts it without logging it again. A
+lockout covers every HTTP basic request from the address, whatever its password: a guesser who
+sends a new password each time is answered here too, after its first refusal in each process. A
 client that floods the door is thus refused for a fraction of what a served request costs, and
 the others keep the rest.
 """
@@ -106,13 +108,26 @@ _refusals: dict[tuple[str, str, str], _Refusal] = {}
 _lock = threading.Lock()
 
 
+# The credential a lockout is remembered under: every HTTP basic login from the address, since
+# axes refuses every password check from a locked-out address, whatever the password.
+ANY_PASSWORD = "Basic *"
+
+
 def remember_refusal(
-    meta, *, reason: str, detail: str, code: str, retry_after: float, kinds: tuple[str, ...] = ()
+    meta,
+    *,
+    reason: str,
+    detail: str,
+    code: str,
+    retry_after: float,
+    kinds: tuple[str, ...] = (),
+    any_password: bool = False,
 ) -> None:
     """Let the gate repeat a refusal for identical requests until `retry_after` seconds pass.
 
     `meta` is the refused request's META (or WSGI environ); `kinds` the request kinds it covers
-    (default: the request's own, read or write).
+    (default: the request's own, read or write); with `any_password`, it covers every HTTP basic
+    request from the address (a lockout), not only the refused one's credentials.
     """
     if retry_after <= 0:
         return
@@ -124,19 +139,15 @@ def remember_refusal(
         body=json.dumps(refusal_body(detail=detail, code=code), separators=(",", ":")).encode(),
     )
     address = client_address_of(meta)
-    credential = meta.get("HTTP_AUTHORIZATION", "")
+    credential = ANY_PASSWORD if any_password else meta.get("HTTP_AUTHORIZATION", "")
     with _lock:
-        if len(_refusals) >= MAX_REMEMBERED:
-            _forget_expired(now)
         for kind in kinds or (method_kind(meta.get("REQUEST_METHOD", "GET")),):
+            _refusals.pop((address, credential, kind), None)
             while len(_refusals) >= MAX_REMEMBERED:
-                _refusals.pop(next(iter(_refusals)))  # the oldest first
+                # The oldest first, in constant time: a flood of new credentials cannot make
+                # each insertion scan the table (expired entries go when they are looked up).
+                _refusals.pop(next(iter(_refusals)))
             _refusals[(address, credential, kind)] = refusal
-
-
-def _forget_expired(now: float) -> None:
-    for key in [k for k, r in _refusals.items() if r.replay_until <= now]:
-        del _refusals[key]
 
 
 def forget_refusals() -> None:
@@ -145,19 +156,24 @@ def forget_refusals() -> None:
         _refusals.clear()
 
 
+def _lookup(key: tuple[str, str, str], now: float) -> _Refusal | None:
+    refusal = _refusals.get(key)
+    if refusal is not None and refusal.replay_until <= now:
+        _refusals.pop(key, None)
+        return None
+    return refusal
+
+
 def replayed_refusal(environ) -> tuple[_Refusal, float] | None:
     """The refusal the gate repeats for this request and the seconds left, or None."""
-    key = (
-        client_address_of(environ),
-        environ.get("HTTP_AUTHORIZATION", ""),
-        method_kind(environ.get("REQUEST_METHOD", "GET")),
-    )
-    refusal = _refusals.get(key)
-    if refusal is None:
-        return None
+    address = client_address_of(environ)
+    credential = environ.get("HTTP_AUTHORIZATION", "")
+    kind = method_kind(environ.get("REQUEST_METHOD", "GET"))
     now = time.monotonic()
-    if refusal.replay_until <= now:
-        _refusals.pop(key, None)
+    refusal = _lookup((address, credential, kind), now)
+    if refusal is None and credential[:6].lower() == "basic ":
+        refusal = _lookup((address, ANY_PASSWORD, kind), now)
+    if refusal is None:
         return None
     return refusal, refusal.retry_at - now
 

@@ -87,7 +87,7 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
         reason=LOCKED_OUT, username=username, address=address, path=request.path, retry_after=left
     )
     if API_PATH.match(request.path_info):
-        # The gate repeats it for the same credentials, of either kind of request.
+        # The gate repeats it for every password login from the address, of either kind.
         door.remember_refusal(
             request.META,
             reason=LOCKED_OUT,
@@ -95,6 +95,7 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
             code=LOCKED_OUT,
             retry_after=left,
             kinds=("read", "write"),
+            any_password=True,
         )
     if wants_json(request):
         response = JsonResponse(refusal_body(detail=detail, code=LOCKED_OUT), status=429)

@@ -204,18 +204,27 @@ def test_a_failed_token_is_counted_as_a_failed_login(db):
     assert door.LOGIN_FAILURES.labels(method="token")._value.get() == before + 1
 
 
-def test_the_gate_repeats_a_lockout_for_the_same_credentials_of_either_kind(alice):
-    for _ in range(LIMIT):
-        basic("alice", "same-guess").get("/api/usage/")
-    pair = base64.b64encode(b"alice:same-guess").decode()
-    environ = {
-        "REMOTE_ADDR": "203.0.113.10",
-        "HTTP_AUTHORIZATION": f"Basic {pair}",
-        "PATH_INFO": "/task",
-    }
-    for method in ("GET", "POST"):
-        refusal, left = door.replayed_refusal({**environ, "REQUEST_METHOD": method})
-        assert refusal.reason == "locked_out" and 890 < left <= 900  # Retry-After: the lockout
+def test_the_gate_repeats_a_lockout_for_every_password_from_the_address(alice, alice_client):
+    for i in range(LIMIT):
+        basic("alice", f"guess-{i}").get("/api/usage/")
+
+    def environ(credentials: str, method: str, address: str = "203.0.113.10") -> dict:
+        return {
+            "REMOTE_ADDR": address,
+            "HTTP_AUTHORIZATION": credentials,
+            "PATH_INFO": "/task",
+            "REQUEST_METHOD": method,
+        }
+
+    for guess in ("guess-0", "a-fresh-guess", "pw-alice"):  # any password, even the right one
+        pair = base64.b64encode(f"alice:{guess}".encode()).decode()
+        for method in ("GET", "POST"):
+            refusal, left = door.replayed_refusal(environ(f"Basic {pair}", method))
+            assert refusal.reason == "locked_out" and 890 < left <= 900  # Retry-After
+    # Not a token from the address, nor a password from another address.
+    assert door.replayed_refusal(environ(f"Token {alice[1].key}", "GET")) is None
+    pair = base64.b64encode(b"alice:pw-alice").decode()
+    assert door.replayed_refusal(environ(f"Basic {pair}", "GET", "198.51.100.9")) is None
 
 
 def test_basic_auth_is_off_by_default():
