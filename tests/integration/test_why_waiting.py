@@ -64,7 +64,33 @@ def test_a_queued_tasks_detail_says_why_it_waits(charge, alice_client, django_as
         assert priority["cost"] == pytest.approx(0.2)
         assert priority["bounds"] == pytest.approx([0.2, 1.2, 3.2, 5.2, 7.2])
         assert priority["reason"] == (
-            "level 1: 0.4 s of service charged in the last 6000 s at weight 1 reach the bound "
+            "level 1: 0.4 s of service charged in the last 6000 s at weight 1 reaches the bound "
+            "0.2 s (level 0 needs less than 0.2 s per weight)"
+        )
+
+
+@pytest.mark.django_db
+def test_the_reason_counts_one_task_in_the_singular(charge, alice_client):
+    first, second = submit(alice_client, 2)
+    said = {
+        body["task_id"]: alice_client.get(f"/api/tasks/{body['task_id']}/").json()["priority"]
+        for body in (first, second)
+    }
+    if charge == "tasks":
+        assert said[first["task_id"]]["reason"] == (
+            "level 0: 0 tasks in the last 6000 s at weight 1 stay below the bound 1 of level 1"
+        )
+        assert said[second["task_id"]]["reason"] == (
+            "level 1: 1 task in the last 6000 s at weight 1 reaches the bound 1 "
+            "(level 0 needs fewer than 1)"
+        )
+    else:
+        assert said[first["task_id"]]["reason"] == (
+            "level 0: 0.0 s of service charged in the last 6000 s at weight 1 stays below the "
+            "bound 0.2 s of level 1"
+        )
+        assert said[second["task_id"]]["reason"] == (
+            "level 1: 0.2 s of service charged in the last 6000 s at weight 1 reaches the bound "
             "0.2 s (level 0 needs less than 0.2 s per weight)"
         )
 
