@@ -56,12 +56,14 @@ class FieldErrorsExtension(OpenApiSerializerExtension):
         }
 
 
-def _submit_responses(serializer, example) -> dict:
+def _submit_responses(serializer, example, *, replay: str) -> dict:
     """A submission's answers on either route: accepted, replayed, or refused."""
     return {
         202: _ok(serializer, "Accepted and queued", example),
         200: _ok(
-            serializer, "The task an earlier request with this Idempotency-Key created", example
+            serializer,
+            f"The task an earlier request with this Idempotency-Key created: {replay}",
+            example,
         ),
         **SUBMIT_ERRORS,
     }
@@ -77,7 +79,9 @@ seed_submit = extend_schema(
     ),
     request=SubmitSerializer,
     parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
-    responses=_submit_responses(SeedAcceptedSerializer, SEED_ACCEPTED),
+    responses=_submit_responses(
+        SeedAcceptedSerializer, SEED_ACCEPTED, replay="the original 202's body"
+    ),
     examples=SUBMIT_EXAMPLES,
     tags=["original routes"],
 )
@@ -157,7 +161,12 @@ tasks = extend_schema_view(
         ),
         request=SubmitSerializer,
         parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
-        responses=_submit_responses(TaskDetailSerializer, TASK_DETAIL),
+        responses=_submit_responses(
+            TaskDetailSerializer,
+            TASK_DETAIL,
+            replay="the task as it is now, as GET /api/tasks/{task_id}/ answers (its status "
+            "may have moved on since the 202)",
+        ),
         examples=SUBMIT_EXAMPLES,
     ),
     retrieve=extend_schema(

@@ -77,6 +77,9 @@ def test_submissions_document_idempotency_and_retry_after(schema, path):
     assert headers["Idempotency-Key"].get("required", False) is False
     for code in ("429", "503"):
         assert operation["responses"][code]["headers"]["Retry-After"]["required"] is True
+    replay = operation["responses"]["200"]["description"]
+    said = "the original 202's body" if path == "/task" else "the task as it is now"
+    assert said in replay
     refusals = schema["components"]["schemas"]
     assert refusals["UserCapError"]["required"] == ["active", "code", "detail", "limit"]
     assert refusals["UnavailableErrorCodeEnum"]["enum"] == ["queue_full", "unavailable"]
