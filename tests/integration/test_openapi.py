@@ -1,5 +1,6 @@
 """The OpenAPI schema: valid, complete (every route, every error), and its docs page works offline."""
 
+import json
 import re
 from io import StringIO
 
@@ -130,3 +131,21 @@ def test_the_api_root_links_the_schema_and_the_docs(alice_client):
     }
     page = alice_client.get("/api/", HTTP_ACCEPT="text/html")
     assert b'href="http://testserver/api/docs/"' in page.content
+
+
+def test_the_404s_say_what_the_schema_and_the_readme_say(schema, alice_client):
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    listing = schema["paths"]["/api/tasks/"]["get"]["responses"]["404"]["content"]
+    no_page = alice_client.get("/api/tasks/", {"page": 99})
+    assert no_page.status_code == 404
+    assert [e["value"] for e in listing["application/json"]["examples"].values()] == [
+        no_page.json()
+    ]
+    assert f"| `404` | `{json.dumps(no_page.json())}` | `?page=` that is no page" in readme
+    task = schema["paths"]["/api/tasks/{task_id}/"]["get"]["responses"]["404"]["content"]
+    no_task = alice_client.get("/api/tasks/3f0c9a52-8a31-4c57-9a3e-5b8f0f4b2d17/")
+    assert no_task.status_code == 404
+    assert [e["value"] for e in task["application/json"]["examples"].values()] == [no_task.json()]
+    assert f"| `404` | `{json.dumps(no_task.json())}` | no such route, no such task" in readme
