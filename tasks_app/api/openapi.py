@@ -209,8 +209,8 @@ tasks = extend_schema_view(
 )
 
 usage = extend_schema(
-    summary="Your window usage, weight, the level your next task would get, and when you are "
-    "back at level 0",
+    summary="Your window usage, weight, the level your next task would get, when you are "
+    "back at level 0, and your cap on active tasks",
     parameters=[RETRY_AFTER],
     responses={
         200: _ok(
@@ -225,6 +225,8 @@ usage = extend_schema(
                 "bounds": [1, 6, 16, 26, 36],
                 "level0_at": "2026-11-26T05:59:00.123456Z",
                 "window_seconds": 6000,
+                "cap": 100,
+                "active": 2,
             },
         ),
         401: UNAUTHORIZED,

@@ -290,6 +290,13 @@ class UsageSerializer(serializers.Serializer):
         "your submissions leave the window); null if it already would",
     )
     window_seconds = serializers.IntegerField(help_text="the window's length, PQH_WINDOW_SECONDS")
+    cap = serializers.IntegerField(
+        help_text="how many tasks you may have queued or running at once: your own cap, or "
+        "PQH_USER_MAX_ACTIVE; a submission past it is a 429 user_cap"
+    )
+    active = serializers.IntegerField(
+        help_text="your tasks queued or running now, as the cap counts them"
+    )
 
 
 class SeedAcceptedSerializer(serializers.Serializer):

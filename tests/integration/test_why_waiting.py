@@ -203,12 +203,14 @@ def test_usage_says_when_the_user_is_back_at_level_0(charge, alice_client):
         0,
         None,
     )
+    assert (empty["cap"], empty["active"]) == (100, 0)
     submit(alice_client, 3)
     with count_redis_round_trips() as calls:
         body = alice_client.get("/api/usage/").json()
-    assert calls == ["GET", "EVALSHA"]  # the token's version, then the window
+    assert calls == ["GET", "EVALSHA"]  # the token's version, then the window and active set
     newest = TaskRecord.objects.order_by("-submitted_at").first().submitted_at.timestamp()
     assert body["count"] == 3 and body["weight"] == 1 and body["window_seconds"] == T
+    assert (body["cap"], body["active"]) == (100, 3)  # PQH_USER_MAX_ACTIVE; all three queued
     if charge == "tasks":
         assert (body["usage"], body["unit"], body["next_level"]) == (3.0, "tasks", 1)
         assert body["bounds"] == [1, 6, 16, 26, 36]
@@ -231,6 +233,28 @@ def test_usage_of_a_heavier_user_falls_back_sooner(charge):
     assert body["weight"] == 2 and body["next_level"] == 1
     # Under tasks 1 // 2 = 0 < 1 once two have left; under time 0.2 / 2 = 0.1 < 0.2 likewise.
     assert parse(body["level0_at"]) == pytest.approx(times[1] + T, abs=1e-3)
+
+
+@pytest.mark.django_db
+def test_usage_shows_the_users_own_cap_and_what_it_counts(alice, alice_client, settings):
+    from tasks_app.services.actions import task_cancel
+    from users_app.models import Profile
+
+    Profile.objects.filter(user=alice[0]).update(max_active=2)
+    first, second = submit(alice_client, 2)
+    body = alice_client.get("/api/usage/").json()
+    assert (body["cap"], body["active"]) == (2, 2)
+    refused = alice_client.post("/api/tasks/", {"x": 3}, format="json")
+    assert refused.status_code == 429
+    assert (refused.json()["limit"], refused.json()["active"]) == (body["cap"], body["active"])
+    task_cancel(user=alice[0], task_id=first["task_id"])  # a cancelled task stops counting
+    body = alice_client.get("/api/usage/").json()
+    assert (body["cap"], body["active"], body["count"]) == (2, 1, 2)
+    profile = Profile.objects.get(user=alice[0])
+    profile.max_active = None
+    profile.save()  # as the admin saves it: the web process's remembered user is renewed
+    settings.PQH_USER_MAX_ACTIVE = 7
+    assert alice_client.get("/api/usage/").json()["cap"] == 7  # the default again
 
 
 @pytest.mark.django_db
