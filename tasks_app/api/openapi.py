@@ -156,10 +156,12 @@ tasks = extend_schema_view(
     create=extend_schema(
         summary="Submit a task",
         description=(
-            "Takes JSON, or a form whose `x` is JSON text (the browsable API's form). The task "
-            "is queued at once; poll its `url`."
+            "Takes a JSON body, as `/task` does. The task is queued at once; poll its `url`. (The "
+            "browsable API's HTML form also posts here, with `x` as JSON text; clients send JSON.)"
         ),
-        request=SubmitSerializer,
+        # JSON only: a generated client given a choice of form and multipart sends multipart,
+        # whose `x` is text (an object becomes its Python repr).
+        request={"application/json": SubmitSerializer},
         parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
         responses=_submit_responses(
             TaskDetailSerializer,

@@ -59,7 +59,9 @@ def _error(
 BAD_REQUEST = OpenApiResponse(
     PolymorphicProxySerializer(
         component_name="BadRequest",
-        serializers=[FieldErrorsSerializer, ErrorSerializer],
+        # The error first: it requires `detail`, so a client that tries each in turn (as
+        # openapi-python-client's does) cannot take a {"detail": ...} for field errors.
+        serializers=[ErrorSerializer, FieldErrorsSerializer],
         resource_type_field_name=None,
     ),
     description=(

@@ -100,13 +100,19 @@ def test_every_operation_documents_the_doors_429_with_retry_after(schema, path, 
     ]
 
 
-def test_the_original_route_takes_json_only_and_the_api_forms_too(schema):
-    assert set(schema["paths"]["/task"]["post"]["requestBody"]["content"]) == {"application/json"}
-    assert set(schema["paths"]["/api/tasks/"]["post"]["requestBody"]["content"]) == {
-        "application/json",
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-    }
+def test_a_page_always_has_next_and_previous(schema, alice_client):
+    page = schema["components"]["schemas"]["PaginatedTaskList"]
+    assert page["required"] == ["count", "next", "previous", "results"]
+    assert set(alice_client.get("/api/tasks/").json()) == set(page["required"])
+
+
+@pytest.mark.parametrize("path", ["/task", "/api/tasks/"])
+def test_submissions_are_offered_as_json_only(schema, path):
+    # The browsable API's form still posts to /api/tasks/, but a client is told to send JSON: a
+    # generated client offered form and multipart sends multipart, where `x` is only text.
+    body = schema["paths"][path]["post"]["requestBody"]
+    assert set(body["content"]) == {"application/json"} and body["required"] is True
+    assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Submit"}
 
 
 def test_the_docs_page_works_without_internet(client):
