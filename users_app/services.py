@@ -43,10 +43,18 @@ def username_problem(username: str) -> str | None:
     return None
 
 
+# The largest weight the column holds (PostgreSQL's integer).
+MAX_WEIGHT = 2_147_483_647
+
+
+def _check_weight(weight: int) -> None:
+    if not 1 <= weight <= MAX_WEIGHT:
+        raise UserError(f"weight must be from 1 to {MAX_WEIGHT}, got {weight}")
+
+
 def user_set_weight(*, username: str, weight: int) -> Profile:
     """Set the weight of an existing user; it applies to that user's next submission."""
-    if weight < 1:
-        raise UserError(f"weight must be at least 1, got {weight}")
+    _check_weight(weight)
     User = get_user_model()
     try:
         user = User.objects.get(username=username)
@@ -64,8 +72,8 @@ def api_user_create(
 
     A name that breaks Django's rule of user names (USERNAME_RULE) is refused (BadUsername).
     """
-    if weight is not None and weight < 1:
-        raise UserError(f"weight must be at least 1, got {weight}")
+    if weight is not None:
+        _check_weight(weight)
     problem = username_problem(username)
     if problem:
         raise BadUsername(problem)

@@ -59,17 +59,23 @@ BAD_INPUT = [
     ),
     (
         ("set_weight", "alice", "0"),
-        "the weight must be an integer of at least 1, got '0': e.g. `manage.py set_weight alice 1`",
+        "the weight must be an integer from 1 to 2147483647, got '0': e.g. "
+        "`manage.py set_weight alice 1`",
     ),
     (
         ("set_weight", "alice", "heavy"),
-        "the weight must be an integer of at least 1, got 'heavy': e.g. "
+        "the weight must be an integer from 1 to 2147483647, got 'heavy': e.g. "
         "`manage.py set_weight alice 1`",
     ),
     (
         ("create_api_user", "erin", "--weight", "-1"),
-        "--weight must be an integer of at least 1, got '-1': e.g. "
+        "--weight must be an integer from 1 to 2147483647, got '-1': e.g. "
         "`manage.py create_api_user erin --weight 1`",
+    ),
+    (
+        ("set_weight", "alice", "2147483648"),
+        "the weight must be an integer from 1 to 2147483647, got '2147483648': e.g. "
+        "`manage.py set_weight alice 1`",
     ),
     (
         ("create_api_user", "erin\x07"),

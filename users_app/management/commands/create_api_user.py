@@ -3,7 +3,7 @@
 from django.core.management.base import CommandError
 
 from pqh_site.outages import PqhCommand, parse_whole_number, shell_word
-from users_app.services import BadUsername, UserError, api_user_create
+from users_app.services import MAX_WEIGHT, BadUsername, UserError, api_user_create
 
 
 class Command(PqhCommand):
@@ -26,7 +26,9 @@ class Command(PqhCommand):
         number = None
         if weight is not None:
             example = f"manage.py create_api_user {shell_word(username)} --weight 1"
-            number = parse_whole_number(weight, name="--weight", minimum=1, example=example)
+            number = parse_whole_number(
+                weight, name="--weight", minimum=1, maximum=MAX_WEIGHT, example=example
+            )
         try:
             user, token, created = api_user_create(
                 username=username, weight=number, password=password

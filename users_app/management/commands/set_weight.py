@@ -3,7 +3,7 @@
 from django.core.management.base import CommandError
 
 from pqh_site.outages import PqhCommand, no_such_user, parse_whole_number, shell_word
-from users_app.services import NoSuchUser, UserError, user_set_weight
+from users_app.services import MAX_WEIGHT, NoSuchUser, UserError, user_set_weight
 
 
 class Command(PqhCommand):
@@ -16,8 +16,9 @@ class Command(PqhCommand):
 
     def handle(self, *args, username: str, weight: str, **options):
         name = shell_word(username)
+        example = f"manage.py set_weight {name} 1"
         number = parse_whole_number(
-            weight, name="the weight", minimum=1, example=f"manage.py set_weight {name} 1"
+            weight, name="the weight", minimum=1, maximum=MAX_WEIGHT, example=example
         )
         try:
             profile = user_set_weight(username=username, weight=number)
