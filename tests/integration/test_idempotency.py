@@ -46,7 +46,7 @@ def test_a_retry_on_the_original_route_answers_the_original_body_after_the_task_
     assert again.status_code == 200 and again.json() == original
 
 
-def test_a_retry_on_the_api_answers_the_task_as_it_is_now(alice_client):
+def test_a_retry_on_the_api_answers_the_task_as_it_is_now(alice_client, no_worker):
     # A run measured before, so that a queued task has a start estimate.
     done = post(alice_client, "/api/tasks/", key="measured").json()["task_id"]
     TaskRecord.objects.filter(pk=done).update(

@@ -210,7 +210,8 @@ def test_usage_says_when_the_user_is_back_at_level_0(charge, alice_client):
     assert calls == ["GET", "EVALSHA"]  # the token's version, then the window and active set
     newest = TaskRecord.objects.order_by("-submitted_at").first().submitted_at.timestamp()
     assert body["count"] == 3 and body["weight"] == 1 and body["window_seconds"] == T
-    assert (body["cap"], body["active"]) == (100, 3)  # PQH_USER_MAX_ACTIVE; all three queued
+    # PQH_USER_MAX_ACTIVE; a worker may have run the first (counted exactly below, with none).
+    assert body["cap"] == 100 and 1 <= body["active"] <= 3
     if charge == "tasks":
         assert (body["usage"], body["unit"], body["next_level"]) == (3.0, "tasks", 1)
         assert body["bounds"] == [1, 6, 16, 26, 36]
@@ -236,7 +237,7 @@ def test_usage_of_a_heavier_user_falls_back_sooner(charge):
 
 
 @pytest.mark.django_db
-def test_usage_shows_the_users_own_cap_and_what_it_counts(alice, alice_client, settings):
+def test_usage_shows_the_users_own_cap_and_what_it_counts(alice, alice_client, settings, no_worker):
     from tasks_app.services.actions import task_cancel
     from users_app.models import Profile
 
