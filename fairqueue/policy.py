@@ -157,29 +157,32 @@ def priority_reason(
     """Say in one sentence why a task has its level (and whether aging lifted it).
 
     E.g. "level 2: 7 tasks in the last 6000 s at weight 1 reach the bound 6 (level 0 needs
-    fewer than 1)".
+    fewer than 1)". The verb agrees with what is counted: "1 task reaches", "7 tasks reach",
+    and seconds of service are an amount ("0.4 s of service ... reaches").
     """
     if not fairness:
-        text = "level 0: the fairness policy is off (PQH_FAIRNESS), tasks start in arrival order"
+        text = "level 0: the fairness policy is off (PQH_FAIRNESS), so tasks start in arrival order"
     else:
         if charge == TIME:
             what = f"{usage:.1f} s of service charged in the last {window_seconds:g} s"
             per = f"{usage / weight:.1f} s per weight"
             need = f"less than {bounds[0]:.1f} s per weight"
+            one = True  # an amount of service: "reaches", "stays"
         else:
-            what = (
-                f"{int(usage)} task{'' if int(usage) == 1 else 's'} "
-                f"in the last {window_seconds:g} s"
-            )
-            per = f"{weighted_count(int(usage), weight)} per weight"
+            count = int(usage)
+            one = count == 1
+            what = f"{count} task{'' if one else 's'} in the last {window_seconds:g} s"
+            per = f"{weighted_count(count, weight)} per weight"
             need = f"fewer than {int(bounds[0])}"
         said = f"{what} at weight {weight}" + ("" if weight == 1 else f" = {per}")
         if level == 0:
-            text = f"level 0: {said} stay below the bound {_amount(bounds[0], charge)} of level 1"
+            stay = "stays" if one else "stay"
+            text = f"level 0: {said} {stay} below the bound {_amount(bounds[0], charge)} of level 1"
         else:
+            reach = "reaches" if one else "reach"
             reached = bounds[min(level, len(bounds)) - 1]
             text = (
-                f"level {level}: {said} reach the bound {_amount(reached, charge)} "
+                f"level {level}: {said} {reach} the bound {_amount(reached, charge)} "
                 f"(level 0 needs {need})"
             )
     if aged:

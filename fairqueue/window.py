@@ -14,11 +14,13 @@ from .scripts import Scripts
 @dataclass(frozen=True)
 class WindowUsage:
     """A user's window: submissions, their charge (the count, or seconds with charge "time")
-    and each submission still counting as (submit time, charge), oldest first."""
+    and each submission still counting as (submit time, charge), oldest first; and, read in the
+    same round trip, the user's tasks queued or running (its active set, which its cap counts)."""
 
     count: int
     usage: float
     entries: list[tuple[float, float]]
+    active: int = 0
 
 
 class Windows:
@@ -28,13 +30,18 @@ class Windows:
         self.redis, self.config, self.keys, self.scripts = client, config, keys, scripts
 
     def usage(self, *, user_id: int, now: float | None = None) -> WindowUsage:
-        """Return the user's window as it stands, in one round trip (lua/window_usage.lua)."""
+        """Return the user's window as it stands, and its active tasks, in one round trip
+        (lua/window_usage.lua)."""
         now = time.time() if now is None else now
         args = {"now": now, "seconds": self.config.window_seconds, "charge": self.config.charge}
-        keys = [self.keys.window(user_id), self.keys.charges(user_id)]
-        count, usage, flat = self.scripts["window_usage"](keys=keys, args=[json.dumps(args)])
+        keys = [self.keys.window(user_id), self.keys.charges(user_id), self.keys.active(user_id)]
+        count, usage, flat, active = self.scripts["window_usage"](
+            keys=keys, args=[json.dumps(args)]
+        )
         entries = [(float(t), float(c)) for t, c in zip(flat[::2], flat[1::2], strict=True)]
-        return WindowUsage(count=int(count), usage=float(usage), entries=entries)
+        return WindowUsage(
+            count=int(count), usage=float(usage), entries=entries, active=int(active)
+        )
 
     def count(self, *, user_id: int, now: float | None = None) -> int:
         """Return the user's submissions in the window, without recording one."""

@@ -1,4 +1,9 @@
-"""The base of pqh's management commands: a missing service is one line and a non-zero exit."""
+"""The base of pqh's management commands: every error is one line, names the command that
+fixes it, and exits non-zero (a missing or unmigrated database, an unreachable PostgreSQL or
+Redis, and bad input alike)."""
+
+import re
+import shlex
 
 import psycopg
 import redis
@@ -8,6 +13,33 @@ from django.db import OperationalError, ProgrammingError
 
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 REDIS_START = "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no"
+
+
+def shell_word(text: str) -> str:
+    """`text` as one word of a command line to copy (quoted if it must be)."""
+    return shlex.quote(text) if text.isprintable() else repr(text)
+
+
+def parse_whole_number(
+    raw: str, *, name: str, minimum: int, maximum: int | None = None, example: str
+) -> int:
+    """Return the whole number `raw` names, or raise a one-line CommandError that says the rule
+    and gives `example`, a command that works (a command's numbers are read as text, so a wrong
+    one is this line rather than argparse's usage)."""
+    text = raw.strip()
+    number = int(text) if re.fullmatch(r"[0-9]+", text) else None
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        rule = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+        raise CommandError(f"{name} must be an integer {rule}, got {raw!r}: e.g. `{example}`")
+    return number
+
+
+def no_such_user(username: str, *, fix: str | None = None) -> CommandError:
+    """The one line for a user name that names no user: `fix`, or where to see the names."""
+    fix = fix or (
+        "`manage.py queue_stats` lists the users with a live window (names are case-sensitive)"
+    )
+    return CommandError(f"no user named {username!r}: {fix}")
 
 
 def postgres_address() -> str:

@@ -56,6 +56,8 @@ class UserWindow:
     level0_at: datetime | None  # None: already at level 0
     window_seconds: int
     charge: str = "tasks"
+    cap: int = 0  # how many tasks it may have queued or running: its own cap or the default
+    active: int = 0  # its tasks queued or running now, as the cap counts them
 
 
 def window_row(user, window: WindowUsage, *, now: float) -> UserWindow:
@@ -87,14 +89,17 @@ def window_row(user, window: WindowUsage, *, now: float) -> UserWindow:
         level0_at=None if at is None else datetime.fromtimestamp(at, tz=UTC),
         window_seconds=settings.PQH_WINDOW_SECONDS,
         charge=charge,
+        cap=user_cap(user),
+        active=window.active,
     )
 
 
 def user_window(user, *, now: float | None = None) -> UserWindow:
     """Return the user's window row: count (and seconds under time), weight, the level their
-    next task would get, and when they fall back to level 0 if they stop submitting now.
+    next task would get, when they fall back to level 0 if they stop submitting now, their cap
+    and how many tasks they have queued or running.
 
-    One Redis round trip.
+    One Redis round trip (the cap is read from the row loaded with the user).
     """
     now = time.time() if now is None else now
     return window_row(user, core().windows.usage(user_id=user.pk, now=now), now=now)

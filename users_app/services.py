@@ -1,6 +1,7 @@
 """Writes on users and their weights."""
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -11,15 +12,54 @@ class UserError(ValueError):
     """A request about a user that cannot be carried out; the message says why."""
 
 
+class NoSuchUser(UserError):
+    """No user has this name."""
+
+    def __init__(self, username: str):
+        super().__init__(f"no user named {username!r}")
+        self.username = username
+
+
+class BadUsername(UserError):
+    """A user name that breaks the rule of user names (Django's, which the admin applies too)."""
+
+
+# Django's own rule for user names (UnicodeUsernameValidator, which the admin applies): letters,
+# digits and @ . + - _, so no space, no control character (a name is shown in log lines, the
+# admin and command output).
+USERNAME_RULE = "1 to 150 letters, digits and @ . + - _ (no spaces or control characters)"
+
+
+def username_problem(username: str) -> str | None:
+    """Return why `username` cannot be a user's name, or None if it can."""
+    User = get_user_model()
+    limit = User._meta.get_field(User.USERNAME_FIELD).max_length
+    try:
+        if not username or len(username) > limit:
+            raise ValidationError("length")
+        User.username_validator(username)
+    except ValidationError:
+        return f"the user name {username!r} is not allowed: a user name is {USERNAME_RULE}"
+    return None
+
+
+# The largest weight the column holds (PostgreSQL's integer).
+MAX_WEIGHT = 2_147_483_647
+
+
+def _check_weight(weight: int) -> None:
+    if not 1 <= weight <= MAX_WEIGHT:
+        raise UserError(f"weight must be from 1 to {MAX_WEIGHT}, got {weight}")
+
+
 def user_set_weight(*, username: str, weight: int) -> Profile:
     """Set the weight of an existing user; it applies to that user's next submission."""
-    if weight < 1:
-        raise UserError(f"weight must be at least 1, got {weight}")
+    _check_weight(weight)
     User = get_user_model()
     try:
         user = User.objects.get(username=username)
     except User.DoesNotExist:
-        raise UserError(f"no user named {username!r}") from None
+        raise NoSuchUser(username) from None
     profile, _ = Profile.objects.update_or_create(user=user, defaults={"weight": weight})
     return profile
 
@@ -28,11 +68,15 @@ def user_set_weight(*, username: str, weight: int) -> Profile:
 def api_user_create(
     *, username: str, weight: int | None = None, password: str | None = None
 ) -> tuple[object, Token, bool]:
-    """Create the user if missing, set its weight if given, and return (user, token, created)."""
-    if weight is not None and weight < 1:
-        raise UserError(f"weight must be at least 1, got {weight}")
-    if not username or len(username) > 150:
-        raise UserError("username must be 1 to 150 characters")
+    """Create the user if missing, set its weight if given, and return (user, token, created).
+
+    A name that breaks Django's rule of user names (USERNAME_RULE) is refused (BadUsername).
+    """
+    if weight is not None:
+        _check_weight(weight)
+    problem = username_problem(username)
+    if problem:
+        raise BadUsername(problem)
     User = get_user_model()
     user, created = User.objects.get_or_create(username=username)
     if password is not None:

@@ -2,13 +2,15 @@
 
 KEYS[1]  {P}:win:<user>   the user's window (zset: task id -> submit time)
 KEYS[2]  {P}:wc:<user>    the charges of its submissions (hash; time mode)
+KEYS[3]  {P}:act:<user>   optional: the user's tasks queued or running (zset), as its cap counts
 ARGV[1]  JSON object:
   now      Unix seconds
   seconds  the window's length T (PQH_WINDOW_SECONDS)
   charge   "tasks" or "time"
 
 Returns {count, usage (string: the count, or seconds charged with time), {submit time, charge,
-...} of each submission in the window, oldest first (charge 1 in tasks mode)}.
+...} of each submission in the window, oldest first (charge 1 in tasks mode)}, and with KEYS[3]
+a fourth: how many tasks the user has queued or running.
 ]]
 --- @include "window"
 
@@ -28,4 +30,6 @@ for i = 1, #rows, 2 do
   table.insert(out, rows[i + 1])
   table.insert(out, c)
 end
-return {count, string.format('%.17g', usage), out}
+local answer = {count, string.format('%.17g', usage), out}
+if KEYS[3] then table.insert(answer, redis.call('ZCARD', KEYS[3])) end
+return answer

@@ -56,12 +56,14 @@ class FieldErrorsExtension(OpenApiSerializerExtension):
         }
 
 
-def _submit_responses(serializer, example) -> dict:
+def _submit_responses(serializer, example, *, replay: str) -> dict:
     """A submission's answers on either route: accepted, replayed, or refused."""
     return {
         202: _ok(serializer, "Accepted and queued", example),
         200: _ok(
-            serializer, "The task an earlier request with this Idempotency-Key created", example
+            serializer,
+            f"The task an earlier request with this Idempotency-Key created: {replay}",
+            example,
         ),
         **SUBMIT_ERRORS,
     }
@@ -77,7 +79,9 @@ seed_submit = extend_schema(
     ),
     request=SubmitSerializer,
     parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
-    responses=_submit_responses(SeedAcceptedSerializer, SEED_ACCEPTED),
+    responses=_submit_responses(
+        SeedAcceptedSerializer, SEED_ACCEPTED, replay="the original 202's body"
+    ),
     examples=SUBMIT_EXAMPLES,
     tags=["original routes"],
 )
@@ -152,12 +156,19 @@ tasks = extend_schema_view(
     create=extend_schema(
         summary="Submit a task",
         description=(
-            "Takes JSON, or a form whose `x` is JSON text (the browsable API's form). The task "
-            "is queued at once; poll its `url`."
+            "Takes a JSON body, as `/task` does. The task is queued at once; poll its `url`. (The "
+            "browsable API's HTML form also posts here, with `x` as JSON text; clients send JSON.)"
         ),
-        request=SubmitSerializer,
+        # JSON only: a generated client given a choice of form and multipart sends multipart,
+        # whose `x` is text (an object becomes its Python repr).
+        request={"application/json": SubmitSerializer},
         parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
-        responses=_submit_responses(TaskDetailSerializer, TASK_DETAIL),
+        responses=_submit_responses(
+            TaskDetailSerializer,
+            TASK_DETAIL,
+            replay="the task as it is now, as GET /api/tasks/{task_id}/ answers (its status "
+            "may have moved on since the 202)",
+        ),
         examples=SUBMIT_EXAMPLES,
     ),
     retrieve=extend_schema(
@@ -200,8 +211,8 @@ tasks = extend_schema_view(
 )
 
 usage = extend_schema(
-    summary="Your window usage, weight, the level your next task would get, and when you are "
-    "back at level 0",
+    summary="Your window usage, weight, the level your next task would get, when you are "
+    "back at level 0, and your cap on active tasks",
     parameters=[RETRY_AFTER],
     responses={
         200: _ok(
@@ -216,6 +227,8 @@ usage = extend_schema(
                 "bounds": [1, 6, 16, 26, 36],
                 "level0_at": "2026-11-26T05:59:00.123456Z",
                 "window_seconds": 6000,
+                "cap": 100,
+                "active": 2,
             },
         ),
         401: UNAUTHORIZED,

@@ -23,10 +23,11 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     str,
     OpenApiParameter.HEADER,
     description=(
-        "Optional. Retrying with the same key (same user, within 24 h) returns the original "
-        "task with `200` instead of creating another; while the first request with that key "
-        "is still being processed the answer is `409`. The key's length is bounded: a longer "
-        "key is a `400`."
+        "Optional. Retrying with the same key (same user, within 24 h) answers `200` with the "
+        "task the first request created instead of creating another (see the 200 answer for "
+        "its body); while the first request with that key is still being processed the "
+        "answer is `409`. A key is 1 to 255 printable ASCII characters; anything else is a "
+        "`400`."
     ),
 )
 RETRY_AFTER = OpenApiParameter(
@@ -58,7 +59,9 @@ def _error(
 BAD_REQUEST = OpenApiResponse(
     PolymorphicProxySerializer(
         component_name="BadRequest",
-        serializers=[FieldErrorsSerializer, ErrorSerializer],
+        # The error first: it requires `detail`, so a client that tries each in turn (as
+        # openapi-python-client's does) cannot take a {"detail": ...} for field errors.
+        serializers=[ErrorSerializer, FieldErrorsSerializer],
         resource_type_field_name=None,
     ),
     description=(

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from ..models import STATUS_CHOICES, TaskRecord
 from ..selectors.detail import TaskView
+from ..selectors.why import shown_seconds
 from ..worker.progress import PROGRESS
 from .parsers import JSONInputError, json_parse, json_text_problem
 
@@ -113,7 +114,7 @@ class TaskSerializer(serializers.ModelSerializer):
 
     def get_wait_seconds(self, obj: TaskRecord) -> float | None:
         wait = obj.wait_seconds()
-        return None if wait is None else round(wait, 3)
+        return None if wait is None else shown_seconds(wait)
 
     def get_url(self, obj: TaskRecord) -> str:
         return self._absolute(reverse("api-task-detail", args=[obj.pk]))
@@ -173,7 +174,7 @@ class PrioritySerializer(serializers.Serializer):
     run_seconds = serializers.FloatField(
         allow_null=True,
         help_text="Once it has ended: the seconds its run spent in the work (under time, what "
-        "it is charged instead of `cost`); null before.",
+        "it is charged instead of `cost`), to the millisecond; null before.",
     )
     aged = serializers.BooleanField(
         help_text="Whether aging lifted it: it waited longer than PQH_MAX_WAIT_SECONDS and goes "
@@ -261,9 +262,16 @@ class TaskDetailSerializer(TaskSerializer):
         return view.result
 
 
+class SecondsField(serializers.FloatField):
+    """Seconds (or a count, under PQH_CHARGE=tasks) as the API shows them: to the millisecond."""
+
+    def to_representation(self, value) -> float:
+        return shown_seconds(float(value))
+
+
 class UsageSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="your submissions in the window")
-    usage = serializers.FloatField(
+    usage = SecondsField(
         help_text="what sets your level, in `unit`: the count (PQH_CHARGE=tasks), or the "
         "seconds of service your tasks in the window were charged (time: a task's estimate "
         "until it ends, then what its run took)"
@@ -272,7 +280,7 @@ class UsageSerializer(serializers.Serializer):
     weight = serializers.IntegerField(help_text="your weight: usage is divided by it")
     next_level = serializers.IntegerField(help_text="the level your next task would get")
     bounds = serializers.ListField(
-        child=serializers.FloatField(),
+        child=SecondsField(),
         help_text="the level bounds in `unit` (per weight): reaching bounds[i] gives level "
         "i + 1 at least; level 0 needs less than bounds[0]",
     )
@@ -282,6 +290,13 @@ class UsageSerializer(serializers.Serializer):
         "your submissions leave the window); null if it already would",
     )
     window_seconds = serializers.IntegerField(help_text="the window's length, PQH_WINDOW_SECONDS")
+    cap = serializers.IntegerField(
+        help_text="how many tasks you may have queued or running at once: your own cap, or "
+        "PQH_USER_MAX_ACTIVE; a submission past it is a 429 user_cap"
+    )
+    active = serializers.IntegerField(
+        help_text="your tasks queued or running now, as the cap counts them"
+    )
 
 
 class SeedAcceptedSerializer(serializers.Serializer):

@@ -92,7 +92,7 @@ def _submit(request):
     """Validate a submission body and hand it to task_submit; shared by both routes.
 
     Returns the accepted task, or the earlier one when the Idempotency-Key replays it
-    (`record.replayed`): the routes answer 202, or 200 for a replay, with the same body.
+    (`record.replayed`): the routes answer 202, or 200 for a replay, in the same shape.
     """
     try:
         serializer = SubmitSerializer(data=request.data)
@@ -150,6 +150,8 @@ class SeedTaskView(ThrottleFirst, APIView):
 
     @openapi.seed_submit
     def post(self, request):
+        # A replay answers 200 with the original 202's body: every key of it is fixed at
+        # submission.
         record = _submit(request)
         return Response(
             {
@@ -207,9 +209,12 @@ class TaskViewSet(
         return record
 
     def create(self, request, *args, **kwargs):
-        """Submit a task: answers 202 with the queued task (200 for an idempotent replay)."""
+        """Submit a task: answers 202 with the queued task; an idempotent replay answers 200
+        with the task as it is now, as a GET of it would (its status may have moved on)."""
         record = _submit(request)
-        view = task_view(record, estimate=False)
+        # A new task's start estimate is left to a poll (two queries off the hot path); a
+        # replay is rare and shows what a GET shows.
+        view = task_view(record, estimate=record.replayed)
         data = TaskDetailSerializer(view, context=self.get_serializer_context()).data
         return Response(data, status=_accepted(record))
 

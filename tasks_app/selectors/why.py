@@ -11,6 +11,12 @@ from pqh_site.core import core
 from ..models import TaskRecord
 
 
+def shown_seconds(value: float) -> float:
+    """Round seconds as the API shows them: to the millisecond. The history keeps them exact
+    (a run's 60.00085645299998 s is shown as 60.001)."""
+    return round(value, 3)
+
+
 def charge_bounds(charge: str) -> list[float]:
     """Return the level bounds in the unit of `charge` (PQH_LEVEL_BOUNDS[_SECONDS])."""
     return core().config.bounds(charge)
@@ -26,6 +32,7 @@ def task_priority(
     set it against the bounds, the weight, its cost, whether aging lifted it, its place.
 
     No I/O: the record and its `place` (task_place: read once, with the position) say it all.
+    Seconds (under time: usage, bounds, cost; run_seconds) are shown to the millisecond.
     """
     charge = record.charge if record.charge in ("tasks", "time") else "tasks"
     # The count under tasks: usage_before equals it, and rows older than it only have the count.
@@ -36,13 +43,15 @@ def task_priority(
     return {
         "level": record.level,
         "charge": charge,
-        "usage_before": usage,
+        "usage_before": shown_seconds(usage),
         "unit": charge_unit(charge),
         "weight": weight,
-        "usage_per_weight": usage_per_weight(usage=usage, weight=weight, charge=charge),
-        "bounds": bounds,
-        "cost": float(record.cost),
-        "run_seconds": None if record.run_seconds is None else float(record.run_seconds),
+        "usage_per_weight": shown_seconds(
+            usage_per_weight(usage=usage, weight=weight, charge=charge)
+        ),
+        "bounds": [shown_seconds(bound) for bound in bounds],
+        "cost": shown_seconds(float(record.cost)),
+        "run_seconds": None if record.run_seconds is None else shown_seconds(record.run_seconds),
         "aged": aged,
         "position": None if place is None else place.position,
         "estimated_start_at": estimated_start_at,

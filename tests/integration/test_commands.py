@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -9,6 +11,7 @@ from io import StringIO
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
@@ -18,6 +21,8 @@ from tests.conftest import ROOT, subprocess_env
 from users_app.models import Profile
 
 pytestmark = pytest.mark.django_db
+
+User = get_user_model()
 
 
 def run(*args) -> str:
@@ -45,17 +50,95 @@ def test_set_weight(alice):
     assert Profile.objects.get(user=alice[0]).weight == 3
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("set_weight", "nobody", "2"), "no user named 'nobody'"),
-        (("set_weight", "alice", "0"), "weight must be at least 1"),
-        (("create_api_user", "erin", "--weight", "-1"), "weight must be at least 1"),
-    ],
-)
-def test_bad_input_is_a_clear_error(alice, args, message):
-    with pytest.raises(CommandError, match=message):
+# Every one-line error of bad input to pqh's commands: what it says, and the command it names
+# to fix it (the last one in backquotes), which then works.
+BAD_INPUT = [
+    (
+        ("set_weight", "nobody", "2"),
+        "no user named 'nobody': create it with `manage.py create_api_user nobody --weight 2`",
+    ),
+    (
+        ("set_weight", "alice", "0"),
+        "the weight must be an integer from 1 to 2147483647, got '0': e.g. "
+        "`manage.py set_weight alice 1`",
+    ),
+    (
+        ("set_weight", "alice", "heavy"),
+        "the weight must be an integer from 1 to 2147483647, got 'heavy': e.g. "
+        "`manage.py set_weight alice 1`",
+    ),
+    (
+        ("create_api_user", "erin", "--weight", "-1"),
+        "--weight must be an integer from 1 to 2147483647, got '-1': e.g. "
+        "`manage.py create_api_user erin --weight 1`",
+    ),
+    (
+        ("set_weight", "alice", "2147483648"),
+        "the weight must be an integer from 1 to 2147483647, got '2147483648': e.g. "
+        "`manage.py set_weight alice 1`",
+    ),
+    (
+        ("create_api_user", "erin\x07"),
+        "the user name 'erin\\x07' is not allowed: a user name is 1 to 150 letters, digits "
+        "and @ . + - _ (no spaces or control characters): e.g. `manage.py create_api_user alice`",
+    ),
+    (
+        ("create_api_user", "erin smith"),
+        "the user name 'erin smith' is not allowed: a user name is 1 to 150 letters, digits "
+        "and @ . + - _ (no spaces or control characters): e.g. `manage.py create_api_user alice`",
+    ),
+    (
+        ("reset_window", "nobody"),
+        "no user named 'nobody': `manage.py queue_stats` lists the users with a live window "
+        "(names are case-sensitive)",
+    ),
+    (
+        ("reset_window",),
+        "give either a USERNAME or --all: `manage.py reset_window NAME` or "
+        "`manage.py reset_window --all`",
+    ),
+    (
+        ("cancel_queued", "Alice"),
+        "no user named 'Alice': `manage.py queue_stats` lists the users with a live window "
+        "(names are case-sensitive)",
+    ),
+    (
+        ("cancel_queued", "alice", "--level", "9"),
+        "--level must be an integer from 0 to 5, got '9': e.g. "
+        "`manage.py cancel_queued alice --level 5`",
+    ),
+    (
+        ("fairness_report", "--since", "soon"),
+        "--since must be a positive duration like 90s, 15m, 1h or 2d, got 'soon': e.g. "
+        "`manage.py fairness_report --since 1h`",
+    ),
+    (
+        ("lockouts", "clear", "--address", "nowhere"),
+        "'nowhere' is not an IP address: `manage.py lockouts` lists the addresses locked out",
+    ),
+    (
+        ("lockouts", "clear"),
+        "say what to clear: --address A, --user NAME, or --all: e.g. "
+        "`manage.py lockouts clear --all`",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUT, ids=lambda v: " ".join(v)[:40])
+def test_bad_input_is_one_line_naming_the_command_that_fixes_it(alice, args, message):
+    with pytest.raises(CommandError) as refused:
         run(*args)
+    assert str(refused.value) == message
+    fix = re.findall(r"`manage\.py ([^`]+)`", message)[-1]
+    run(*shlex.split(fix))  # the command it names works
+
+
+def test_a_user_name_with_a_control_character_is_refused_and_not_created():
+    for name in ("tab\there", "nul\x00", "line\nbreak", "", "x" * 151):
+        with pytest.raises(CommandError, match="is not allowed: a user name is 1 to 150"):
+            run("create_api_user", name)
+    assert not User.objects.exclude(username="alice").exists()
+    assert "created user caf\u00e9.o+k@x-y_z" in run("create_api_user", "caf\u00e9.o+k@x-y_z")
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -70,10 +153,23 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_bad_input_exits_non_zero_with_one_line():
-    proc = manage("set_weight", "nobody-at-all", "2")
-    assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines() == ["CommandError: no user named 'nobody-at-all'"]
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("set_weight", "nobody-at-all", "2"),
+        ("set_weight", "nobody-at-all", "heavy"),
+        ("create_api_user", "two\nlines"),
+        ("cancel_queued", "nobody-at-all", "--level", "top"),
+    ],
+    ids=["user", "weight", "name", "level"],
+)
+def test_bad_input_exits_non_zero_with_one_line(args):
+    proc = manage(*args)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("CommandError: "), proc.stderr
+    assert "`manage.py " in lines[0]
+    assert proc.stdout == ""
 
 
 COMMANDS = [
@@ -96,6 +192,28 @@ def test_a_missing_database_is_one_line_naming_it_and_the_fix(args):
     assert f"database '{missing}' does not exist" in lines[0]
     assert "manage.py bootstrap" in lines[0] and "make run" in lines[0]
     assert proc.stdout == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unmigrated_database_is_one_line_naming_the_migration(scratch_database):
+    import psycopg
+    from psycopg import sql
+
+    from pqh_site.database import connect_params
+
+    url = scratch_database("unmigrated")
+    name = url.rsplit("/", 1)[1]
+    params = connect_params(settings.DATABASES["default"])
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    for args in (("set_weight", "alice", "2"), ("cancel_queued", "alice")):
+        proc = manage(*args, DATABASE_URL=url)
+        assert proc.returncode == 1
+        lines = proc.stderr.strip().splitlines()
+        assert lines == [
+            f"CommandError: the database '{name}' at 127.0.0.1:5432 is not migrated (relation "
+            '"auth_user" does not exist); run `manage.py bootstrap` or `manage.py migrate`'
+        ], proc.stderr
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)

@@ -1,8 +1,10 @@
 """Idempotency-Key: a retried submission returns the original task, once, however it is retried."""
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from fairqueue.testing import count_redis_round_trips
 from pqh_site.core import core
@@ -31,6 +33,46 @@ def test_a_retry_returns_the_original_task_with_200(alice, alice_client, path):
         assert replay == original
     assert TaskRecord.objects.filter(user=alice[0]).count() == 1
     assert core().windows.count(user_id=alice[0].pk) == 1  # a replay is not counted
+
+
+def test_a_retry_on_the_original_route_answers_the_original_body_after_the_task_ended(
+    alice_client,
+):
+    original = post(alice_client).json()
+    TaskRecord.objects.filter(pk=original["task_id"]).update(
+        status="SUCCESS", started_at=timezone.now(), finished_at=timezone.now()
+    )
+    again = post(alice_client)
+    assert again.status_code == 200 and again.json() == original
+
+
+def test_a_retry_on_the_api_answers_the_task_as_it_is_now(alice_client, no_worker):
+    # A run measured before, so that a queued task has a start estimate.
+    done = post(alice_client, "/api/tasks/", key="measured").json()["task_id"]
+    TaskRecord.objects.filter(pk=done).update(
+        status="SUCCESS",
+        started_at=timezone.now() - timedelta(seconds=2),
+        finished_at=timezone.now() - timedelta(seconds=1),
+    )
+    original = post(alice_client, "/api/tasks/").json()
+    assert original["status"] == "PENDING" and original["estimated_start_at"] is None
+    pending = post(alice_client, "/api/tasks/").json()
+    read = alice_client.get(f"/api/tasks/{original['task_id']}/").json()
+    # As a GET shows it while queued, its start estimate included; the wait and the estimate
+    # are worked out at the moment of each answer.
+    assert pending["status"] == "PENDING" and pending["position"] == original["position"]
+    assert pending["estimated_start_at"] is not None
+    for body in (pending, read):
+        body["wait_seconds"] = body["estimated_start_at"] = None
+        body["priority"]["estimated_start_at"] = None
+    assert pending == read
+    TaskRecord.objects.filter(pk=original["task_id"]).update(
+        status="SUCCESS", started_at=timezone.now(), finished_at=timezone.now()
+    )
+    again = post(alice_client, "/api/tasks/")
+    assert again.status_code == 200
+    assert again.json() == alice_client.get(f"/api/tasks/{original['task_id']}/").json()
+    assert again.json()["status"] == "SUCCESS" and again.json()["position"] is None
 
 
 def test_keys_are_per_user_and_a_new_key_is_a_new_task(alice_client, bob_client):

@@ -327,6 +327,9 @@ def test_window_usage_answers_count_charge_and_entries(redis):
         "window_usage", [core().keys.key("win", 1), core().keys.key("wc", 1)], [json.dumps(args)]
     )
     assert answer == [1, "1", ["1010", "1"]]
+    # With the active set: the tasks the cap counts, in the same answer (both still active).
+    keys = [core().keys.key("win", 1), core().keys.key("wc", 1), core().keys.key("act", 1)]
+    assert run("window_usage", keys, [json.dumps(args)]) == [1, "1", ["1010", "1"], 2]
 
 
 def test_positions_answers_per_task_and_minus_one_when_unknown(redis):

@@ -1,5 +1,6 @@
 """The OpenAPI schema: valid, complete (every route, every error), and its docs page works offline."""
 
+import json
 import re
 from io import StringIO
 
@@ -77,6 +78,9 @@ def test_submissions_document_idempotency_and_retry_after(schema, path):
     assert headers["Idempotency-Key"].get("required", False) is False
     for code in ("429", "503"):
         assert operation["responses"][code]["headers"]["Retry-After"]["required"] is True
+    replay = operation["responses"]["200"]["description"]
+    said = "the original 202's body" if path == "/task" else "the task as it is now"
+    assert said in replay
     refusals = schema["components"]["schemas"]
     assert refusals["UserCapError"]["required"] == ["active", "code", "detail", "limit"]
     assert refusals["UnavailableErrorCodeEnum"]["enum"] == ["queue_full", "unavailable"]
@@ -96,13 +100,19 @@ def test_every_operation_documents_the_doors_429_with_retry_after(schema, path, 
     ]
 
 
-def test_the_original_route_takes_json_only_and_the_api_forms_too(schema):
-    assert set(schema["paths"]["/task"]["post"]["requestBody"]["content"]) == {"application/json"}
-    assert set(schema["paths"]["/api/tasks/"]["post"]["requestBody"]["content"]) == {
-        "application/json",
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-    }
+def test_a_page_always_has_next_and_previous(schema, alice_client):
+    page = schema["components"]["schemas"]["PaginatedTaskList"]
+    assert page["required"] == ["count", "next", "previous", "results"]
+    assert set(alice_client.get("/api/tasks/").json()) == set(page["required"])
+
+
+@pytest.mark.parametrize("path", ["/task", "/api/tasks/"])
+def test_submissions_are_offered_as_json_only(schema, path):
+    # The browsable API's form still posts to /api/tasks/, but a client is told to send JSON: a
+    # generated client offered form and multipart sends multipart, where `x` is only text.
+    body = schema["paths"][path]["post"]["requestBody"]
+    assert set(body["content"]) == {"application/json"} and body["required"] is True
+    assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Submit"}
 
 
 def test_the_docs_page_works_without_internet(client):
@@ -127,3 +137,21 @@ def test_the_api_root_links_the_schema_and_the_docs(alice_client):
     }
     page = alice_client.get("/api/", HTTP_ACCEPT="text/html")
     assert b'href="http://testserver/api/docs/"' in page.content
+
+
+def test_the_404s_say_what_the_schema_and_the_readme_say(schema, alice_client):
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    listing = schema["paths"]["/api/tasks/"]["get"]["responses"]["404"]["content"]
+    no_page = alice_client.get("/api/tasks/", {"page": 99})
+    assert no_page.status_code == 404
+    assert [e["value"] for e in listing["application/json"]["examples"].values()] == [
+        no_page.json()
+    ]
+    assert f"| `404` | `{json.dumps(no_page.json())}` | `?page=` that is no page" in readme
+    task = schema["paths"]["/api/tasks/{task_id}/"]["get"]["responses"]["404"]["content"]
+    no_task = alice_client.get("/api/tasks/3f0c9a52-8a31-4c57-9a3e-5b8f0f4b2d17/")
+    assert no_task.status_code == 404
+    assert [e["value"] for e in task["application/json"]["examples"].values()] == [no_task.json()]
+    assert f"| `404` | `{json.dumps(no_task.json())}` | no such route, no such task" in readme

@@ -5,7 +5,7 @@ PQH_TASK_SECONDS of 0.2 s is the estimate of a user with no history, so the seco
 0.2, 1.2, 3.2, 5.2 and 7.2 s).
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from celery import states
@@ -60,11 +60,38 @@ def test_a_queued_tasks_detail_says_why_it_waits(charge, alice_client, django_as
         )
     else:
         # Two tasks before it, each charged the default estimate of 0.2 s.
-        assert priority["usage_before"] == pytest.approx(0.4) and priority["unit"] == "seconds"
-        assert priority["cost"] == pytest.approx(0.2)
-        assert priority["bounds"] == pytest.approx([0.2, 1.2, 3.2, 5.2, 7.2])
+        assert priority["usage_before"] == 0.4 and priority["unit"] == "seconds"
+        assert priority["cost"] == 0.2
+        # 6 x 0.2 is 1.2000000000000002 in floats: shown to the millisecond.
+        assert priority["bounds"] == [0.2, 1.2, 3.2, 5.2, 7.2]
         assert priority["reason"] == (
-            "level 1: 0.4 s of service charged in the last 6000 s at weight 1 reach the bound "
+            "level 1: 0.4 s of service charged in the last 6000 s at weight 1 reaches the bound "
+            "0.2 s (level 0 needs less than 0.2 s per weight)"
+        )
+
+
+@pytest.mark.django_db
+def test_the_reason_counts_one_task_in_the_singular(charge, alice_client):
+    first, second = submit(alice_client, 2)
+    said = {
+        body["task_id"]: alice_client.get(f"/api/tasks/{body['task_id']}/").json()["priority"]
+        for body in (first, second)
+    }
+    if charge == "tasks":
+        assert said[first["task_id"]]["reason"] == (
+            "level 0: 0 tasks in the last 6000 s at weight 1 stay below the bound 1 of level 1"
+        )
+        assert said[second["task_id"]]["reason"] == (
+            "level 1: 1 task in the last 6000 s at weight 1 reaches the bound 1 "
+            "(level 0 needs fewer than 1)"
+        )
+    else:
+        assert said[first["task_id"]]["reason"] == (
+            "level 0: 0.0 s of service charged in the last 6000 s at weight 1 stays below the "
+            "bound 0.2 s of level 1"
+        )
+        assert said[second["task_id"]]["reason"] == (
+            "level 1: 0.2 s of service charged in the last 6000 s at weight 1 reaches the bound "
             "0.2 s (level 0 needs less than 0.2 s per weight)"
         )
 
@@ -131,6 +158,36 @@ def test_an_ended_task_shows_its_run_seconds_and_the_aged_flag_of_the_history(ch
 
 
 @pytest.mark.django_db
+def test_durations_are_shown_to_the_millisecond_and_stored_exactly(charge, alice_client):
+    *_, last = submit(alice_client, 2)
+    now = timezone.now()
+    TaskRecord.objects.filter(pk=last["task_id"]).update(
+        status=states.SUCCESS,
+        started_at=now - timedelta(seconds=60.0008564),
+        finished_at=now,
+        run_seconds=60.00085645299998,
+        cost=0.20000000000000004,
+        usage_before=0.6000000000000001,
+    )
+    TaskRecord.objects.filter(pk=last["task_id"]).update(
+        submitted_at=now - timedelta(seconds=60.0008564 + 1.2345678)
+    )
+    body = alice_client.get(f"/api/tasks/{last['task_id']}/").json()
+    priority = body["priority"]
+    assert priority["run_seconds"] == 60.001
+    assert body["wait_seconds"] == 1.235
+    if charge == "time":
+        assert priority["cost"] == 0.2 and priority["usage_before"] == 0.6
+        assert priority["usage_per_weight"] == 0.6
+    listed = alice_client.get("/api/tasks/").json()["results"]
+    assert [row["wait_seconds"] for row in listed if row["task_id"] == last["task_id"]] == [1.235]
+    for row in listed:
+        assert row["wait_seconds"] is None or row["wait_seconds"] == round(row["wait_seconds"], 3)
+    stored = TaskRecord.objects.get(pk=last["task_id"])
+    assert (stored.run_seconds, stored.cost) == (60.00085645299998, 0.20000000000000004)
+
+
+@pytest.mark.django_db
 def test_the_list_keeps_its_short_shape(charge, alice_client):
     submit(alice_client, 1)
     row = alice_client.get("/api/tasks/").json()["results"][0]
@@ -146,19 +203,23 @@ def test_usage_says_when_the_user_is_back_at_level_0(charge, alice_client):
         0,
         None,
     )
+    assert (empty["cap"], empty["active"]) == (100, 0)
     submit(alice_client, 3)
     with count_redis_round_trips() as calls:
         body = alice_client.get("/api/usage/").json()
-    assert calls == ["GET", "EVALSHA"]  # the token's version, then the window
+    assert calls == ["GET", "EVALSHA"]  # the token's version, then the window and active set
     newest = TaskRecord.objects.order_by("-submitted_at").first().submitted_at.timestamp()
     assert body["count"] == 3 and body["weight"] == 1 and body["window_seconds"] == T
+    # PQH_USER_MAX_ACTIVE; a worker may have run the first (counted exactly below, with none).
+    assert body["cap"] == 100 and 1 <= body["active"] <= 3
     if charge == "tasks":
         assert (body["usage"], body["unit"], body["next_level"]) == (3.0, "tasks", 1)
         assert body["bounds"] == [1, 6, 16, 26, 36]
     else:
-        assert body["usage"] == pytest.approx(0.6) and body["unit"] == "seconds"
+        # 0.2 + 0.2 + 0.2 is 0.6000000000000001 in floats: shown to the millisecond.
+        assert body["usage"] == 0.6 and body["unit"] == "seconds"
         assert body["next_level"] == 1
-        assert body["bounds"] == pytest.approx([0.2, 1.2, 3.2, 5.2, 7.2])
+        assert body["bounds"] == [0.2, 1.2, 3.2, 5.2, 7.2]
     # Level 0 needs less than the first bound, 1 task or 0.2 s: every submission must leave.
     assert parse(body["level0_at"]) == pytest.approx(newest + T, abs=1e-3)
 
@@ -173,6 +234,28 @@ def test_usage_of_a_heavier_user_falls_back_sooner(charge):
     assert body["weight"] == 2 and body["next_level"] == 1
     # Under tasks 1 // 2 = 0 < 1 once two have left; under time 0.2 / 2 = 0.1 < 0.2 likewise.
     assert parse(body["level0_at"]) == pytest.approx(times[1] + T, abs=1e-3)
+
+
+@pytest.mark.django_db
+def test_usage_shows_the_users_own_cap_and_what_it_counts(alice, alice_client, settings, no_worker):
+    from tasks_app.services.actions import task_cancel
+    from users_app.models import Profile
+
+    Profile.objects.filter(user=alice[0]).update(max_active=2)
+    first, second = submit(alice_client, 2)
+    body = alice_client.get("/api/usage/").json()
+    assert (body["cap"], body["active"]) == (2, 2)
+    refused = alice_client.post("/api/tasks/", {"x": 3}, format="json")
+    assert refused.status_code == 429
+    assert (refused.json()["limit"], refused.json()["active"]) == (body["cap"], body["active"])
+    task_cancel(user=alice[0], task_id=first["task_id"])  # a cancelled task stops counting
+    body = alice_client.get("/api/usage/").json()
+    assert (body["cap"], body["active"], body["count"]) == (2, 1, 2)
+    profile = Profile.objects.get(user=alice[0])
+    profile.max_active = None
+    profile.save()  # as the admin saves it: the web process's remembered user is renewed
+    settings.PQH_USER_MAX_ACTIVE = 7
+    assert alice_client.get("/api/usage/").json()["cap"] == 7  # the default again
 
 
 @pytest.mark.django_db

@@ -167,36 +167,50 @@ def test_level0_at_refuses_a_bad_weight_or_charge():
         at([(0.0, 1.0)], charge="money")
 
 
-def test_the_reason_says_what_set_the_level_in_the_users_words():
-    common = {"window_seconds": 6000, "aged": False, "max_wait": 600.0}
-    assert priority_reason(
-        level=2, charge="tasks", usage=7, weight=1, bounds=[1, 6, 16, 26, 36], **common
-    ) == (
-        "level 2: 7 tasks in the last 6000 s at weight 1 reach the bound 6 "
-        "(level 0 needs fewer than 1)"
+REASON = {"window_seconds": 6000, "max_wait": 600.0, "bounds": [1, 6, 16, 26, 36]}
+SECONDS = [60.0, 120.0, 180.0]
+
+
+@pytest.mark.parametrize(
+    ("level", "charge", "usage", "weight", "bounds", "sentence"),
+    [
+        # tasks, level 0: none, and one (at weight 1 the level would be 1; at weight 2 it is 0).
+        (0, "tasks", 0, 1, None, "level 0: 0 tasks in the last 6000 s at weight 1 stay below the bound 1 of level 1"),
+        (0, "tasks", 1, 2, None, "level 0: 1 task in the last 6000 s at weight 2 = 0 per weight stays below the bound 1 of level 1"),
+        (0, "tasks", 5, 6, None, "level 0: 5 tasks in the last 6000 s at weight 6 = 0 per weight stay below the bound 1 of level 1"),
+        # tasks, above level 0: one task, many, and many at a weight.
+        (1, "tasks", 1, 1, None, "level 1: 1 task in the last 6000 s at weight 1 reaches the bound 1 (level 0 needs fewer than 1)"),
+        (2, "tasks", 7, 1, None, "level 2: 7 tasks in the last 6000 s at weight 1 reach the bound 6 (level 0 needs fewer than 1)"),
+        (1, "tasks", 3, 2, None, "level 1: 3 tasks in the last 6000 s at weight 2 = 1 per weight reach the bound 1 (level 0 needs fewer than 1)"),
+        # time: an amount of service, whatever the number.
+        (0, "time", 0.0, 1, SECONDS, "level 0: 0.0 s of service charged in the last 6000 s at weight 1 stays below the bound 60.0 s of level 1"),
+        (0, "time", 100.0, 2, SECONDS, "level 0: 100.0 s of service charged in the last 6000 s at weight 2 = 50.0 s per weight stays below the bound 60.0 s of level 1"),
+        (1, "time", 60.0, 1, SECONDS, "level 1: 60.0 s of service charged in the last 6000 s at weight 1 reaches the bound 60.0 s (level 0 needs less than 60.0 s per weight)"),
+        (3, "time", 412.0, 2, SECONDS, "level 3: 412.0 s of service charged in the last 6000 s at weight 2 = 206.0 s per weight reaches the bound 180.0 s (level 0 needs less than 60.0 s per weight)"),
+    ],
+)  # fmt: skip
+def test_the_reason_says_what_set_the_level_in_the_users_words(
+    level, charge, usage, weight, bounds, sentence
+):
+    common = {**REASON, "bounds": bounds or REASON["bounds"]}
+    said = priority_reason(
+        level=level, charge=charge, usage=usage, weight=weight, aged=False, **common
     )
-    assert priority_reason(
-        level=3, charge="time", usage=412.0, weight=2, bounds=[60.0, 120.0, 180.0], **common
-    ) == (
-        "level 3: 412.0 s of service charged in the last 6000 s at weight 2 = 206.0 s per "
-        "weight reach the bound 180.0 s (level 0 needs less than 60.0 s per weight)"
-    )
-    assert priority_reason(level=0, charge="tasks", usage=1, weight=2, bounds=[1, 6], **common) == (
-        "level 0: 1 task in the last 6000 s at weight 2 = 0 per weight stay below the bound 1 "
-        "of level 1"
-    )
+    assert said == sentence
     aged = priority_reason(
-        level=4,
-        charge="tasks",
-        usage=30,
-        weight=1,
-        bounds=[1, 6, 16, 26, 36],
-        **{**common, "aged": True},
+        level=level, charge=charge, usage=usage, weight=weight, aged=True, **common
     )
-    assert aged.startswith("level 4: 30 tasks") and aged.endswith(
+    assert aged == sentence + (
         "; waiting longer than PQH_MAX_WAIT_SECONDS (600 s) lifted it ahead of every level"
     )
+
+
+@pytest.mark.parametrize("aged", [False, True])
+def test_the_reason_with_fairness_off_says_so(aged):
     off = priority_reason(
-        level=0, charge="tasks", usage=9, weight=1, bounds=[1], fairness=False, **common
+        level=0, charge="tasks", usage=9, weight=1, aged=aged, fairness=False, **REASON
     )
-    assert "fairness policy is off" in off
+    assert off.startswith(
+        "level 0: the fairness policy is off (PQH_FAIRNESS), so tasks start in arrival order"
+    )
+    assert off.endswith("lifted it ahead of every level") == aged

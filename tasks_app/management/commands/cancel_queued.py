@@ -4,19 +4,17 @@ import json
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import CommandError
 
-from pqh_site.outages import PqhCommand
+from pqh_site.outages import PqhCommand, no_such_user, parse_whole_number, shell_word
 from tasks_app.models import TaskRecord
 from tasks_app.services.actions import task_cancel_many
 
 
-def parse_level(raw: str) -> int:
+def parse_level(raw: str, *, username: str) -> int:
     """Return the level named by `raw`, or raise CommandError saying which levels exist."""
     top = settings.PQH_LEVELS - 1
-    if not raw.strip().isdigit() or int(raw) > top:
-        raise CommandError(f"--level must be an integer from 0 to {top}, got {raw!r}")
-    return int(raw)
+    example = f"manage.py cancel_queued {shell_word(username)} --level {top}"
+    return parse_whole_number(raw, name="--level", minimum=0, maximum=top, example=example)
 
 
 class Command(PqhCommand):
@@ -32,12 +30,12 @@ class Command(PqhCommand):
         parser.add_argument("--json", action="store_true", help="print JSON for machines")
 
     def handle(self, *args, username: str, level: str | None, **options):
-        level_number = None if level is None else parse_level(level)
+        level_number = None if level is None else parse_level(level, username=username)
         User = get_user_model()
         try:
             user = User.objects.get(username=username)
         except User.DoesNotExist:
-            raise CommandError(f"no user named {username!r}") from None
+            raise no_such_user(username) from None
         tasks = TaskRecord.objects.waiting().filter(user=user)
         if level_number is not None:
             tasks = tasks.filter(level=level_number)

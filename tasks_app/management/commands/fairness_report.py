@@ -21,7 +21,8 @@ def parse_since(text: str) -> timedelta:
     period = timedelta(seconds=float(match[1]) * UNITS[match[2]]) if match else parse_duration(text)
     if period is None or period <= timedelta(0):
         raise CommandError(
-            f"--since must be a positive duration like 90s, 15m, 1h or 2d, got {text!r}"
+            f"--since must be a positive duration like 90s, 15m, 1h or 2d, got {text!r}: "
+            "e.g. `manage.py fairness_report --since 1h`"
         )
     return period
 

@@ -29,7 +29,10 @@ class Command(PqhCommand):
         if action == "clear":
             return self._clear(options)
         if options["address"] or options["user"] or options["all"]:
-            raise CommandError("--address, --user and --all go with `clear`")
+            raise CommandError(
+                "--address, --user and --all go with `clear`: e.g. "
+                "`manage.py lockouts clear --address 203.0.113.7`"
+            )
         rows = [
             {
                 "address": lockout.address,
@@ -53,14 +56,22 @@ class Command(PqhCommand):
     def _clear(self, options) -> None:
         address, user = options["address"], options["user"]
         if not (address or user or options["all"]):
-            raise CommandError("say what to clear: --address A, --user NAME, or --all")
+            raise CommandError(
+                "say what to clear: --address A, --user NAME, or --all: e.g. "
+                "`manage.py lockouts clear --all`"
+            )
         if options["all"] and (address or user):
-            raise CommandError("--all clears everything: give it alone")
+            raise CommandError(
+                "--all clears everything: give it alone, `manage.py lockouts clear --all`"
+            )
         if address:
             try:
                 address = str(ipaddress.ip_address(address))
             except ValueError:
-                raise CommandError(f"{address!r} is not an IP address") from None
+                raise CommandError(
+                    f"{address!r} is not an IP address: `manage.py lockouts` lists the "
+                    "addresses locked out"
+                ) from None
         forgotten = lockout_clear(address=address, username=user)
         if options["json"]:
             self.stdout.write(json.dumps({"forgotten": forgotten}))

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from pqh_site.core import core
-from pqh_site.outages import PqhCommand
+from pqh_site.outages import PqhCommand, no_such_user
 
 
 class Command(PqhCommand):
@@ -25,12 +25,15 @@ class Command(PqhCommand):
     def handle(self, *args, username: str | None, **options):
         User = get_user_model()
         if bool(username) == bool(options["all"]):
-            raise CommandError("give either a USERNAME or --all")
+            raise CommandError(
+                "give either a USERNAME or --all: `manage.py reset_window NAME` or "
+                "`manage.py reset_window --all`"
+            )
         if username:
             try:
                 targets = [(User.objects.get(username=username).pk, username)]
             except User.DoesNotExist:
-                raise CommandError(f"no user named {username!r}") from None
+                raise no_such_user(username) from None
         else:
             ids = list(core().windows.active_users())
             names = dict(User.objects.filter(pk__in=ids).values_list("pk", "username"))
