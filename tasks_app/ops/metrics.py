@@ -6,6 +6,7 @@ values to files in PROMETHEUS_MULTIPROC_DIR (no network I/O per event), and a sc
 all. Queue depths and shares are not counted by anyone: they are read when scraped.
 """
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
@@ -20,13 +21,15 @@ from prometheus_client.exposition import choose_encoder
 from pqh_site.core import core
 from pqh_site.prometheus import multiprocess_dir
 
-from ..selectors.reports import UserShare, user_shares
+from ..selectors.reports import PeriodTooBusy, UserShare, user_shares
 from ..selectors.tasks import task_counts_by_status_level
 
 REFUSAL_REASONS = ("user_cap", "queue_full", "unavailable", "invalid", "idempotency_conflict")
 FINAL_STATUSES = ("SUCCESS", "FAILURE")
 # The period over which the per-user share is measured.
 SHARE_PERIOD = timedelta(hours=1)
+
+logger = logging.getLogger(__name__)
 
 SUBMISSIONS = Counter(
     "pqh_submissions", "Accepted submissions, by the level they were given.", ["level"]
@@ -132,18 +135,23 @@ class StateCollector:
             rows = self.shares(since=now - SHARE_PERIOD, now=now)
         except DatabaseError:
             rows = []
+        except PeriodTooBusy as exc:
+            logger.warning("pqh_user_* gauges left out: %s", exc)
+            return
         share = GaugeMetricFamily(
             "pqh_user_share",
-            "Share of worker time a contending user received over the last hour (0..1).",
+            "Share of the worker time of the last hour a user received (0..1).",
             labels=["user"],
         )
         entitled = GaugeMetricFamily(
             "pqh_user_entitled_share",
-            "Share of worker time the user's weight entitles it to among the contending users.",
+            "Share of the worker time of the last hour the user was entitled to: its weight's "
+            "part while it shared its level with other users, all it received while it had the "
+            "level to itself (0..1).",
             labels=["user"],
         )
         weight = GaugeMetricFamily(
-            "pqh_user_weight", "The weight of each contending user.", labels=["user"]
+            "pqh_user_weight", "The weight on the user's latest submission.", labels=["user"]
         )
         for row in rows:
             share.add_metric([row.username], row.share)
