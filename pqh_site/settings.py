@@ -381,6 +381,9 @@ LOGGING = {
 # Who may read /metrics (it names users): staff users, and a scraper that sends
 # `Authorization: Bearer <PQH_METRICS_TOKEN>` (nobody but staff while it is empty).
 PQH_METRICS_TOKEN = os.environ.get("PQH_METRICS_TOKEN", "")
+# /metrics gives the pqh_user_* gauges of this many users (those with the largest share
+# received or entitled) and one series `user="(others)"` adding up the rest.
+PQH_METRICS_TOP_USERS = env_int("PQH_METRICS_TOP_USERS", 50, minimum=0)
 # How long /readyz waits for Redis and for a worker's answer to a ping.
 PQH_HEALTH_TIMEOUT = env_float("PQH_HEALTH_TIMEOUT", 1.0, minimum=0.05)
 # A running task's progress is stored at most this often (one SQL write each).

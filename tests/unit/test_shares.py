@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tasks_app.ops import metrics
 from tasks_app.selectors import reports
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -188,6 +189,22 @@ def test_the_period_clips_the_tasks_and_grouped_rows_only_name_their_user():
     assert by_name["alice"].service_seconds == pytest.approx(40.0)
     assert by_name["alice"].share == by_name["alice"].entitled == 1.0
     assert (by_name["dave"].service_seconds, by_name["dave"].weight) == (0.0, 2)
+
+
+def test_the_series_keep_the_largest_received_or_entitled_and_add_up_the_rest():
+    def row(user, share, entitled, weight=1):
+        return reports.UserShare(user, USERS[user], weight, 0.0, share, entitled, 0.0, 0.0)
+
+    # dave received nothing but was entitled to much: he is kept, one by one, before carol.
+    rows = [row(1, 0.5, 0.3), row(2, 0.3, 0.2, 3), row(3, 0.2, 0.1, 2), row(4, 0.0, 0.4)]
+    series = metrics.share_series(rows, 2)
+    assert [s.user for s in series] == ["alice", "dave", metrics.OTHERS]
+    others = series[-1]
+    assert (others.share, others.entitled, others.weight) == pytest.approx((0.5, 0.3, 5))
+    assert sum(s.share for s in series) == pytest.approx(1.0)
+    assert [s.user for s in metrics.share_series(rows, 4)] == ["alice", "dave", "bob", "carol"]
+    assert [s.user for s in metrics.share_series(rows, 0)] == [metrics.OTHERS]
+    assert metrics.share_series([], 3) == []
 
 
 def test_jain_index_of_nothing_is_none():
