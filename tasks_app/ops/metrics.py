@@ -29,8 +29,9 @@ REFUSAL_REASONS = ("user_cap", "queue_full", "unavailable", "invalid", "idempote
 FINAL_STATUSES = ("SUCCESS", "FAILURE")
 # The period over which the per-user share is measured.
 SHARE_PERIOD = timedelta(hours=1)
-# The `user` label of the series that adds up the users past PQH_METRICS_TOP_USERS (user names
-# cannot hold parentheses, so no user is called that).
+# The `user` label of the series that adds up the users past PQH_METRICS_TOP_USERS. Django's
+# user forms refuse parentheses in names; a user given this name otherwise (create_api_user does
+# not check) is added up in it too, so no label is ever given twice.
 OTHERS = "(others)"
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,9 @@ def share_series(rows: list[UserShare], top: int) -> list[ShareSeries]:
     """The series of the `top` users with the largest share received or entitled, and one
     series OTHERS adding up the rest (their shares and weights), if any: at most top + 1."""
     ranked = sorted(rows, key=lambda r: (-max(r.share, r.entitled), r.username))
-    series = [ShareSeries(r.username, r.share, r.entitled, r.weight) for r in ranked[:top]]
-    rest = ranked[top:]
+    named = [r for r in ranked if r.username != OTHERS]
+    series = [ShareSeries(r.username, r.share, r.entitled, r.weight) for r in named[:top]]
+    rest = named[top:] + [r for r in ranked if r.username == OTHERS]
     if rest:
         series.append(
             ShareSeries(

@@ -205,6 +205,12 @@ def test_the_series_keep_the_largest_received_or_entitled_and_add_up_the_rest():
     assert [s.user for s in metrics.share_series(rows, 4)] == ["alice", "dave", "bob", "carol"]
     assert [s.user for s in metrics.share_series(rows, 0)] == [metrics.OTHERS]
     assert metrics.share_series([], 3) == []
+    # A user named like the aggregate is added up in it: no label is given twice.
+    named_so = [row(1, 0.6, 0.6), reports.UserShare(9, metrics.OTHERS, 2, 0.0, 0.4, 0.4, 0, 0)]
+    assert [(s.user, s.share) for s in metrics.share_series(named_so, 5)] == [
+        ("alice", 0.6),
+        (metrics.OTHERS, 0.4),
+    ]
 
 
 def test_jain_index_of_nothing_is_none():
