@@ -120,7 +120,7 @@ def test_each_contending_users_share_is_scraped_from_what_the_worker_did(staff, 
             ran[user] / total, abs=1e-3
         )
         assert value(text, "pqh_user_weight", user=user) == weight
-    # What each was entitled to depends on who shared a level when (tests/unit/test_shares.py);
+    # What each was entitled to is checked against the runs in test_shares_on_a_worker.py;
     # here, that the entitlements divide the same worker time.
     entitled = [value(text, "pqh_user_entitled_share", user=u) for u in ("alice", "bob")]
     assert sum(entitled) == pytest.approx(1.0, abs=1e-6)
