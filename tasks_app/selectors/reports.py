@@ -189,7 +189,8 @@ def shares_from(
 
     names: dict[int, str] = {}
     service: dict[int, float] = defaultdict(float)
-    # (instant, 0 for a weight / 1 for a change, user, level, delta alive, delta running, weight)
+    # (instant, 0 for a weight / 1 for a change, user, level, Δ alive, Δ running,
+    #  (submitted_at, weight) of a weight event): weights go first at an instant.
     events: list[tuple[float, int, int, int, int, int, tuple[datetime, int] | None]] = []
     for task in tasks:
         born = at(task.submitted_at)
