@@ -364,6 +364,9 @@ LOGGING = logging_config(
 # Who may read /metrics (it names users): staff users, and a scraper that sends
 # `Authorization: Bearer <PQH_METRICS_TOKEN>` (nobody but staff while it is empty).
 PQH_METRICS_TOKEN = os.environ.get("PQH_METRICS_TOKEN", "")
+# /metrics gives the pqh_user_* gauges of this many users (those with the largest share
+# received or entitled) and one series `user="(others)"` adding up the rest.
+PQH_METRICS_TOP_USERS = env_int("PQH_METRICS_TOP_USERS", 50, minimum=0)
 # --- pqh: waiting for a result (README, "Waiting for a result"; tasks_app/waits/) ---------
 # Where clients reach the wait server (the submission's answer and a task's detail carry
 # wait_url and events_url under it): make run's second port, or the one origin of a proxy.

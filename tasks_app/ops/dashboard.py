@@ -91,16 +91,30 @@ def line_chart(
     )
 
 
+def _ratio(share: reports.UserShare | None) -> str:
+    """Received ÷ due while the user shared its level, as "1.02×"; "not shared" if it never
+    shared a level while that level was served."""
+    if share is None:
+        return ""
+    if share.due_seconds <= 0:
+        return "not shared"
+    return f"{share.contended_seconds / share.due_seconds:.2f}×"
+
+
 def fairness_dashboard(request, *, context: dict):
     """Render the dashboard: every figure from tasks_app.selectors.reports, a bounded number of queries."""
     if not request.user.has_perm("tasks_app.view_taskrecord"):
         raise PermissionDenied
     now = timezone.now()
     since = now - PERIOD
-    shares = reports.user_shares(since=since, now=now)
+    try:
+        shares = reports.user_shares(since=since, now=now)
+        too_busy = None
+    except reports.PeriodTooBusy as exc:
+        shares, too_busy = [], str(exc)
     by_user = {share.user_id: share for share in shares}
     windows = [
-        {"user": row, "share": by_user.get(row.user_id)}
+        {"user": row, "share": by_user.get(row.user_id), "ratio": _ratio(by_user.get(row.user_id))}
         for row in reports.largest_windows(now=now.timestamp(), limit=TOP_WINDOWS)
     ]
     load = reports.level_load(now=now)
@@ -138,7 +152,9 @@ def fairness_dashboard(request, *, context: dict):
             "windows": windows,
             "contending": len(shares),
             "service": duration_text(sum(s.service_seconds for s in shares)),
+            "contended": duration_text(sum(s.contended_seconds for s in shares)),
             "jain": reports.share_fairness(shares),
+            "too_busy": too_busy,
             "waits": [
                 {
                     "row": row,

@@ -6,7 +6,9 @@ values to files in PROMETHEUS_MULTIPROC_DIR (no network I/O per event), and a sc
 all. Queue depths and shares are not counted by anyone: they are read when scraped.
 """
 
+import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
@@ -20,13 +22,19 @@ from prometheus_client.exposition import choose_encoder
 from pqh_site.core import core
 from pqh_site.prometheus import multiprocess_dir
 
-from ..selectors.reports import UserShare, user_shares
+from ..selectors.reports import PeriodTooBusy, UserShare, share_fairness, user_shares
 from ..selectors.tasks import task_counts_by_status_level
 
 REFUSAL_REASONS = ("user_cap", "queue_full", "unavailable", "invalid", "idempotency_conflict")
 FINAL_STATUSES = ("SUCCESS", "FAILURE")
 # The period over which the per-user share is measured.
 SHARE_PERIOD = timedelta(hours=1)
+# The `user` label of the series that adds up the users past PQH_METRICS_TOP_USERS. Django's
+# user forms refuse parentheses in names; a user given this name otherwise (create_api_user does
+# not check) is added up in it too, so no label is ever given twice.
+OTHERS = "(others)"
+
+logger = logging.getLogger(__name__)
 
 SUBMISSIONS = Counter(
     "pqh_submissions", "Accepted submissions, by the level they were given.", ["level"]
@@ -56,6 +64,35 @@ for _reason in REFUSAL_REASONS:
     REFUSALS.labels(reason=_reason)
 for _status in FINAL_STATUSES:
     TASK_RUN.labels(status=_status)
+
+
+@dataclass(frozen=True)
+class ShareSeries:
+    """One `user` label of the pqh_user_* gauges: a user, or the users past the top N."""
+
+    user: str
+    share: float
+    entitled: float
+    weight: int
+
+
+def share_series(rows: list[UserShare], top: int) -> list[ShareSeries]:
+    """The series of the `top` users with the largest share received or entitled, and one
+    series OTHERS adding up the rest (their shares and weights), if any: at most top + 1."""
+    ranked = sorted(rows, key=lambda r: (-max(r.share, r.entitled), r.username))
+    named = [r for r in ranked if r.username != OTHERS]
+    series = [ShareSeries(r.username, r.share, r.entitled, r.weight) for r in named[:top]]
+    rest = named[top:] + [r for r in ranked if r.username == OTHERS]
+    if rest:
+        series.append(
+            ShareSeries(
+                OTHERS,
+                sum(r.share for r in rest),
+                sum(r.entitled for r in rest),
+                sum(r.weight for r in rest),
+            )
+        )
+    return series
 
 
 class _ThisProcess:
@@ -131,25 +168,45 @@ class StateCollector:
         try:
             rows = self.shares(since=now - SHARE_PERIOD, now=now)
         except DatabaseError:
-            rows = []
+            return  # left out; pqh_source_up says whether PostgreSQL answered
+        except PeriodTooBusy as exc:
+            logger.warning("pqh_user_* gauges left out: %s", exc)
+            return
         share = GaugeMetricFamily(
             "pqh_user_share",
-            "Share of worker time a contending user received over the last hour (0..1).",
+            "Share of the worker time of the last hour a user received (0..1).",
             labels=["user"],
         )
         entitled = GaugeMetricFamily(
             "pqh_user_entitled_share",
-            "Share of worker time the user's weight entitles it to among the contending users.",
+            "Share of the worker time of the last hour the user was entitled to: its weight's "
+            "part while it shared its level with other users, all it received while it had the "
+            "level to itself (0..1).",
             labels=["user"],
         )
         weight = GaugeMetricFamily(
-            "pqh_user_weight", "The weight of each contending user.", labels=["user"]
+            "pqh_user_weight",
+            'The weight on the user\'s latest submission (the sum, for user="(others)").',
+            labels=["user"],
         )
-        for row in rows:
-            share.add_metric([row.username], row.share)
-            entitled.add_metric([row.username], row.entitled)
-            weight.add_metric([row.username], row.weight)
+        for series in share_series(rows, settings.PQH_METRICS_TOP_USERS):
+            share.add_metric([series.user], series.share)
+            entitled.add_metric([series.user], series.entitled)
+            weight.add_metric([series.user], series.weight)
         yield from (share, entitled, weight)
+        yield GaugeMetricFamily(
+            "pqh_users_with_tasks",
+            "Users with a task waiting or running at some time in the last hour.",
+            value=len(rows),
+        )
+        jain = share_fairness(rows)
+        if jain is not None:
+            yield GaugeMetricFamily(
+                "pqh_share_jain_index",
+                "Jain's index over received / due while users shared a level, last hour "
+                "(1 = exactly by weight); absent without contention.",
+                value=jain,
+            )
 
 
 def metrics_exposition(

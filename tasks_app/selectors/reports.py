@@ -1,43 +1,49 @@
 """Fairness figures over a period: who got the service beside what their weight entitles them to.
 
-Definitions (also in docs/fairness.md, "What the dashboard measures"):
+Definitions (in full in docs/fairness.md, "What the dashboard and fairness_report measure"):
 
-- A task *contends* in the period [since, now) if its life, from submission to its end (or now
-  while it is queued or running), overlaps the period. A user contends if any of their tasks does.
-- A user's *service* is the worker time their tasks received inside the period: the sum over their
-  tasks of the overlap of [started_at, finished_at or now] with [since, now).
-- *share* = the user's service ÷ the service of all contending users (0 when nobody ran).
-- *entitled* = the user's weight ÷ the sum of the weights of all contending users: what start-time
-  fair queuing would give them if everyone contended at one level all period long. Levels move
-  service towards light users on purpose, so a hog's share sits below its entitlement.
+- A task is *alive* at its level from submission until it ends (or now), *running* from its start
+  until it ends; a task not started PQH_MAX_WAIT_SECONDS after submission is served oldest first
+  (aging) and from then on belongs to no level.
+- The period is cut into pieces at every instant a task is submitted, starts, ends or ages. In a
+  piece, a level's *contenders* are the users with a task alive there; with two or more, the
+  worker time the level receives is divided by weight (no user more than its tasks can use: one
+  slot a task), and each contender is *due* its part. A user's weight at an instant is the one
+  recorded on its latest submission up to then.
+- A user's *service* is its worker time in the period; *contended* is what it received in
+  contended pieces and *due* what it was due there. *share* = service ÷ everyone's; *entitled* =
+  (service − contended + due) ÷ everyone's: what it got with its level to itself is its due.
+- Jain's index is over contended ÷ due of the users with something due; None without contention.
 - A task's *wait* is started_at − submitted_at; wait percentiles are over the tasks that started
   in the period, by the level they were given at submission.
 
-Every figure is one aggregate SQL query over the period (the indexes of migration 0004), never a
-query per user or per row.
+The shares are one query returning the tasks of the period (bounded: REPORT_MAX_TASKS) and a pure
+sweep over them (shares_from); every other figure is one aggregate SQL query, never a query per
+user or per row.
 """
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from celery import states
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import (
     Aggregate,
-    Case,
     Count,
     DateTimeField,
     DurationField,
     F,
     Func,
+    IntegerField,
     Max,
     Min,
     Q,
-    Sum,
     Value,
-    When,
 )
-from django.db.models.functions import Coalesce, Greatest, Least
 
 from fairqueue.stats import jain_index  # the project's one Jain; reports.jain_index still works
 from users_app.selectors import UserWindow, user_windows
@@ -64,9 +70,43 @@ class DateBin(Func):
     output_field = DateTimeField()
 
 
+# The most tasks the shares are computed over; past it user_shares refuses (PeriodTooBusy).
+REPORT_MAX_TASKS = 200_000
+
+
+class PeriodTooBusy(Exception):
+    """More tasks were alive in the period than the shares are computed over."""
+
+    def __init__(self, since: datetime, now: datetime, limit: int):
+        self.since, self.now, self.limit = since, now, limit
+        super().__init__(
+            f"more than {limit} tasks were alive from {since:%Y-%m-%d %H:%M:%S} to "
+            f"{now:%H:%M:%S} UTC"
+        )
+
+
+class TaskSpan(NamedTuple):
+    """A task's life as the shares read it; `count` identical tasks when grouped."""
+
+    user_id: int
+    username: str
+    level: int
+    weight: int
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    count: int = 1
+
+
 @dataclass(frozen=True)
 class UserShare:
-    """One contending user's service in the period beside what their weight entitles them to."""
+    """One user's service in the period beside what its weight entitles it to.
+
+    service_seconds: its worker time in the period; contended_seconds: the part received while
+    it shared its level with other users; due_seconds: what its weight gave it there. share and
+    entitled are fractions of everyone's service (entitled counts the time it had its level to
+    itself as its due); both sum to 1 over the users.
+    """
 
     user_id: int
     username: str
@@ -74,6 +114,8 @@ class UserShare:
     service_seconds: float
     share: float
     entitled: float
+    contended_seconds: float
+    due_seconds: float
 
 
 @dataclass(frozen=True)
@@ -107,30 +149,146 @@ class Activity:
     started: list[int]
 
 
-def shares_from(rows: list[tuple[int, str, int, float]]) -> list[UserShare]:
-    """Turn (user id, name, weight, service seconds) of the contending users into shares.
+def divide_by_weight(slots: float, users: dict[int, tuple[int, int]]) -> dict[int, float]:
+    """Divide `slots` among `users` ({user: (weight, tasks)}) by weight, none more than its tasks.
 
-    Pure: the SQL aggregate is done by user_shares; this is the arithmetic, tested on its own.
+    The water-filling answer: each gets min(tasks, weight · λ), with λ such that the parts add up
+    to `slots` (all of them, as long as the tasks are at least the slots).
     """
-    total_service = sum(max(service, 0.0) for *_, service in rows)
-    total_weight = sum(weight for _, _, weight, _ in rows)
-    shares = [
-        UserShare(
-            user_id=user_id,
-            username=username,
-            weight=weight,
-            service_seconds=max(service, 0.0),
-            share=max(service, 0.0) / total_service if total_service > 0 else 0.0,
-            entitled=weight / total_weight if total_weight > 0 else 0.0,
+    weights = sum(weight for weight, _ in users.values())
+    if weights <= 0:
+        return dict.fromkeys(users, 0.0)
+    level = slots / weights
+    if all(tasks >= weight * level for weight, tasks in users.values()):
+        return {user: weight * level for user, (weight, _) in users.items()}  # nobody capped
+    parts: dict[int, float] = {}
+    left = float(slots)
+    # Whoever has the fewest tasks for its weight is capped first; what it cannot use goes on.
+    for user, (weight, tasks) in sorted(users.items(), key=lambda kv: (kv[1][1] / kv[1][0], kv[0])):
+        part = min(float(tasks), left * weight / weights)
+        parts[user] = part
+        left -= part
+        weights -= weight
+    return parts
+
+
+def shares_from(
+    tasks: Iterable[TaskSpan], *, since: datetime, now: datetime, max_wait: float
+) -> list[UserShare]:
+    """Sweep the tasks of the period and return each user's service, contended and due time.
+
+    Pure: user_shares reads the tasks in one query; this is the arithmetic (docs/fairness.md).
+    Cuts [since, now) at every instant a task is submitted, starts, ends or ages (`max_wait`
+    seconds after submission, if not started by then); a level's division by weight is
+    recomputed only when that level changes.
+    """
+    period_end = (now - since).total_seconds()
+
+    def at(moment: datetime) -> float:
+        return (moment - since).total_seconds()
+
+    names: dict[int, str] = {}
+    service: dict[int, float] = defaultdict(float)
+    # (instant, 0 for a weight / 1 for a change, user, level, Δ alive, Δ running,
+    #  (submitted_at, weight) of a weight event): weights go first at an instant.
+    events: list[tuple[float, int, int, int, int, int, tuple[datetime, int] | None]] = []
+    for task in tasks:
+        born = at(task.submitted_at)
+        end = min(at(task.finished_at), period_end) if task.finished_at else period_end
+        if born >= period_end or end <= 0:
+            continue  # not alive in the period
+        user, n = task.user_id, task.count
+        names[user] = task.username
+        start = at(task.started_at) if task.started_at is not None else None
+        if start is not None and max(start, 0.0) < end:
+            service[user] += (end - max(start, 0.0)) * n
+        aged_at = born + max_wait
+        aged = start is None or start > aged_at
+        at_level_until = min(end, aged_at) if aged else end
+        first = max(born, 0.0)
+        events.append((first, 0, user, 0, 0, 0, (task.submitted_at, task.weight)))
+        if at_level_until > first:
+            events.append((first, 1, user, task.level, n, 0, None))
+            events.append((at_level_until, 1, user, task.level, -n, 0, None))
+        if not aged and start is not None and max(start, 0.0) < end:
+            events.append((max(start, 0.0), 1, user, task.level, 0, n, None))
+            events.append((end, 1, user, task.level, 0, -n, None))
+    events.sort(key=lambda e: (e[0], e[1]))
+
+    weight: dict[int, int] = {}
+    weight_from: dict[int, datetime] = {}
+    alive: dict[int, dict[int, int]] = defaultdict(dict)  # level -> user -> tasks alive there
+    running: dict[int, dict[int, int]] = defaultdict(dict)  # level -> user -> tasks running
+    last: dict[int, float] = defaultdict(float)  # level -> instant its figures were taken to
+    contended: dict[int, float] = defaultdict(float)
+    due: dict[int, float] = defaultdict(float)
+
+    def settle(level: int, until: float) -> None:
+        """Credit `level`'s division, unchanged since last[level], up to `until`."""
+        span = until - last[level]
+        last[level] = until
+        contenders = alive[level]
+        if span <= 0 or len(contenders) < 2:
+            return
+        slots = sum(running[level].values())
+        if slots <= 0:
+            return
+        parts = divide_by_weight(slots, {u: (weight[u], n) for u, n in contenders.items()})
+        for u, part in parts.items():
+            due[u] += part * span
+            contended[u] += running[level].get(u, 0) * span
+
+    def move(table: dict[int, int], user: int, delta: int) -> None:
+        table[user] = table.get(user, 0) + delta
+        if table[user] <= 0:
+            del table[user]
+
+    for instant, kind, user, level, d_alive, d_running, recorded in events:
+        if kind == 0:
+            submitted, new_weight = recorded
+            if user in weight_from and submitted <= weight_from[user]:
+                continue  # an older submission than the one whose weight holds
+            if weight.get(user) != new_weight:
+                for lvl in [lvl for lvl, users in alive.items() if user in users]:
+                    settle(lvl, instant)
+                weight[user] = new_weight
+            weight_from[user] = submitted
+            continue
+        settle(level, instant)
+        if d_alive:
+            move(alive[level], user, d_alive)
+        if d_running:
+            move(running[level], user, d_running)
+    for level in list(alive):
+        settle(level, period_end)
+
+    total = sum(service.values())
+    shares = []
+    for user, username in names.items():
+        got = service[user]
+        # What it received with its level to itself is its due; in contention, its part.
+        entitled = max(got - contended[user], 0.0) + due[user]
+        shares.append(
+            UserShare(
+                user_id=user,
+                username=username,
+                weight=weight.get(user, 1),
+                service_seconds=got,
+                share=got / total if total > 0 else 0.0,
+                entitled=entitled / total if total > 0 else 0.0,
+                contended_seconds=contended[user],
+                due_seconds=due[user],
+            )
         )
-        for user_id, username, weight, service in rows
-    ]
     return sorted(shares, key=lambda s: (-s.service_seconds, s.username))
 
 
 def share_fairness(shares: list[UserShare]) -> float | None:
-    """Jain's index over share ÷ entitled of the contending users (1.0 = exactly by weight)."""
-    return jain_index([s.share / s.entitled for s in shares if s.entitled > 0])
+    """Jain's index over received ÷ due while contending (1.0 = exactly by weight).
+
+    Only over the users that were due something: None when no level was shared while served.
+    """
+    return jain_index([s.contended_seconds / s.due_seconds for s in shares if s.due_seconds > 0])
 
 
 def _check_period(since: datetime, now: datetime) -> None:
@@ -138,43 +296,74 @@ def _check_period(since: datetime, now: datetime) -> None:
         raise ValueError(f"the period must end after it starts, got {since} .. {now}")
 
 
-def user_shares(*, since: datetime, now: datetime) -> list[UserShare]:
-    """Return every user who contended in [since, now), with service, share and entitlement.
+class _First(Func):
+    """`(expression)[1]`: the first element of a PostgreSQL array."""
 
-    One query, grouped by user; weights are the users' current weights (Profile).
+    template = "(%(expressions)s)[1]"
+
+
+def _period_tasks(*, since: datetime, now: datetime, max_wait: float) -> list[TaskSpan]:
+    """The tasks alive in [since, now), in one query of at most REPORT_MAX_TASKS + 1 rows.
+
+    One row per task, except the tasks that waited the whole period past the aging bound: they
+    count for nothing but their user, so they come as one row per user (their number, and the
+    weight of the latest), which keeps a deep backlog from filling the rows.
     """
-    _check_period(since, now)
-    at_since = Value(since, output_field=DateTimeField())
-    at_now = Value(now, output_field=DateTimeField())
-    run_end = Least(Coalesce(F("finished_at"), at_now), at_now)
-    run_start = Greatest(F("started_at"), at_since)
-    service = Case(
-        When(
-            started_at__isnull=False,
-            started_at__lt=now,
-            then=Greatest(run_end - run_start, Value(timedelta(0))),
-        ),
-        default=Value(timedelta(0)),
-        output_field=DurationField(),
-    )
-    rows = (
+    aged_by = since - timedelta(seconds=max_wait)
+    alive = (
         TaskRecord.objects.filter(submitted_at__lt=now)
         .filter(Q(finished_at__isnull=True) | Q(finished_at__gt=since))
         .order_by()
-        .values("user_id", "user__username", "user__profile__weight")
-        .annotate(service=Sum(service))
     )
-    return shares_from(
-        [
-            (
-                row["user_id"],
-                row["user__username"],
-                row["user__profile__weight"] or 1,
-                row["service"].total_seconds() if row["service"] else 0.0,
-            )
-            for row in rows
+    nothing_but_waiting = (
+        Q(submitted_at__lte=aged_by)
+        & (Q(started_at__isnull=True) | Q(started_at__gte=now))
+        & (Q(finished_at__isnull=True) | Q(finished_at__gte=now))
+    )
+    columns = ("user_id", "user__username", "lvl", "w", "sub", "start", "end", "n")
+    each = alive.filter(
+        Q(submitted_at__gt=aged_by) | Q(started_at__lt=now) | Q(finished_at__lt=now)
+    ).annotate(
+        lvl=F("level"),
+        w=F("weight"),
+        sub=F("submitted_at"),
+        start=F("started_at"),
+        end=F("finished_at"),
+        n=Value(1),
+    )
+    grouped = (
+        alive.filter(nothing_but_waiting)
+        .values("user_id", "user__username")
+        .annotate(
+            lvl=Min("level"),
+            w=_First(ArrayAgg("weight", order_by="-submitted_at"), output_field=IntegerField()),
+            sub=Max("submitted_at"),
+            start=Value(None, output_field=DateTimeField()),
+            end=Value(None, output_field=DateTimeField()),
+            n=Count("pk"),
+        )
+    )
+    rows = list(
+        each.values_list(*columns).union(grouped.values_list(*columns), all=True)[
+            : REPORT_MAX_TASKS + 1
         ]
     )
+    if len(rows) > REPORT_MAX_TASKS:
+        raise PeriodTooBusy(since, now, REPORT_MAX_TASKS)
+    return [TaskSpan(*row) for row in rows]
+
+
+def user_shares(*, since: datetime, now: datetime) -> list[UserShare]:
+    """Return every user with a task alive in [since, now): service, share and entitlement.
+
+    The one function behind the dashboard, fairness_report and the pqh_user_* gauges: one query
+    (_period_tasks) and the pure sweep (shares_from). Raises PeriodTooBusy past
+    REPORT_MAX_TASKS tasks.
+    """
+    _check_period(since, now)
+    max_wait = float(settings.PQH_MAX_WAIT_SECONDS)
+    tasks = _period_tasks(since=since, now=now, max_wait=max_wait)
+    return shares_from(tasks, since=since, now=now, max_wait=max_wait)
 
 
 def _seconds(value: timedelta | None) -> float | None:

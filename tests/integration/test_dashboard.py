@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tasks_app.models import TaskRecord
+from tasks_app.selectors import reports
 from tasks_app.services.submission import task_submit
 from tests.queue_state import record_submission
 
@@ -71,28 +72,56 @@ def test_it_counts_queued_and_running_tasks_per_level(root_client, alice, bob):
 
 
 @pytest.mark.django_db
-def test_shares_beside_entitlements_are_shown(root_client, alice, charlie):
+def test_shares_beside_entitlements_are_shown_and_time_alone_is_no_ones_shortfall(
+    root_client, alice, charlie, settings
+):
+    settings.PQH_MAX_WAIT_SECONDS = 600
     now = timezone.now()
-    for user, seconds in ((alice[0], 30), (charlie[0], 90)):
-        record_submission(user_id=user.pk, member=f"{user.pk}", now=now.timestamp())
+
+    def task(user, submitted, started=None, finished=None):
         TaskRecord.objects.create(
             user=user,
             level=0,
-            weight=1,
+            weight=user.profile.weight,
             count_before=0,
-            status=states.SUCCESS,
-            submitted_at=now - timedelta(seconds=200),
-            started_at=now - timedelta(seconds=100),
-            finished_at=now - timedelta(seconds=100 - seconds),
+            status=states.SUCCESS if finished else states.PENDING,
+            submitted_at=now - timedelta(seconds=submitted),
+            started_at=started and now - timedelta(seconds=started),
+            finished_at=finished and now - timedelta(seconds=finished),
         )
+
+    for user in (alice[0], charlie[0]):
+        record_submission(user_id=user.pk, member=f"{user.pk}", now=now.timestamp())
+    # Alice (weight 1) runs alone for 60 s; then Charlie (weight 6) shares level 0 with her:
+    # 60 s for him, 10 s for her, and both still have a task waiting.
+    task(alice[0], 300, 300, 240)
+    task(alice[0], 300, 180, 170)
+    task(alice[0], 300)
+    task(charlie[0], 240, 240, 180)
+    task(charlie[0], 240)
     page = root_client.get(URL).content.decode()
     windows = page[page.index('id="windows"') : page.index('id="waits"')]
-    # Alice: 30 of 120 s received, weight 1 of 7 entitled; Charlie: 90 s, 6 of 7.
-    assert re.search(r">alice<.*?>0\.250<.*?>0\.143<", windows, re.S)
-    assert re.search(r">charlie<.*?>0\.750<.*?>0\.857<", windows, re.S)
-    assert "2 user(s) contended in the last 60 minutes, receiving 2 min 00 s of worker time" in (
+    # Alice: 70 of 130 s received, 70 entitled (60 alone, 10 = 1/7 of the 70 s shared).
+    # Counting weights over the hour would say 1/7 = 0.143 entitled.
+    assert re.search(r">alice<.*?>0\.538<.*?>0\.538<.*?>1\.00×<", windows, re.S)
+    assert re.search(r">charlie<.*?>0\.462<.*?>0\.462<.*?>1\.00×<", windows, re.S)
+    assert (
+        "2 user(s) had tasks in the last 60 minutes, receiving 2 min 10 s of worker time, "
+        "1 min 10 s of it while two or more users shared a level." in windows
+    )
+    assert "Jain's index over received ÷ due while contending: 1.000" in windows
+    assert "a user is entitled to its weight's part of the worker time its level receives" in (
         windows
     )
+
+
+@pytest.mark.django_db
+def test_a_period_too_busy_for_shares_says_so(root_client, alice, monkeypatch):
+    monkeypatch.setattr(reports, "REPORT_MAX_TASKS", 0)
+    task_submit(user=alice[0], x=1)
+    page = root_client.get(URL).content.decode()
+    assert re.search(r'id="too-busy">No shares: more than 0 tasks were alive from', page)
+    assert "Jain's index: no contention in the period." in page
 
 
 @pytest.mark.django_db

@@ -1,14 +1,24 @@
 """/metrics: who may read it, what it shows, and that it adds up several processes."""
 
 import base64
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from fairqueue.testing import free_port
 from tasks_app.models import TaskRecord
+from tasks_app.ops.metrics import OTHERS
 from tests.conftest import make_user, wait_for
-from tests.servers import value
+from tests.servers import samples, value
+
+
+def users_of(text: str, metric: str) -> dict[str, float]:
+    """The `user` series of one gauge: {user label: value}."""
+    return {
+        dict(labels)["user"]: v for (name, labels), v in samples(text).items() if name == metric
+    }
 
 
 @pytest.fixture
@@ -109,6 +119,59 @@ def test_each_contending_users_share_is_scraped_from_what_the_worker_did(staff, 
         assert value(text, "pqh_user_share", user=user) == pytest.approx(
             ran[user] / total, abs=1e-3
         )
-        assert value(text, "pqh_user_entitled_share", user=user) == weight / 4
         assert value(text, "pqh_user_weight", user=user) == weight
-    assert value(text, "pqh_user_share", user="operator") is None  # did not contend
+    # What each was entitled to is checked against the runs in test_shares_on_a_worker.py;
+    # here, that the entitlements divide the same worker time.
+    entitled = [value(text, "pqh_user_entitled_share", user=u) for u in ("alice", "bob")]
+    assert sum(entitled) == pytest.approx(1.0, abs=1e-6)
+    assert value(text, "pqh_users_with_tasks") == 2
+    assert value(text, "pqh_user_share", user="operator") is None  # had no task
+    assert value(text, "pqh_user_share", user=OTHERS) is None  # two users: no aggregate
+
+
+def _hour_of_work(users: int):
+    """`users` users with a task each in the last hour, user i running 10 + i seconds (weights
+    1, 2, 3, 1, …), a minute apart: nobody shares a level."""
+    now = timezone.now()
+    made = []
+    for i in range(users):
+        user, _ = make_user(f"user{i:02d}", weight=1 + i % 3)
+        start = now - timedelta(minutes=50 - i)
+        TaskRecord.objects.create(
+            user=user,
+            level=0,
+            weight=1 + i % 3,
+            count_before=0,
+            status="SUCCESS",
+            submitted_at=start,
+            started_at=start,
+            finished_at=start + timedelta(seconds=10 + i),
+        )
+        made.append((user.username, 1 + i % 3, 10.0 + i))
+    return made
+
+
+@pytest.mark.django_db
+def test_per_user_series_are_bounded_and_the_rest_add_up_in_one(staff, settings):
+    settings.PQH_METRICS_TOP_USERS = 3
+    made = _hour_of_work(7)
+    text = basic("operator").get("/metrics").content.decode()
+    series = users_of(text, "pqh_user_share")
+    # The three largest (user06, user05, user04: 16, 15, 14 s), and one series for the rest.
+    assert set(series) == {"user06", "user05", "user04", OTHERS}
+    total = sum(seconds for *_, seconds in made)
+    assert series["user06"] == pytest.approx(16 / total)
+    rest = [(name, weight, seconds) for name, weight, seconds in made if name not in series]
+    assert series[OTHERS] == pytest.approx(sum(s for *_, s in rest) / total)
+    assert value(text, "pqh_user_weight", user=OTHERS) == sum(w for _, w, _ in rest)
+    # The totals still add up, and the count says how many users the series stand for.
+    assert sum(series.values()) == pytest.approx(1.0)
+    entitled = users_of(text, "pqh_user_entitled_share")
+    assert set(entitled) == set(series) and sum(entitled.values()) == pytest.approx(1.0)
+    assert len(users_of(text, "pqh_user_weight")) == 4
+    assert value(text, "pqh_users_with_tasks") == 7
+    assert value(text, "pqh_share_jain_index") is None  # nobody shared a level
+
+    settings.PQH_METRICS_TOP_USERS = 0
+    text = basic("operator").get("/metrics").content.decode()
+    assert users_of(text, "pqh_user_share") == {OTHERS: pytest.approx(1.0)}

@@ -104,7 +104,7 @@ def test_fairness_report_prints_waits_per_level_and_shares_beside_weights(alice,
             TaskRecord.objects.create(
                 user=user,
                 level=0 if user == charlie[0] else 2,
-                weight=1,
+                weight=user.profile.weight,
                 count_before=0,
                 status=states.SUCCESS,
                 submitted_at=now - timedelta(seconds=300 + wait),
@@ -127,12 +127,21 @@ def test_fairness_report_prints_waits_per_level_and_shares_beside_weights(alice,
     assert levels[2]["started"] == 2 and levels[2]["p50"] == pytest.approx(2.0)
     assert levels[0]["started"] == 1 and levels[5]["started"] == 0
     users = {row["username"]: row for row in report["users"]}
-    # Alice: 2 × 10 s of 50 s; weights 1 and 6.
-    assert users["alice"]["share"] == pytest.approx(0.4)
-    assert users["charlie"]["entitled"] == pytest.approx(6 / 7)
+    # Alice: 2 × 10 s of 50 s, at level 2; Charlie at level 0. Neither shared a level, so
+    # each was entitled to what it received, whatever the weights (1 and 6).
+    assert users["alice"]["share"] == users["alice"]["entitled"] == pytest.approx(0.4)
+    assert users["charlie"]["entitled"] == pytest.approx(0.6)
+    assert users["charlie"]["weight"] == 6 and users["charlie"]["due_seconds"] == 0.0
+    assert report["jain_index"] is None
     text = run("fairness_report", "--since", "15m").splitlines()
-    assert "  alice: weight 1, 20.0 s, share 0.400, entitled 0.143 (2.80x)" in text
-    assert text[-1].startswith("3 task(s) started, 2 user(s) contended; Jain's index")
+    assert (
+        "  alice: weight 1, 20.0 s, share 0.400, entitled 0.400; "
+        "never shared its level while served"
+    ) in text
+    assert text[-1] == (
+        "3 task(s) started, 2 user(s) had tasks, 0.0 s served while users shared a level; "
+        "no contention in the period"
+    )
     # Three hours back, the old level-5 task is in the report too.
     longer = json.loads(run("fairness_report", "--since", "4h", "--json"))
     assert {row["level"]: row["started"] for row in longer["levels"]}[5] == 1

@@ -10,7 +10,6 @@ from tasks_app.models import TaskRecord
 from tasks_app.selectors import reports
 from tests.conftest import make_user
 from tests.queue_state import record_submission
-from users_app.models import Profile
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -22,13 +21,13 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def record(user, *, submitted, started=None, finished=None, status=None, level=0):
+def record(user, *, submitted, started=None, finished=None, status=None, level=0, weight=1):
     if status is None:
         status = states.SUCCESS if finished else states.STARTED if started else states.PENDING
     return TaskRecord.objects.create(
         user=user,
         level=level,
-        weight=1,
+        weight=weight,
         count_before=0,
         input=None,
         status=status,
@@ -39,47 +38,72 @@ def record(user, *, submitted, started=None, finished=None, status=None, level=0
 
 
 @pytest.mark.django_db
-def test_service_is_the_worker_time_inside_the_period_and_every_contender_is_entitled(
-    alice, bob, charlie, django_assert_num_queries
+def test_shares_read_the_periods_tasks_in_one_query_and_divide_only_what_was_shared(
+    alice, bob, charlie, settings, django_assert_num_queries
 ):
+    settings.PQH_MAX_WAIT_SECONDS = 600
     dora, _ = make_user("dora", weight=3)
+    erin, _ = make_user("erin", weight=2)
     since, now = at(0), at(100)
-    # Alice: one task inside the period (30 s), one that started before it (10 s inside).
+    # Alice: one task inside the period (30 s), one that started before it (10 s inside),
+    # alone at level 0 until 40 s.
     record(alice[0], submitted=at(5), started=at(10), finished=at(40))
     record(alice[0], submitted=at(-30), started=at(-20), finished=at(10))
-    # Dora (weight 3): running since 50 s, not finished: 50 s up to now.
-    record(dora, submitted=at(45), started=at(50))
-    # Charlie (weight 6) only waited: he contends with no service.
-    record(charlie[0], submitted=at(90))
-    # Bob's task ended before the period and one starts after it: he does not contend.
+    # Dora (weight 3): running since 50 s, not finished: 50 s up to now, alone until 90 s.
+    record(dora, submitted=at(45), started=at(50), weight=3)
+    # Charlie (weight 6) waits from 90 s: for the last 10 s he shares level 0 with Dora.
+    record(charlie[0], submitted=at(90), weight=6)
+    # Erin's three tasks waited past the aging bound before the period: one row, her name only.
+    for _ in range(3):
+        record(erin, submitted=at(-1000), weight=2)
+    # Bob's task ended before the period and one is submitted at its end: he is not listed.
     record(bob[0], submitted=at(-100), started=at(-90), finished=at(-1))
-    record(bob[0], submitted=at(150))
+    record(bob[0], submitted=at(100))
+    assert len(reports._period_tasks(since=since, now=now, max_wait=600)) == 5
     with django_assert_num_queries(1):
         shares = reports.user_shares(since=since, now=now)
     by_name = {s.username: s for s in shares}
-    assert set(by_name) == {"alice", "dora", "charlie"}
+    assert set(by_name) == {"alice", "dora", "charlie", "erin"}
     assert by_name["alice"].service_seconds == pytest.approx(40.0)
     assert by_name["dora"].service_seconds == pytest.approx(50.0)
-    assert by_name["charlie"].service_seconds == 0.0
-    assert by_name["alice"].share == pytest.approx(40 / 90)
+    # From 90 s, Dora's 10 s are divided 3 : 6 between her and Charlie.
+    assert by_name["dora"].contended_seconds == pytest.approx(10.0)
+    assert by_name["dora"].due_seconds == pytest.approx(10 * 3 / 9)
+    assert by_name["charlie"].due_seconds == pytest.approx(10 * 6 / 9)
+    assert by_name["alice"].share == by_name["alice"].entitled == pytest.approx(40 / 90)
     assert by_name["dora"].share == pytest.approx(50 / 90)
-    assert by_name["alice"].entitled == pytest.approx(1 / 10)
-    assert by_name["dora"].entitled == pytest.approx(3 / 10)
-    assert by_name["charlie"].entitled == pytest.approx(6 / 10)
-    assert [s.username for s in shares] == ["dora", "alice", "charlie"]
+    assert by_name["dora"].entitled == pytest.approx((40 + 10 / 3) / 90)
+    assert by_name["charlie"].entitled == pytest.approx(20 / 3 / 90)
+    assert (by_name["erin"].service_seconds, by_name["erin"].weight) == (0.0, 2)
+    assert [s.username for s in shares] == ["dora", "alice", "charlie", "erin"]
+    assert reports.share_fairness(shares) == pytest.approx(0.5)  # 3× and 0× their due
 
 
 @pytest.mark.django_db
 def test_shares_cost_one_query_however_many_users_contend(django_assert_num_queries):
     for i in range(30):
         user = get_user_model().objects.create(username=f"user{i:02d}")  # no password: fast
-        Profile.objects.filter(user=user).update(weight=1 + i % 3)
-        record(user, submitted=at(1), started=at(2), finished=at(3 + i))
+        record(user, submitted=at(1), started=at(2), finished=at(3 + i), weight=1 + i % 3)
     with django_assert_num_queries(1):
         shares = reports.user_shares(since=at(0), now=at(100))
     assert len(shares) == 30
     assert sum(s.share for s in shares) == pytest.approx(1.0)
     assert sum(s.entitled for s in shares) == pytest.approx(1.0)
+    assert reports.share_fairness(shares) is not None
+
+
+@pytest.mark.django_db
+def test_past_the_bound_on_tasks_the_shares_are_refused_not_computed(alice, monkeypatch):
+    monkeypatch.setattr(reports, "REPORT_MAX_TASKS", 4)
+    for i in range(3):
+        record(alice[0], submitted=at(i), started=at(i), finished=at(i + 1))
+    for _ in range(10):  # waited past the aging bound before the period: one row in all
+        record(alice[0], submitted=at(-10_000))
+    assert len(reports._period_tasks(since=at(0), now=at(100), max_wait=600)) == 4
+    assert len(reports.user_shares(since=at(0), now=at(100))) == 1
+    record(alice[0], submitted=at(50))
+    with pytest.raises(reports.PeriodTooBusy, match="more than 4 tasks were alive"):
+        reports.user_shares(since=at(0), now=at(100))
 
 
 @pytest.mark.django_db

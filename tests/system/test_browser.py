@@ -159,6 +159,12 @@ def test_the_dashboard_counts_a_queued_task(page, operator, alice, no_worker):
     sync_api.expect(page.locator("#windows")).to_contain_text("alice")
     sync_api.expect(page.locator("#windows")).to_contain_text("fay")
     sync_api.expect(page.locator("#activity polyline.submitted")).to_have_count(1)
+    # What "entitled" means, in one sentence on the page; alice's queued task shares nothing.
+    sync_api.expect(page.locator("#definition")).to_contain_text(
+        "only while other users also have tasks waiting or running at that level"
+    )
+    alice_row = page.locator("#windows tr", has=page.get_by_role("link", name="alice", exact=True))
+    sync_api.expect(alice_row.locator("td.ratio")).to_have_text("not shared")
     screenshot(page, "dashboard")
     # The level's link lists exactly that queued task.
     level0.get_by_role("link", name="level 0").click()

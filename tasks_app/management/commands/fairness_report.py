@@ -34,8 +34,9 @@ def seconds(value: float | None) -> str:
 class Command(PqhCommand):
     help = (
         "Print, over the last --since (default 1h), the wait p50/p95 per level of the tasks "
-        "that started, and each contending user's share of worker time beside the share its "
-        "weight entitles it to (definitions: docs/fairness.md)."
+        "that started, and each user's share of worker time beside the share it was entitled "
+        "to: its weight's part of its level's worker time while other users had tasks at that "
+        "level, and what it received while it had its level to itself (docs/fairness.md)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -49,7 +50,10 @@ class Command(PqhCommand):
         now = timezone.now()
         start = now - period
         waits = reports.wait_percentiles(since=start, now=now)
-        shares = reports.user_shares(since=start, now=now)
+        try:
+            shares = reports.user_shares(since=start, now=now)
+        except reports.PeriodTooBusy as exc:
+            raise CommandError(f"{exc}: ask for a shorter --since") from exc
         jain = reports.share_fairness(shares)
         started = sum(row.started for row in waits)
         if options["json"]:
@@ -70,17 +74,31 @@ class Command(PqhCommand):
                 f"{row.level:>5}  {row.started:>7}  {seconds(row.p50):>7}  "
                 f"{seconds(row.p95):>7}  {seconds(row.longest):>7}"
             )
-        self.stdout.write("share of worker time per contending user:")
+        self.stdout.write(
+            "share of worker time per user (entitled: its weight's part while it shared its "
+            "level, all it received while it had the level to itself):"
+        )
         if not shares:
             self.stdout.write("  none")
         for row in shares:
-            ratio = row.share / row.entitled if row.entitled else 0.0
+            if row.due_seconds > 0:
+                contending = (
+                    f"while contending {row.contended_seconds:.1f} s of {row.due_seconds:.1f} s "
+                    f"due ({row.contended_seconds / row.due_seconds:.2f}x)"
+                )
+            else:
+                contending = "never shared its level while served"
             self.stdout.write(
                 f"  {row.username}: weight {row.weight}, {row.service_seconds:.1f} s, "
-                f"share {row.share:.3f}, entitled {row.entitled:.3f} ({ratio:.2f}x)"
+                f"share {row.share:.3f}, entitled {row.entitled:.3f}; {contending}"
             )
-        fairness = "-" if jain is None else f"{jain:.3f}"
+        contended = sum(row.contended_seconds for row in shares)
+        fairness = (
+            "no contention in the period"
+            if jain is None
+            else f"Jain's index over received/due while contending: {jain:.3f}"
+        )
         self.stdout.write(
-            f"{started} task(s) started, {len(shares)} user(s) contended; "
-            f"Jain's index over share/entitled: {fairness}"
+            f"{started} task(s) started, {len(shares)} user(s) had tasks, "
+            f"{contended:.1f} s served while users shared a level; {fairness}"
         )
