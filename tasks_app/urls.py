@@ -24,5 +24,7 @@ urlpatterns = [
     path("readyz/", views.readyz),
     path("metrics", views.MetricsView.as_view(), name="metrics"),
     path("metrics/", views.MetricsView.as_view()),
+    # Streamed by the wait server (tasks_app.waits); here a 307 there, outside the schema.
+    path("api/tasks/<str:task_id>/events", views.TaskEventsView.as_view(schema=None)),
     path("api/", include(router.urls)),
 ]

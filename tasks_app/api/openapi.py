@@ -11,6 +11,7 @@ from drf_spectacular.utils import (
 )
 
 from .openapi_responses import (
+    BAD_WAIT,
     DOOR_REFUSED,
     FORBIDDEN,
     IDEMPOTENCY_KEY,
@@ -24,6 +25,8 @@ from .openapi_responses import (
     TASK_ID_PATH,
     TASK_LISTED,
     UNAUTHORIZED,
+    WAIT,
+    WAIT_ELSEWHERE,
     _error,
     _ok,
 )
@@ -89,7 +92,7 @@ seed_submit = extend_schema(
 seed_result = extend_schema(
     operation_id="seed_result",
     summary="Poll a task (the original project's route; also with a trailing slash)",
-    parameters=[TASK_ID_PATH, RETRY_AFTER],
+    parameters=[TASK_ID_PATH, WAIT, RETRY_AFTER],
     responses={
         200: OpenApiResponse(
             SeedResultSerializer,
@@ -121,6 +124,8 @@ seed_result = extend_schema(
                 ),
             ],
         ),
+        307: WAIT_ELSEWHERE,
+        400: BAD_WAIT,
         401: UNAUTHORIZED,
         404: NOT_FOUND,
         429: DOOR_REFUSED,
@@ -173,9 +178,11 @@ tasks = extend_schema_view(
     ),
     retrieve=extend_schema(
         summary="One of your tasks",
-        parameters=[TASK_ID_PATH, RETRY_AFTER],
+        parameters=[TASK_ID_PATH, WAIT, RETRY_AFTER],
         responses={
             200: _ok(TaskDetailSerializer, "The task", TASK_DETAIL),
+            307: WAIT_ELSEWHERE,
+            400: BAD_WAIT,
             401: UNAUTHORIZED,
             404: NOT_FOUND,
             429: DOOR_REFUSED,

@@ -6,7 +6,9 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     PolymorphicProxySerializer,
+    inline_serializer,
 )
+from rest_framework import serializers
 
 from .serializers import (
     DoorRefusalSerializer,
@@ -43,6 +45,18 @@ TASK_ID_PATH = OpenApiParameter(
     OpenApiTypes.UUID,
     OpenApiParameter.PATH,
     description="The task's id; another user's task, or any other string, is a 404.",
+)
+
+WAIT = OpenApiParameter(
+    "wait",
+    float,
+    OpenApiParameter.QUERY,
+    description=(
+        "Seconds to wait for the task to end, 0 to PQH_WAIT_MAX_SECONDS (30); or the header "
+        "`Prefer: wait=S`. Waits are answered by the wait server (the answer's `wait_url`); "
+        "this server answers a wait above 0 with a `307` to the same path there, and a wait "
+        "of 0 at once."
+    ),
 )
 
 
@@ -188,6 +202,30 @@ SUBMIT_ERRORS = {
 }
 
 
+WAIT_ELSEWHERE = OpenApiResponse(
+    inline_serializer(
+        "WaitElsewhere",
+        {"detail": serializers.CharField(), "wait_url": serializers.CharField()},
+    ),
+    description="A wait above 0: answered by the wait server; `Location` names the same "
+    "path there (also in the body's `wait_url`)",
+    examples=[
+        OpenApiExample(
+            "to the wait server",
+            value={
+                "detail": "waits are answered by the wait server: ask "
+                f"http://127.0.0.1:8001/result/{TASK_ID}?wait=30",
+                "wait_url": f"http://127.0.0.1:8001/result/{TASK_ID}?wait=30",
+            },
+        )
+    ],
+)
+BAD_WAIT = _error(
+    "A wait that is not a number of seconds from 0 to PQH_WAIT_MAX_SECONDS",
+    "wait must be a number of seconds from 0 to 30, got 'soon'",
+)
+
+
 def _ok(serializer, description: str, value) -> OpenApiResponse:
     return OpenApiResponse(
         serializer, description=description, examples=[OpenApiExample(description, value=value)]
@@ -199,11 +237,15 @@ SEED_ACCEPTED = {
     "result_url": f"/result/{TASK_ID}",
     "user_id": "demo1",
     "level": 0,
+    "wait_url": f"http://127.0.0.1:8001/result/{TASK_ID}?wait=30",
+    "events_url": f"http://127.0.0.1:8001/api/tasks/{TASK_ID}/events",
 }
 TASK_DETAIL = {
     "task_id": TASK_ID,
     "url": f"http://127.0.0.1:8000/api/tasks/{TASK_ID}/",
     "result_url": f"http://127.0.0.1:8000/result/{TASK_ID}",
+    "wait_url": f"http://127.0.0.1:8001/api/tasks/{TASK_ID}/?wait=30",
+    "events_url": f"http://127.0.0.1:8001/api/tasks/{TASK_ID}/events",
     "status": "PENDING",
     "level": 1,
     "weight": 1,

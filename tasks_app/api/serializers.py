@@ -9,6 +9,7 @@ from rest_framework import serializers
 from ..models import STATUS_CHOICES, TaskRecord
 from ..selectors.detail import TaskView
 from ..selectors.why import shown_seconds
+from ..waits import links as waits
 from ..worker.progress import PROGRESS
 from .parsers import JSONInputError, json_parse, json_text_problem
 
@@ -69,6 +70,13 @@ class TaskSerializer(serializers.ModelSerializer):
     )
     url = serializers.SerializerMethodField()
     result_url = serializers.SerializerMethodField()
+    wait_url = serializers.SerializerMethodField(
+        help_text="this task's detail on the wait server, answered as soon as the task ends "
+        "(or after PQH_WAIT_MAX_SECONDS with its state then)"
+    )
+    events_url = serializers.SerializerMethodField(
+        help_text="this task's moves as Server-Sent Events, on the wait server"
+    )
 
     class Meta:
         model = TaskRecord
@@ -76,6 +84,8 @@ class TaskSerializer(serializers.ModelSerializer):
             "task_id",
             "url",
             "result_url",
+            "wait_url",
+            "events_url",
             "status",
             "level",
             "weight",
@@ -100,6 +110,8 @@ class TaskSerializer(serializers.ModelSerializer):
             "task_id": path,
             "url": self.get_url(instance),
             "result_url": self.get_result_url(instance),
+            "wait_url": waits.wait_url(f"/api/tasks/{path}/"),
+            "events_url": waits.events_url(path),
             "status": instance.status,
             "level": instance.level,
             "weight": instance.weight,
@@ -121,6 +133,12 @@ class TaskSerializer(serializers.ModelSerializer):
 
     def get_result_url(self, obj: TaskRecord) -> str:
         return self._absolute(reverse("result", args=[obj.pk]))
+
+    def get_wait_url(self, obj: TaskRecord) -> str:
+        return waits.wait_url(f"/api/tasks/{obj.pk}/")
+
+    def get_events_url(self, obj: TaskRecord) -> str:
+        return waits.events_url(obj.pk)
 
     def _absolute(self, path: str) -> str:
         request = self.context.get("request")
@@ -306,6 +324,13 @@ class SeedAcceptedSerializer(serializers.Serializer):
     result_url = serializers.CharField(help_text="Where to poll: /result/<task_id>.")
     user_id = serializers.CharField(help_text="Who submitted it: the authenticated user's name.")
     level = serializers.IntegerField(min_value=0, help_text="The priority level, 0 (best) to 5.")
+    wait_url = serializers.CharField(
+        help_text="The same poll on the wait server, answered as soon as the task ends (or "
+        "after PQH_WAIT_MAX_SECONDS with its state then): an absolute URL."
+    )
+    events_url = serializers.CharField(
+        help_text="The task's moves as Server-Sent Events, on the wait server: an absolute URL."
+    )
 
 
 class SeedResultSerializer(serializers.Serializer):

@@ -26,6 +26,8 @@ from ..ops import events, health, metrics
 from ..selectors.detail import task_view
 from ..selectors.tasks import task_get_for_user, task_list_for_user, task_poll_for_user
 from ..services import actions, submission
+from ..waits import links
+from ..waits.params import BadWait, requested_wait
 from . import openapi
 from .parsers import StrictJSONParser
 from .serializers import (
@@ -136,6 +138,27 @@ def _accepted(record) -> int:
     return status.HTTP_200_OK if record.replayed else status.HTTP_202_ACCEPTED
 
 
+def _to_wait_server(request) -> HttpResponse | None:
+    """A read that asks to wait (`?wait=S` or `Prefer: wait=S`, S > 0) is the wait server's:
+    307 to the same path there (a thread of this server never waits). A bad wait is a 400; a
+    wait of 0 is answered here at once."""
+    try:
+        seconds = requested_wait(
+            request.query_params.get("wait"),
+            request.headers.get("Prefer", ""),
+            settings.PQH_WAIT_MAX_SECONDS,
+        )
+    except BadWait as exc:
+        raise ParseError(str(exc)) from exc
+    if not seconds:
+        return None
+    location = f"{settings.PQH_WAIT_URL}{request.get_full_path()}"
+    detail = f"waits are answered by the wait server: ask {location}"
+    response = Response({"detail": detail, "wait_url": location}, status=307)
+    response["Location"] = location
+    return response
+
+
 def _parse_uuid(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
@@ -159,6 +182,8 @@ class SeedTaskView(ThrottleFirst, APIView):
                 "result_url": reverse("result", args=[record.pk]),
                 "user_id": request.user.get_username(),
                 "level": record.level,
+                "wait_url": links.wait_url(reverse("result", args=[record.pk])),
+                "events_url": links.events_url(record.pk),
             },
             status=_accepted(record),
         )
@@ -169,11 +194,24 @@ class SeedResultView(ThrottleFirst, APIView):
 
     @openapi.seed_result
     def get(self, request, task_id: str):
+        if redirect := _to_wait_server(request):
+            return redirect
         pk = _parse_uuid(task_id)
         poll = task_poll_for_user(user=request.user, task_id=pk)
         if poll is None:
             raise Http404
         return Response(seed_result_body(pk, poll))
+
+
+class TaskEventsView(ThrottleFirst, APIView):
+    """GET /api/tasks/<id>/events on the web server: the stream is the wait server's (307)."""
+
+    def get(self, request, task_id: str):
+        location = links.events_url(_parse_uuid(task_id))
+        detail = f"a task's events are streamed by the wait server: ask {location}"
+        response = Response({"detail": detail, "events_url": location}, status=307)
+        response["Location"] = location
+        return response
 
 
 @openapi.tasks
@@ -230,6 +268,8 @@ class TaskViewSet(
 
     def retrieve(self, request, *args, **kwargs):
         """One of your tasks, read in one pass (selectors.detail)."""
+        if redirect := _to_wait_server(request):
+            return redirect
         view = task_view(self.get_object())
         return Response(TaskDetailSerializer(view, context=self.get_serializer_context()).data)
 

@@ -39,6 +39,7 @@ from ..models import FINAL_STATES
 from ..selectors.detail import TaskView, task_view
 from ..selectors.tasks import task_get_for_user, task_poll_for_user
 from ..worker.progress import PROGRESS
+from . import params
 from .hub import Hub
 
 _hub: Hub | None = None
@@ -71,25 +72,16 @@ class Refused(Exception):
 
 
 def requested_wait(request) -> float:
-    """The wait asked for: `?wait=S`, else `Prefer: wait=S`; 0 without either. 400 if bad."""
-    raw = request.GET.get("wait")
-    if raw is None:
-        for preference in request.headers.get("Prefer", "").split(","):
-            name, _, value = preference.strip().partition("=")
-            if name.strip().lower() == "wait":
-                raw = value.strip()
-    if raw is None:
-        return 0.0
-    limit = settings.PQH_WAIT_MAX_SECONDS
+    """The wait asked for (params.requested_wait): 0 without one; a 400 if it is bad."""
     try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= limit or seconds != seconds:  # NaN too
-        raise Refused(
-            400, {"detail": f"wait must be a number of seconds from 0 to {limit}, got {raw!r}"}
+        seconds = params.requested_wait(
+            request.GET.get("wait"),
+            request.headers.get("Prefer", ""),
+            settings.PQH_WAIT_MAX_SECONDS,
         )
-    return seconds
+    except params.BadWait as exc:
+        raise Refused(400, {"detail": str(exc)}) from None
+    return seconds or 0.0
 
 
 def _authenticate(request):

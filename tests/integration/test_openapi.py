@@ -14,11 +14,11 @@ pytestmark = pytest.mark.django_db
 SUBMIT_CODES = {"200", "202", "400", "401", "403", "409", "413", "415", "429", "503"}
 OPERATIONS = {
     ("/task", "post"): SUBMIT_CODES,
-    ("/result/{task_id}", "get"): {"200", "401", "404", "429"},
+    ("/result/{task_id}", "get"): {"200", "307", "400", "401", "404", "429"},
     ("/api/", "get"): {"200", "401", "429"},
     ("/api/tasks/", "get"): {"200", "401", "404", "429"},
     ("/api/tasks/", "post"): SUBMIT_CODES,
-    ("/api/tasks/{task_id}/", "get"): {"200", "401", "404", "429"},
+    ("/api/tasks/{task_id}/", "get"): {"200", "307", "400", "401", "404", "429"},
     ("/api/tasks/{task_id}/", "delete"): {"200", "401", "403", "404", "409", "429"},
     ("/api/usage/", "get"): {"200", "401", "429"},
 }
@@ -68,6 +68,15 @@ def test_each_operation_documents_its_answers_with_examples(schema, path, method
     assert operation["security"] == [{"tokenAuth": []}, {"cookieAuth": []}, {"basicAuth": []}]
     if method == "post":
         assert operation["requestBody"]["content"]["application/json"]["examples"]
+
+
+@pytest.mark.parametrize("path", ["/result/{task_id}", "/api/tasks/{task_id}/"])
+def test_reads_document_the_wait_and_where_it_is_answered(schema, path):
+    operation = schema["paths"][path]["get"]
+    (wait,) = [p for p in operation["parameters"] if p["name"] == "wait"]
+    assert wait["in"] == "query" and wait["schema"]["type"] == "number"
+    elsewhere = operation["responses"]["307"]["content"]["application/json"]
+    assert set(elsewhere["schema"]["$ref"].rsplit("/", 1)[-1:]) == {"WaitElsewhere"}
 
 
 @pytest.mark.parametrize("path", ["/task", "/api/tasks/"])

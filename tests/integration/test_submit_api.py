@@ -43,7 +43,8 @@ def test_seed_route_accepts_a_task_and_answers_like_the_original(alice, alice_cl
     response = post_task(alice_client, {"x": "foo"})
     assert response.status_code == 202
     body = response.json()
-    assert set(body) == {"task_id", "result_url", "user_id", "level"}
+    # The original's four keys, and where to wait for the result instead of polling.
+    assert set(body) == {"task_id", "result_url", "user_id", "level", "wait_url", "events_url"}
     assert body["user_id"] == "alice"
     assert body["level"] == 0
     assert body["result_url"] == f"/result/{body['task_id']}"

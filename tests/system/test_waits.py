@@ -5,6 +5,7 @@ import http.client
 import json
 import threading
 import time
+import urllib.parse
 import uuid
 
 import pytest
@@ -161,3 +162,34 @@ def test_a_quiet_stream_sends_heartbeats(servers, no_worker):
         seen += response.read1(4096)
     conn.close()
     assert b"event: queued" in seen and b": heartbeat" in seen
+
+
+def get_url(url: str, token: str, headers: dict | None = None):
+    """GET an absolute URL on 127.0.0.1 (no redirect followed)."""
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return get(parts.port, path, token, headers)
+
+
+@pytest.mark.parametrize("solo_worker", [{"PQH_TASK_SECONDS": "1.5"}], indirect=True)
+def test_the_answers_links_wait_and_watch_and_the_web_server_sends_waits_on(servers, solo_worker):
+    web, port = servers
+    _, token = make_user("alice")
+    accepted = json.loads(call(f"{web.url}/task", token=token.key, body=b'{"x": "w"}'))
+    task_id = accepted["task_id"]
+    # The web server holds no wait: it answers 307 to the same path on the wait server.
+    web_port = urllib.parse.urlsplit(web.url).port
+    status, headers, body = get(web_port, f"/result/{task_id}?wait=20", token.key)
+    assert status == 307
+    assert headers["Location"] == f"http://127.0.0.1:{port}/result/{task_id}?wait=20"
+    assert json.loads(body)["wait_url"] == headers["Location"]
+    # The submission's wait_url, followed as given, answers with the end.
+    assert accepted["wait_url"] == f"http://127.0.0.1:{port}/result/{task_id}?wait=30"
+    status, _, body = get_url(accepted["wait_url"], token.key)
+    assert status == 200 and json.loads(body)["task_status"] == "SUCCESS"
+    # So do the detail's, and its events_url streams the end.
+    detail = json.loads(call(f"{web.url}/api/tasks/{task_id}/", token=token.key))
+    status, _, body = get_url(detail["wait_url"], token.key)
+    assert status == 200 and json.loads(body)["status"] == "SUCCESS"
+    status, _, raw = get_url(detail["events_url"], token.key)
+    assert status == 200 and [event for event, _ in events_of(raw)] == ["ended"]

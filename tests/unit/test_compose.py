@@ -30,6 +30,8 @@ def test_the_proxy_routes_streams_and_waits_to_the_wait_server():
     caddy = (ROOT / "deploy" / "Caddyfile").read_text()
     assert re.search(r"@events path_regexp \^/api/tasks/\[\^/\]\+/events\$", caddy)
     assert "query wait=*" in caddy and "Prefer" in caddy
+    # Only a task's poll and detail wait: a list with ?wait stays on the web server.
+    assert caddy.count("path_regexp ^/(result/[^/]+/?|api/tasks/[^/]+/)$") == 2
     assert caddy.count("reverse_proxy waits:8001") == 3 and "reverse_proxy web:8000" in caddy
 
 
