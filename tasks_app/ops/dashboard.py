@@ -7,6 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from fairqueue.shares import UserShare, share_fairness
+
 from ..admin import duration_text
 from ..selectors import reports
 
@@ -91,7 +93,7 @@ def line_chart(
     )
 
 
-def _ratio(share: reports.UserShare | None) -> str:
+def _ratio(share: UserShare | None) -> str:
     """Received ÷ due while the user shared its level, as "1.02×"; "not shared" if it never
     shared a level while that level was served."""
     if share is None:
@@ -153,7 +155,7 @@ def fairness_dashboard(request, *, context: dict):
             "contending": len(shares),
             "service": duration_text(sum(s.service_seconds for s in shares)),
             "contended": duration_text(sum(s.contended_seconds for s in shares)),
-            "jain": reports.share_fairness(shares),
+            "jain": share_fairness(shares),
             "too_busy": too_busy,
             "waits": [
                 {

@@ -19,10 +19,11 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, m
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
+from fairqueue.shares import UserShare, share_fairness
 from pqh_site.core import core
 from pqh_site.prometheus import multiprocess_dir
 
-from ..selectors.reports import PeriodTooBusy, UserShare, share_fairness, user_shares
+from ..selectors.reports import PeriodTooBusy, user_shares
 from ..selectors.tasks import task_counts_by_status_level
 
 REFUSAL_REASONS = ("user_cap", "queue_full", "unavailable", "invalid", "idempotency_conflict")

@@ -5,8 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from fairqueue import shares
+from fairqueue.stats import jain_index
 from tasks_app.ops import metrics
-from tasks_app.selectors import reports
+from tasks_app.selectors.reports import PercentileCont
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 USERS = {1: "alice", 2: "bob", 3: "carol", 4: "dave"}
@@ -17,14 +19,14 @@ def at(seconds: float | None) -> datetime | None:
 
 
 def task(user, *, level=0, weight=1, submitted=0.0, started=None, finished=None, count=1):
-    return reports.TaskSpan(
+    return shares.TaskSpan(
         user, USERS[user], level, weight, at(submitted), at(started), at(finished), count
     )
 
 
-def sweep(tasks, *, until: float, max_wait: float = 600.0) -> dict[str, reports.UserShare]:
-    shares = reports.shares_from(tasks, since=T0, now=at(until), max_wait=max_wait)
-    return {s.username: s for s in shares}
+def sweep(tasks, *, until: float, max_wait: float = 600.0) -> dict[str, shares.UserShare]:
+    found = shares.shares_from(tasks, since=T0, now=at(until), max_wait=max_wait)
+    return {s.username: s for s in found}
 
 
 def test_time_alone_is_the_users_own_and_the_contended_stretch_is_shared_by_weight():
@@ -47,8 +49,8 @@ def test_time_alone_is_the_users_own_and_the_contended_stretch_is_shared_by_weig
     # would have said alice was entitled to 1/4 and received 5/8.
     assert (alice.share, bob.share) == (pytest.approx(50 / 80), pytest.approx(30 / 80))
     assert (alice.entitled, bob.entitled) == (pytest.approx(50 / 80), pytest.approx(30 / 80))
-    assert reports.share_fairness(list(by_name.values())) == pytest.approx(1.0)
-    assert [s.username for s in reports.shares_from(tasks, since=T0, now=at(80), max_wait=600)] == [
+    assert shares.share_fairness(list(by_name.values())) == pytest.approx(1.0)
+    assert [s.username for s in shares.shares_from(tasks, since=T0, now=at(80), max_wait=600)] == [
         "alice",
         "bob",
     ]
@@ -68,7 +70,7 @@ def test_a_user_served_below_its_weight_while_contending_reads_so():
     assert by_name["alice"].entitled == pytest.approx(0.25)
     assert by_name["bob"].share == pytest.approx(0.5)
     # received ÷ due = 2 and 2/3: the index the fairness benchmark reports for FIFO at 1:3.
-    assert reports.share_fairness(list(by_name.values())) == pytest.approx(0.8)
+    assert shares.share_fairness(list(by_name.values())) == pytest.approx(0.8)
 
 
 def test_two_levels_at_once_each_divided_among_its_own_contenders():
@@ -102,7 +104,7 @@ def test_two_levels_at_once_each_divided_among_its_own_contenders():
     assert by_name["dave"].share == by_name["dave"].entitled == 0.0
     assert by_name["carol"].entitled == pytest.approx(30 / 80)
     assert sum(s.entitled for s in by_name.values()) == pytest.approx(1.0)
-    assert reports.share_fairness(list(by_name.values())) == pytest.approx(1.0)
+    assert shares.share_fairness(list(by_name.values())) == pytest.approx(1.0)
 
 
 def test_a_weight_change_counts_from_the_submission_that_recorded_it():
@@ -120,7 +122,7 @@ def test_a_weight_change_counts_from_the_submission_that_recorded_it():
     assert by_name["alice"].due_seconds == pytest.approx(20 + 30)
     assert by_name["bob"].due_seconds == pytest.approx(20 + 10)
     assert by_name["alice"].weight == 3
-    assert reports.share_fairness(list(by_name.values())) == pytest.approx(1.0)
+    assert shares.share_fairness(list(by_name.values())) == pytest.approx(1.0)
     # The weight that holds is the latest submission's, whatever order the rows come in.
     assert sweep(list(reversed(tasks)), until=80) == by_name
 
@@ -131,8 +133,8 @@ def test_nobody_served_is_shares_of_zero_and_no_index():
     assert {(s.service_seconds, s.share, s.entitled, s.due_seconds) for s in by_name.values()} == {
         (0.0, 0.0, 0.0, 0.0)
     }
-    assert reports.share_fairness(list(by_name.values())) is None
-    assert reports.shares_from([], since=T0, now=at(60), max_wait=600) == []
+    assert shares.share_fairness(list(by_name.values())) is None
+    assert shares.shares_from([], since=T0, now=at(60), max_wait=600) == []
 
 
 def test_a_user_cannot_be_due_more_slots_than_it_has_tasks():
@@ -145,18 +147,18 @@ def test_a_user_cannot_be_due_more_slots_than_it_has_tasks():
     by_name = sweep(tasks, until=10)
     assert by_name["alice"].due_seconds == pytest.approx(10.0)
     assert by_name["bob"].due_seconds == pytest.approx(10.0)
-    assert reports.share_fairness(list(by_name.values())) == pytest.approx(1.0)
+    assert shares.share_fairness(list(by_name.values())) == pytest.approx(1.0)
 
 
 def test_dividing_slots_by_weight_caps_each_user_at_its_tasks():
-    assert reports.divide_by_weight(1, {1: (1, 5), 2: (3, 5)}) == {
+    assert shares.divide_by_weight(1, {1: (1, 5), 2: (3, 5)}) == {
         1: pytest.approx(0.25),
         2: pytest.approx(0.75),
     }
-    assert reports.divide_by_weight(2, {1: (1, 1), 2: (3, 1)}) == {1: 1.0, 2: 1.0}
-    parts = reports.divide_by_weight(3, {1: (1, 5), 2: (3, 1), 3: (1, 5)})
+    assert shares.divide_by_weight(2, {1: (1, 1), 2: (3, 1)}) == {1: 1.0, 2: 1.0}
+    parts = shares.divide_by_weight(3, {1: (1, 5), 2: (3, 1), 3: (1, 5)})
     assert parts == {1: pytest.approx(1.0), 2: 1.0, 3: pytest.approx(1.0)}
-    parts = reports.divide_by_weight(4, {1: (1, 9), 2: (3, 2), 3: (2, 9)})
+    parts = shares.divide_by_weight(4, {1: (1, 9), 2: (3, 2), 3: (2, 9)})
     assert parts[2] == 2.0 and parts[1] == pytest.approx(2 / 3) and parts[3] == pytest.approx(4 / 3)
 
 
@@ -173,7 +175,7 @@ def test_an_aged_task_leaves_its_level_and_its_run_is_its_users_due():
     assert by_name["alice"].service_seconds == 10.0
     assert by_name["alice"].entitled == pytest.approx(10 / 50)
     assert by_name["carol"].due_seconds == 0.0
-    assert reports.share_fairness(list(by_name.values())) is None
+    assert shares.share_fairness(list(by_name.values())) is None
 
 
 def test_the_period_clips_the_tasks_and_grouped_rows_only_name_their_user():
@@ -193,7 +195,7 @@ def test_the_period_clips_the_tasks_and_grouped_rows_only_name_their_user():
 
 def test_the_series_keep_the_largest_received_or_entitled_and_add_up_the_rest():
     def row(user, share, entitled, weight=1):
-        return reports.UserShare(user, USERS[user], weight, 0.0, share, entitled, 0.0, 0.0)
+        return shares.UserShare(user, USERS[user], weight, 0.0, share, entitled, 0.0, 0.0)
 
     # dave received nothing but was entitled to much: he is kept, one by one, before carol.
     rows = [row(1, 0.5, 0.3), row(2, 0.3, 0.2, 3), row(3, 0.2, 0.1, 2), row(4, 0.0, 0.4)]
@@ -206,7 +208,7 @@ def test_the_series_keep_the_largest_received_or_entitled_and_add_up_the_rest():
     assert [s.user for s in metrics.share_series(rows, 0)] == [metrics.OTHERS]
     assert metrics.share_series([], 3) == []
     # A user named like the aggregate is added up in it: no label is given twice.
-    named_so = [row(1, 0.6, 0.6), reports.UserShare(9, metrics.OTHERS, 2, 0.0, 0.4, 0.4, 0, 0)]
+    named_so = [row(1, 0.6, 0.6), shares.UserShare(9, metrics.OTHERS, 2, 0.0, 0.4, 0.4, 0, 0)]
     assert [(s.user, s.share) for s in metrics.share_series(named_so, 5)] == [
         ("alice", 0.6),
         (metrics.OTHERS, 0.4),
@@ -214,10 +216,10 @@ def test_the_series_keep_the_largest_received_or_entitled_and_add_up_the_rest():
 
 
 def test_jain_index_of_nothing_is_none():
-    assert reports.jain_index([]) is None
-    assert reports.jain_index([0.0, 0.0]) is None
+    assert jain_index([]) is None
+    assert jain_index([0.0, 0.0]) is None
 
 
 def test_a_percentile_outside_zero_to_one_is_refused():
     with pytest.raises(ValueError, match="between 0 and 1"):
-        reports.PercentileCont("started_at", fraction=95)
+        PercentileCont("started_at", fraction=95)

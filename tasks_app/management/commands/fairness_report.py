@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_duration
 
+from fairqueue.shares import share_fairness
 from pqh_site.outages import PqhCommand
 from tasks_app.selectors import reports
 
@@ -54,7 +55,7 @@ class Command(PqhCommand):
             shares = reports.user_shares(since=start, now=now)
         except reports.PeriodTooBusy as exc:
             raise CommandError(f"{exc}: ask for a shorter --since") from exc
-        jain = reports.share_fairness(shares)
+        jain = share_fairness(shares)
         started = sum(row.started for row in waits)
         if options["json"]:
             report = {

@@ -1,0 +1,189 @@
+"""Who got the service beside what their weight entitles them to: the pure sweep.
+
+The definitions are in docs/fairness.md ("What the dashboard and fairness_report measure") and,
+briefly, in tasks_app/selectors/reports.py, which reads the tasks of a period in one query and
+hands them here. No I/O: unit-tested with made-up histories (tests/unit/test_shares.py).
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+from .stats import jain_index
+
+
+class TaskSpan(NamedTuple):
+    """A task's life as the shares read it; `count` identical tasks when grouped."""
+
+    user_id: int
+    username: str
+    level: int
+    weight: int
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class UserShare:
+    """One user's service in the period beside what its weight entitles it to.
+
+    service_seconds: its worker time in the period; contended_seconds: the part received while
+    it shared its level with other users; due_seconds: what its weight gave it there. share and
+    entitled are fractions of everyone's service (entitled counts the time it had its level to
+    itself as its due); both sum to 1 over the users.
+    """
+
+    user_id: int
+    username: str
+    weight: int
+    service_seconds: float
+    share: float
+    entitled: float
+    contended_seconds: float
+    due_seconds: float
+
+
+def divide_by_weight(slots: float, users: dict[int, tuple[int, int]]) -> dict[int, float]:
+    """Divide `slots` among `users` ({user: (weight, tasks)}) by weight, none more than its tasks.
+
+    The water-filling answer: each gets min(tasks, weight · λ), with λ such that the parts add up
+    to `slots` (all of them, as long as the tasks are at least the slots).
+    """
+    weights = sum(weight for weight, _ in users.values())
+    if weights <= 0:
+        return dict.fromkeys(users, 0.0)
+    level = slots / weights
+    if all(tasks >= weight * level for weight, tasks in users.values()):
+        return {user: weight * level for user, (weight, _) in users.items()}  # nobody capped
+    parts: dict[int, float] = {}
+    left = float(slots)
+    # Whoever has the fewest tasks for its weight is capped first; what it cannot use goes on.
+    for user, (weight, tasks) in sorted(users.items(), key=lambda kv: (kv[1][1] / kv[1][0], kv[0])):
+        part = min(float(tasks), left * weight / weights)
+        parts[user] = part
+        left -= part
+        weights -= weight
+    return parts
+
+
+def shares_from(
+    tasks: Iterable[TaskSpan], *, since: datetime, now: datetime, max_wait: float
+) -> list[UserShare]:
+    """Sweep the tasks of the period and return each user's service, contended and due time.
+
+    Pure: user_shares reads the tasks in one query; this is the arithmetic (docs/fairness.md).
+    Cuts [since, now) at every instant a task is submitted, starts, ends or ages (`max_wait`
+    seconds after submission, if not started by then); a level's division by weight is
+    recomputed only when that level changes.
+    """
+    period_end = (now - since).total_seconds()
+
+    def at(moment: datetime) -> float:
+        return (moment - since).total_seconds()
+
+    names: dict[int, str] = {}
+    service: dict[int, float] = defaultdict(float)
+    # (instant, 0 for a weight / 1 for a change, user, level, Δ alive, Δ running,
+    #  (submitted_at, weight) of a weight event): weights go first at an instant.
+    events: list[tuple[float, int, int, int, int, int, tuple[datetime, int] | None]] = []
+    for task in tasks:
+        born = at(task.submitted_at)
+        end = min(at(task.finished_at), period_end) if task.finished_at else period_end
+        if born >= period_end or end <= 0:
+            continue  # not alive in the period
+        user, n = task.user_id, task.count
+        names[user] = task.username
+        start = at(task.started_at) if task.started_at is not None else None
+        if start is not None and max(start, 0.0) < end:
+            service[user] += (end - max(start, 0.0)) * n
+        aged_at = born + max_wait
+        aged = start is None or start > aged_at
+        at_level_until = min(end, aged_at) if aged else end
+        first = max(born, 0.0)
+        events.append((first, 0, user, 0, 0, 0, (task.submitted_at, task.weight)))
+        if at_level_until > first:
+            events.append((first, 1, user, task.level, n, 0, None))
+            events.append((at_level_until, 1, user, task.level, -n, 0, None))
+        if not aged and start is not None and max(start, 0.0) < end:
+            events.append((max(start, 0.0), 1, user, task.level, 0, n, None))
+            events.append((end, 1, user, task.level, 0, -n, None))
+    events.sort(key=lambda e: (e[0], e[1]))
+
+    weight: dict[int, int] = {}
+    weight_from: dict[int, datetime] = {}
+    alive: dict[int, dict[int, int]] = defaultdict(dict)  # level -> user -> tasks alive there
+    running: dict[int, dict[int, int]] = defaultdict(dict)  # level -> user -> tasks running
+    last: dict[int, float] = defaultdict(float)  # level -> instant its figures were taken to
+    contended: dict[int, float] = defaultdict(float)
+    due: dict[int, float] = defaultdict(float)
+
+    def settle(level: int, until: float) -> None:
+        """Credit `level`'s division, unchanged since last[level], up to `until`."""
+        span = until - last[level]
+        last[level] = until
+        contenders = alive[level]
+        if span <= 0 or len(contenders) < 2:
+            return
+        slots = sum(running[level].values())
+        if slots <= 0:
+            return
+        parts = divide_by_weight(slots, {u: (weight[u], n) for u, n in contenders.items()})
+        for u, part in parts.items():
+            due[u] += part * span
+            contended[u] += running[level].get(u, 0) * span
+
+    def move(table: dict[int, int], user: int, delta: int) -> None:
+        table[user] = table.get(user, 0) + delta
+        if table[user] <= 0:
+            del table[user]
+
+    for instant, kind, user, level, d_alive, d_running, recorded in events:
+        if kind == 0:
+            submitted, new_weight = recorded
+            if user in weight_from and submitted <= weight_from[user]:
+                continue  # an older submission than the one whose weight holds
+            if weight.get(user) != new_weight:
+                for lvl in [lvl for lvl, users in alive.items() if user in users]:
+                    settle(lvl, instant)
+                weight[user] = new_weight
+            weight_from[user] = submitted
+            continue
+        settle(level, instant)
+        if d_alive:
+            move(alive[level], user, d_alive)
+        if d_running:
+            move(running[level], user, d_running)
+    for level in list(alive):
+        settle(level, period_end)
+
+    total = sum(service.values())
+    shares = []
+    for user, username in names.items():
+        got = service[user]
+        # What it received with its level to itself is its due; in contention, its part.
+        entitled = max(got - contended[user], 0.0) + due[user]
+        shares.append(
+            UserShare(
+                user_id=user,
+                username=username,
+                weight=weight.get(user, 1),
+                service_seconds=got,
+                share=got / total if total > 0 else 0.0,
+                entitled=entitled / total if total > 0 else 0.0,
+                contended_seconds=contended[user],
+                due_seconds=due[user],
+            )
+        )
+    return sorted(shares, key=lambda s: (-s.service_seconds, s.username))
+
+
+def share_fairness(shares: list[UserShare]) -> float | None:
+    """Jain's index over received ÷ due while contending (1.0 = exactly by weight).
+
+    Only over the users that were due something: None when no level was shared while served.
+    """
+    return jain_index([s.contended_seconds / s.due_seconds for s in shares if s.due_seconds > 0])
