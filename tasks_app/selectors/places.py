@@ -25,9 +25,10 @@ def task_places(
     """Return {task id: Place (queue position, aged)} for many tasks, in one Redis round trip.
 
     A position is the number of tasks that start before this one if no more tasks arrive and
-    none reaches the aging bound in the meantime: it models the weighted interleaving within a
-    level and the aged tasks exactly, from the fair queue's own sorted sets, in O(log n) per task
-    (docs/fairness.md, "Queue position"); `aged` says whether aging has lifted the task. None
+    none reaches the aging bound in the meantime: it counts the weighted interleaving within a
+    level, the aged tasks and the tasks released to the broker and not yet started exactly,
+    from the fair queue's own sets, in O(log n) per task plus a constant (docs/fairness.md,
+    "Queue position"); queued tasks never share one. `aged` says whether aging has lifted the task. None
     for a task that is not queued, when the fairness policy is off (the broker's FIFO list has
     no ranks), or if Redis cannot be reached.
     """
