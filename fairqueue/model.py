@@ -32,12 +32,15 @@ Modelled, per the design of issue 11 (docs/fairness.md):
   unconfirmed or in the broker (q:rel, and the broker lists of its target level and better), and
   never while a released task has waited max_wait (a stuck release); publish() puts picks in
   their level's broker list and confirms them, take() is a worker taking the first message of
-  the best non-empty list (and reporting its start, which triggers a pick), and a pick never
-  confirmed is handed out again after recover_after seconds with a new release number.
+  the best non-empty list (and reporting its start, which triggers a pick), a pick never
+  confirmed is handed out again after recover_after seconds with a new release number, and
+  restore() puts a message the queue did not release at the front of a level's list (kombu
+  restoring the message of a lost worker).
 - position(seq): the tasks that start before it if nothing arrives and nothing ages (see
   position() in includes/queue.lua, and docs/fairness.md, "Queue position"): for a waiting task,
-  the waiting tasks picked before it plus the released tasks the workers take first; for a
-  released task, the released tasks taken before it plus (unless a stuck release is drained
+  the waiting tasks picked before it plus the released tasks (and other messages in the
+  broker's lists) the workers take first; for a released task, those taken before it plus
+  (unless a stuck release is drained
   first) every waiting task of a better target level. start_order() runs the same state
   forward, one pick before each start, as a check on that closed form (tests/unit).
 
@@ -321,6 +324,11 @@ class FairQueueModel:
             if task_id in self.rel:
                 self.rel.remove(task_id)
 
+    def restore(self, level: int, message: str) -> None:
+        """A message the fair queue did not release appears in a level's queue, at the end the
+        workers take from (kombu restoring the message of a worker that was lost)."""
+        self.broker[level].insert(0, message)
+
     def take(self) -> str | None:
         """A worker takes the first message of the best non-empty broker list (BRPOP over the
         level queues in order); None if the broker holds nothing. Its start is then reported
@@ -379,20 +387,29 @@ class FairQueueModel:
             self.fin[level][user] = tag
 
     def _position_context(self, cutoff: float) -> dict:
-        """position_context(): set sizes, and the released tasks in the order workers take
-        them (target level, release number, task id)."""
+        """position_context(): set sizes, and what the workers take before anything released
+        later, in the order they take it (by level queue; in each, the messages the queue did
+        not release first, then the released tasks by release number)."""
         self._stuck_level(cutoff)
-        order = sorted(self.brk.score, key=lambda t: (self.out[t][0], self.out[t][2], t))
-        le, stale, count = [], 0, [0] * self.levels
-        for i, task_id in enumerate(order):
+        released = sorted(self.brk.score, key=lambda t: (self.out[t][0], self.out[t][2], t))
+        count, published = [0] * self.levels, [0] * self.levels
+        for task_id in released:
             count[self.out[task_id][0]] += 1
-            if self.brk.score[task_id] <= cutoff:
-                stale = i + 1
-        total = 0
+            if task_id not in self.rel:
+                published[self.out[task_id][0]] += 1
+        place, le, total = [], [], 0
         for level in range(self.levels):
-            total += count[level]
+            other = max(0, len(self.broker[level]) - published[level])
+            place.append(total + other)
+            total += other + count[level]
             le.append(total)
-        index = {task_id: i for i, task_id in enumerate(order)}
+        index, stale = {}, 0
+        for task_id in released:
+            target = self.out[task_id][0]
+            index[task_id] = place[target]
+            place[target] += 1
+            if self.brk.score[task_id] <= cutoff:
+                stale = index[task_id] + 1
         return {"le": le, "stale": stale, "index": index}
 
     def _position(self, c: dict, seq: int) -> int | None:
@@ -423,15 +440,16 @@ class FairQueueModel:
         c = self._position_context(now - self.max_wait)
         return [self._position(c, seq) for seq in seqs]
 
-    def start_order(self, *, now: float) -> list[int]:
+    def start_order(self, *, now: float) -> list[int | str]:
         """Run a copy of the queue forward from now: no arrivals, no time passing (so nothing
         more ages), every pick published at once, and one worker start at a time with a pick
         before each start (as each start triggers one). Return the queue numbers of the tasks
-        that were queued (waiting or released), in the order they start. The check of
-        position(), which must equal each task's index in this order."""
+        that were queued (waiting or released), and the other messages of the broker's queues
+        (as they are), in the order they start. The check of position(), which must equal each
+        task's index in this order."""
         sim = copy.deepcopy(self)
         sim.age_out(now, 10**9)
-        order: list[int] = []
+        order: list[int | str] = []
         started = ""
         seq_of = dict(sim.out_seq)
         while True:
@@ -446,7 +464,7 @@ class FairQueueModel:
                 if sim.tasks:
                     raise AssertionError("tasks wait but nothing is released")
                 return order
-            order.append(seq_of[started])
+            order.append(seq_of.get(started, started))
 
     def waiting(self) -> list[int]:
         """The queue numbers of every waiting task."""

@@ -60,6 +60,10 @@ class Real:
             core().redis.lpush(core().config.broker_queues[self.target[task_id]], task_id)
         core().queue.confirm(task_ids)
 
+    def restore(self, level: int, message: str) -> None:
+        """A message put back at the end workers take from (as kombu restores one)."""
+        core().redis.rpush(core().config.broker_queues[level], message)
+
     def take(self) -> str | None:
         for queue in core().config.broker_queues:
             task_id = core().redis.rpop(queue)
@@ -153,8 +157,8 @@ def run_sequence(seed: int, n_ops: int, *, buffer: float) -> list[str]:
 
     for _ in range(n_ops):
         op = rng.choices(
-            ["add", "pick", "publish", "take", "cancel", "settle", "reweight", "time"],
-            [5, 2, 2, 3, 1, 2, 1, 1],
+            ["add", "pick", "publish", "take", "cancel", "settle", "reweight", "time", "restore"],
+            [5, 2, 2, 3, 1, 2, 1, 1, 0.3],
         )[0]
         if op == "add":
             batch = []
@@ -199,7 +203,7 @@ def run_sequence(seed: int, n_ops: int, *, buffer: float) -> list[str]:
                 # Its start is reported with a pick, which may release more.
                 got = real.pick(now=now, max_picks=4, started=task_id)
                 log[-1] += f" -> {same(got, model.pick(now=now, max_picks=4, started=task_id))}"
-                started.append(next(t for t in queued if t["id"] == task_id))
+                started += [t for t in queued if t["id"] == task_id]
         elif op == "cancel" and queued:
             task = rng.choice(queued)
             got = real.cancel(task)
@@ -222,6 +226,12 @@ def run_sequence(seed: int, n_ops: int, *, buffer: float) -> list[str]:
         elif op == "time":
             now += rng.choice([0.5, 3.0, RECOVER + 1, M / 2, M + 1, 3 * M])
             log.append(f"time -> {now}")
+        elif op == "restore":
+            level = rng.randrange(LEVELS)
+            message = f"lost-{seed}-{next(seqs)}"
+            real.restore(level, message)
+            model.restore(level, message)
+            log.append(f"restore {message} into level {level}")
         # Every tag exactly as the model computed it (same floating point operations).
         assert real.state() == model_state(model), log[-1]
         if queued and rng.random() < 0.5:
@@ -243,7 +253,8 @@ BUFFERS = [1, 1, 2, 3, 1_000_000]
 def test_the_scripts_and_the_model_pick_alike():
     """Random sequences of enqueue (users, weights, levels, costs), pick, publish (some of the
     unconfirmed picks, in any order), a worker taking a task (and the pick its start triggers),
-    cancel, settle, reweight and time jumps past the aging bound and the recovery time, with
+    a message the queue did not release put back in a level's queue, cancel, settle, reweight
+    and time jumps past the aging bound and the recovery time, with
     release buffers of 1, 2, 3 and no limit: the scripts and the model release the same tasks
     in the same order, hold the same state, and give every queued task the same position."""
     started = time.monotonic()

@@ -130,6 +130,19 @@ def test_a_release_past_the_bound_goes_first_and_holds_the_rest_back():
     assert [take(now=1000.0, buffer=1) for _ in range(2)] == [old, fresh]
 
 
+def test_a_message_put_back_in_a_level_queue_counts_before_the_tasks_released_there():
+    """kombu puts the message of a lost worker back at the end the workers take from: it is
+    taken before the tasks released into that queue, and counted so."""
+    released = enqueue(user=1, level=1, at=1000.0)
+    release([released], now=1000.0, buffer=1)
+    core().redis.rpush(core().config.broker_queues[1], "restored")
+    level0 = enqueue(user=2, level=0, at=1001.0)
+    level1 = enqueue(user=3, level=1, at=1002.0)
+    assert positions([level0, released, level1], now=1003.0) == [0, 2, 3]
+    order = [take(now=1003.0, buffer=1) for _ in range(4)]
+    assert order == [level0, "restored", released, level1]
+
+
 @pytest.mark.parametrize("buffer", [1, 2, 3])
 @pytest.mark.parametrize("seed", range(4))
 def test_positions_predict_the_start_order_with_tasks_released(seed, buffer):

@@ -265,27 +265,39 @@ local function pick(k, a)
 end
 
 -- What every position shares, read once per call: the sizes of the aged set and of each level,
--- and the released tasks not yet started (the set brk, at most about L x PQH_RELEASE_BUFFER of
--- them: a constant, whatever the queue's depth) in the order the workers take them: by target
--- level, then in release order (each level's Celery queue is first in, first out).
---   le[t]   released tasks a worker takes before anything released later into level t: those
---           with target level <= t;
+-- and what the workers will take before anything released later, in the order they take it: by
+-- level queue, and in each queue first the messages the fair queue did not release (a message
+-- kombu put back after its worker was lost: it goes to the end the workers take from), then
+-- the released tasks not yet started (the set brk) in release order (each level's Celery queue
+-- is first in, first out). At most about L x PQH_RELEASE_BUFFER of them, plus picks not yet
+-- confirmed: a constant, whatever the queue's depth.
+--   le[t]   how many a worker takes before anything released later into level t: those in
+--           level t's queue and better ones;
 --   stale   while a released task has waited the bound, nothing is released (rule 2 of
---           docs/fairness.md) until every such task has started: the workers first take the
---           released tasks up to the last of them in that order, `stale` of them (0 if none);
+--           docs/fairness.md) until every such task has started: the workers first take
+--           everything up to the last of them in that order, `stale` of them (0 if none);
 --   index   each released task's place in that order.
 -- stuck_level first drops a released task the broker no longer holds, as a pick would.
 local function position_context(k, levels, cutoff)
   stuck_level(k, cutoff)
   local c = {aged = redis.call('ZCARD', k.aged), lvl = {}, le = {}, index = {}, stale = 0}
-  for l = 0, levels - 1 do c.lvl[l] = redis.call('ZCARD', k.lvl[l]) end
+  local count, published = {}, {}
+  for l = 0, levels - 1 do
+    c.lvl[l] = redis.call('ZCARD', k.lvl[l])
+    count[l], published[l] = 0, 0
+  end
+  local unconfirmed = {}
+  for _, id in ipairs(redis.call('ZRANGE', k.rel, 0, -1)) do unconfirmed[id] = true end
   local brk = redis.call('ZRANGE', k.brk, 0, -1, 'WITHSCORES')
   local released = {}
   for i = 1, #brk, 2 do
     local o = redis.call('HGET', k.out, brk[i]) or '0|0|0'
     local target, n = string.match(o, '^(%d+)|%d+|?(%d*)')
+    target = tonumber(target)
+    count[target] = count[target] + 1
+    if not unconfirmed[brk[i]] then published[target] = published[target] + 1 end
     table.insert(released, {
-      id = brk[i], target = tonumber(target), n = tonumber(n) or 0, submitted = tonumber(brk[i + 1]),
+      id = brk[i], target = target, n = tonumber(n) or 0, submitted = tonumber(brk[i + 1]),
     })
   end
   table.sort(released, function(x, y)
@@ -293,17 +305,18 @@ local function position_context(k, levels, cutoff)
     if x.n ~= y.n then return x.n < y.n end
     return x.id < y.id
   end)
-  local count = {}
-  for l = 0, levels - 1 do count[l] = 0 end
-  for i, r in ipairs(released) do
-    c.index[r.id] = i - 1
-    count[r.target] = (count[r.target] or 0) + 1
-    if r.submitted <= cutoff then c.stale = i end
-  end
-  local sum = 0
+  local place, sum = {}, 0
   for l = 0, levels - 1 do
-    sum = sum + count[l]
+    -- The queue's messages beyond the released tasks published into it.
+    local other = math.max(0, redis.call('LLEN', k.broker[l]) - published[l])
+    place[l] = sum + other
+    sum = sum + other + count[l]
     c.le[l] = sum
+  end
+  for _, r in ipairs(released) do
+    c.index[r.id] = place[r.target]
+    place[r.target] = place[r.target] + 1
+    if r.submitted <= cutoff then c.stale = c.index[r.id] + 1 end
   end
   return c
 end
