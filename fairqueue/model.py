@@ -10,8 +10,7 @@ Modelled, per the design of issue 11 (docs/fairness.md):
 - enqueue: a task gets the start tag S = max(V_l, F_u,l) of its level and moves its user's finish
   tag to F_u,l = S + cost / weight; a task submitted at or before now - max_wait goes straight
   to the aged set (it keeps no tag and moves no finish tag); a queue number already waiting is
-  refused (a picked task counts as started at once, so it may be queued again, as the scripts
-  allow once a worker has taken it).
+  refused, and so is a task id released and not yet started (as the scripts refuse both).
 - pick: first the aging step (age_out), then up to max_picks tasks: the aged set's oldest
   (submit time, then queue number), else the best non-empty level's smallest (tag, queue
   number). A task leaving a level advances V_l to its tag (if larger) and drops the finish tags
@@ -27,8 +26,23 @@ Modelled, per the design of issue 11 (docs/fairness.md):
 - reweight(user, weight): per level, the user's waiting tasks in (tag, queue number) order keep
   the first tag S0 and then S_k = S_{k-1} + cost_{k-1} / weight; F_u,l = S_last + cost_last /
   weight; the weight stored with those tasks changes. Aged tasks are not touched.
-- position(seq): aged tasks ahead (rank in the aged set), or all aged tasks + every task of a
-  better level + the rank in its level.
+- release: a picked task leaves the waiting sets for the "released" ones (q:out, q:brk, q:rel:
+  its target level, whether it was aged, its release number, its submit time, its pick time)
+  only while fewer than `buffer` released tasks that a worker takes before or with it are
+  unconfirmed or in the broker (q:rel, and the broker lists of its target level and better), and
+  never while a released task has waited max_wait (a stuck release); publish() puts picks in
+  their level's broker list and confirms them, take() is a worker taking the first message of
+  the best non-empty list (and reporting its start, which triggers a pick), a pick never
+  confirmed is handed out again after recover_after seconds with a new release number, and
+  restore() puts a message the queue did not release at the front of a level's list (kombu
+  restoring the message of a lost worker).
+- position(seq): the tasks that start before it if nothing arrives and nothing ages (see
+  position() in includes/queue.lua, and docs/fairness.md, "Queue position"): for a waiting task,
+  the waiting tasks picked before it plus the released tasks (and other messages in the
+  broker's lists) the workers take first; for a released task, those taken before it plus
+  (unless a stuck release is drained
+  first) every waiting task of a better target level. start_order() runs the same state
+  forward, one pick before each start, as a check on that closed form (tests/unit).
 
 A new task of a user with no task waiting at its level starts at max(V_l, F_u,l); a user with
 tasks waiting continues its chain: the new task starts at F_u,l, or, if V_l's advance dropped
@@ -36,9 +50,10 @@ F_u,l (a refund took it below V_l), at its last waiting task's tag + cost / weig
 settled while the user is backlogged is never lost to V_l (start_tag() in queue.lua; the bound
 tests need it).
 
-Not modelled: the release buffer, the broker's lists, stuck releases and unconfirmed picks
-(the differential test runs with a huge buffer, confirms every pick and reports each picked task
-as started at once, so none of them plays a part), nor the window and the admission.
+Not modelled: the window and the admission, and a broker that loses a message it was given
+(a released task whose level's list is empty and that is not unconfirmed is dropped, as the
+scripts drop it, but the model never makes one). With the default `buffer` (no limit) and no
+take(), a picked task simply stays released: the bound tests use the model that way.
 
 Floating point follows the Lua exactly: every tag is computed with the same operations in the
 same order (S + cost / weight; tag + (-cost / weight); tag + delta / weight), and costs reach
@@ -47,6 +62,8 @@ the scripts as %.17g strings or JSON doubles, which round-trip exactly, as Redis
 
 from __future__ import annotations
 
+import copy
+import math
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 
@@ -63,35 +80,36 @@ class _Task:
 
 
 class _ZSet:
-    """A sorted set of queue numbers ordered by (score, queue number), as Redis orders members.
+    """A sorted set ordered by (score, member), as Redis orders members.
 
-    Members are zero-padded queue numbers in Redis, so member order is numeric order.
+    Members are queue numbers (zero-padded in Redis, so member order is numeric order) or task
+    ids (ASCII, compared byte by byte in both).
     """
 
     def __init__(self) -> None:
-        self.score: dict[int, float] = {}
-        self.order: list[tuple[float, int]] = []
+        self.score: dict = {}
+        self.order: list[tuple] = []
 
     def __len__(self) -> int:
         return len(self.order)
 
-    def __contains__(self, m: int) -> bool:
+    def __contains__(self, m) -> bool:
         return m in self.score
 
-    def add(self, m: int, score: float) -> None:
+    def add(self, m, score: float) -> None:
         if m in self.score:
             self.remove(m)
         self.score[m] = score
         insort(self.order, (score, m))
 
-    def remove(self, m: int) -> None:
+    def remove(self, m) -> None:
         score = self.score.pop(m)
         del self.order[bisect_left(self.order, (score, m))]
 
-    def head(self) -> tuple[float, int] | None:
+    def head(self) -> tuple | None:
         return self.order[0] if self.order else None
 
-    def rank(self, m: int) -> int:
+    def rank(self, m) -> int:
         return bisect_left(self.order, (self.score[m], m))
 
 
@@ -107,12 +125,23 @@ class FairQueueModel:
     age: list[_ZSet] = field(default_factory=list)  # q:age:<l>, seq -> submit time
     vt: list[float] = field(default_factory=list)  # q:vt, V_l
     fin: list[dict[int, float]] = field(default_factory=list)  # q:fin:<l>, user -> F_u,l
+    buffer: float = math.inf  # PQH_RELEASE_BUFFER
+    recover_after: float = 10.0  # PQH_RELEASE_RECOVER_SECONDS
+    # Released, not yet started: task id -> (target level, aged 0/1, release number) (q:out),
+    # its queue number, submit time (q:brk) and, until published, pick time (q:rel).
+    out: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    out_seq: dict[str, int] = field(default_factory=dict)
+    brk: _ZSet = field(default_factory=_ZSet)
+    rel: _ZSet = field(default_factory=_ZSet)
+    released_count: int = 0  # q:out's field "#"
+    broker: list[list[str]] = field(default_factory=list)  # each level's Celery queue, FIFO
 
     def __post_init__(self) -> None:
         self.lvl = [_ZSet() for _ in range(self.levels)]
         self.age = [_ZSet() for _ in range(self.levels)]
         self.vt = [0.0] * self.levels
         self.fin = [{} for _ in range(self.levels)]
+        self.broker = [[] for _ in range(self.levels)]
 
     # --- the steps the scripts share (includes/queue.lua) ---------------------------------
 
@@ -145,7 +174,7 @@ class FairQueueModel:
     ) -> bool:
         """Add one task (add() in queue.lua); False if the queue holds it already."""
         now = submitted if now is None else now
-        if seq in self.tasks:
+        if seq in self.tasks or task_id in self.out:
             return False
         task = _Task(task_id, seq, user, level, weight, cost, submitted)
         self.tasks[seq] = task
@@ -202,15 +231,56 @@ class FairQueueModel:
             moved += 1
         return moved
 
-    def pick(self, *, now: float, max_picks: int, age_limit: int | None = None) -> list[str]:
-        """pick.lua (no buffer, no broker): the ids of the tasks released, in release order."""
+    def _forget_released(self, task_id: str) -> None:
+        """forget_released(): a worker took the task from the broker (or the broker lost it)."""
+        if task_id in self.brk:
+            self.brk.remove(task_id)
+        if task_id in self.rel:
+            self.rel.remove(task_id)
+        self.out.pop(task_id, None)
+        self.out_seq.pop(task_id, None)
+
+    def _stuck_level(self, cutoff: float) -> int:
+        """stuck_level(): the target level of the oldest released task if it has waited the
+        bound, else -1; released tasks the broker no longer holds are dropped first."""
+        for _ in range(16):
+            head = self.brk.head()
+            if head is None:
+                return -1
+            submitted, task_id = head
+            target = self.out[task_id][0] if task_id in self.out else 0
+            if task_id in self.rel or self.broker[target]:
+                return target if submitted <= cutoff else -1
+            self._forget_released(task_id)
+        return -1
+
+    def releases(
+        self, *, now: float, max_picks: int, age_limit: int | None = None, started: str = ""
+    ) -> list[tuple[str, int, int, str]]:
+        """pick.lua: [(task id, target level, aged 0/1, "picked" or "recovered"), ...]."""
+        cutoff = now - self.max_wait
+        out: list[tuple[str, int, int, str]] = []
+        if started:
+            self._forget_released(started)
+        stale = [m for score, m in self.rel.order if score <= now - self.recover_after][:16]
+        for task_id in stale:
+            if task_id in self.out:
+                target, aged, _ = self.out[task_id]
+                self.released_count += 1
+                self.out[task_id] = (target, aged, self.released_count)
+                self.rel.add(task_id, now)
+                out.append((task_id, target, aged, "recovered"))
+            else:
+                self.rel.remove(task_id)
         self.age_out(now, 16 + 2 * max_picks if age_limit is None else age_limit)
-        out = []
+        if self._stuck_level(cutoff) >= 0:
+            return out
+        inflight = len(self.rel)
         for _ in range(max_picks):
             head = self.aged.head()
             if head is not None:
-                m = head[1]
-                self.aged.remove(m)
+                submitted, m = head
+                level, target, aged = None, 0, 1
             else:
                 for level in range(self.levels):
                     head = self.lvl[level].head()
@@ -219,12 +289,54 @@ class FairQueueModel:
                 else:
                     break
                 tag, m = head
+                target, aged = level, 0
+            ahead = inflight + sum(len(self.broker[b]) for b in range(target + 1))
+            if ahead >= self.buffer:
+                break
+            if aged:
+                self.aged.remove(m)
+            else:
+                submitted = self.age[level].score[m]
                 self.lvl[level].remove(m)
                 self.age[level].remove(m)
                 self._advance(level, tag)
             task = self.tasks.pop(m)
-            out.append(task.task_id)
+            self.released_count += 1
+            self.out[task.task_id] = (target, aged, self.released_count)
+            self.out_seq[task.task_id] = m
+            self.rel.add(task.task_id, now)
+            self.brk.add(task.task_id, submitted)
+            inflight += 1
+            out.append((task.task_id, target, aged, "picked"))
         return out
+
+    def pick(
+        self, *, now: float, max_picks: int, age_limit: int | None = None, started: str = ""
+    ) -> list[str]:
+        """pick.lua: the ids of the tasks released (handed out again, then picked), in order."""
+        releases = self.releases(now=now, max_picks=max_picks, age_limit=age_limit, started=started)
+        return [r[0] for r in releases]
+
+    def publish(self, task_ids: list[str]) -> None:
+        """Publish released tasks to their level's broker list and confirm them (q:rel)."""
+        for task_id in task_ids:
+            self.broker[self.out[task_id][0]].append(task_id)
+            if task_id in self.rel:
+                self.rel.remove(task_id)
+
+    def restore(self, level: int, message: str) -> None:
+        """A message the fair queue did not release appears in a level's queue, at the end the
+        workers take from (kombu restoring the message of a worker that was lost)."""
+        self.broker[level].insert(0, message)
+
+    def take(self) -> str | None:
+        """A worker takes the first message of the best non-empty broker list (BRPOP over the
+        level queues in order); None if the broker holds nothing. Its start is then reported
+        with pick(started=...)."""
+        for queue in self.broker:
+            if queue:
+                return queue.pop(0)
+        return None
 
     def cancel(self, seq: int, task_id: str | None = None) -> bool:
         """cancel.lua: remove a waiting task; its user's later tasks at the level move up."""
@@ -274,20 +386,85 @@ class FairQueueModel:
                 tag = tag + self.tasks[m].cost / weight
             self.fin[level][user] = tag
 
-    def position(self, seq: int) -> int | None:
-        """The tasks released before a waiting task if nothing arrives and nothing ages."""
+    def _position_context(self, cutoff: float) -> dict:
+        """position_context(): set sizes, and what the workers take before anything released
+        later, in the order they take it (by level queue; in each, the messages the queue did
+        not release first, then the released tasks by release number)."""
+        self._stuck_level(cutoff)
+        released = sorted(self.brk.score, key=lambda t: (self.out[t][0], self.out[t][2], t))
+        count, published = [0] * self.levels, [0] * self.levels
+        for task_id in released:
+            count[self.out[task_id][0]] += 1
+            if task_id not in self.rel:
+                published[self.out[task_id][0]] += 1
+        place, le, total = [], [], 0
+        for level in range(self.levels):
+            other = max(0, len(self.broker[level]) - published[level])
+            place.append(total + other)
+            total += other + count[level]
+            le.append(total)
+        index, stale = {}, 0
+        for task_id in released:
+            target = self.out[task_id][0]
+            index[task_id] = place[target]
+            place[target] += 1
+            if self.brk.score[task_id] <= cutoff:
+                stale = index[task_id] + 1
+        return {"le": le, "stale": stale, "index": index}
+
+    def _position(self, c: dict, seq: int) -> int | None:
+        """position(): see includes/queue.lua."""
         if seq in self.aged:
-            return self.aged.rank(seq)
+            return self.aged.rank(seq) + max(c["le"][0], c["stale"])
         task = self.tasks.get(seq)
-        if task is None:
+        if task is not None:
+            level = task.level
+            n = len(self.aged) + self.lvl[level].rank(seq) + max(c["le"][level], c["stale"])
+            return n + sum(len(self.lvl[lv]) for lv in range(level))
+        task_id = next((t for t, m in self.out_seq.items() if m == seq), None)
+        if task_id is None:
             return None
-        n = len(self.aged) + self.lvl[task.level].rank(seq)
-        return n + sum(len(self.lvl[level]) for level in range(task.level))
+        target = self.out[task_id][0]
+        n = c["index"][task_id]
+        if n >= c["stale"] and target > 0:
+            n += len(self.aged) + sum(len(self.lvl[lv]) for lv in range(target))
+        return n
+
+    def position(self, seq: int, *, now: float) -> int | None:
+        """The tasks that start before a queued task if nothing arrives and nothing ages."""
+        return self._position(self._position_context(now - self.max_wait), seq)
 
     def positions(self, seqs: list[int], *, now: float) -> list[int | None]:
         """positions.lua: age first (16 + 2 x tasks at most), then each task's position."""
         self.age_out(now, 16 + 2 * len(seqs))
-        return [self.position(seq) for seq in seqs]
+        c = self._position_context(now - self.max_wait)
+        return [self._position(c, seq) for seq in seqs]
+
+    def start_order(self, *, now: float) -> list[int | str]:
+        """Run a copy of the queue forward from now: no arrivals, no time passing (so nothing
+        more ages), every pick published at once, and one worker start at a time with a pick
+        before each start (as each start triggers one). Return the queue numbers of the tasks
+        that were queued (waiting or released), and the other messages of the broker's queues
+        (as they are), in the order they start. The check of position(), which must equal each
+        task's index in this order."""
+        sim = copy.deepcopy(self)
+        sim.age_out(now, 10**9)
+        order: list[int | str] = []
+        started = ""
+        seq_of = dict(sim.out_seq)
+        while True:
+            # Picks are published at once, in release order (their release numbers' order).
+            sim.publish(sorted(sim.rel.score, key=lambda t: sim.out[t][2]))
+            picked = sim.pick(now=now, max_picks=10**9, started=started)
+            for task_id in picked:
+                seq_of[task_id] = sim.out_seq[task_id]
+            sim.publish(sorted(sim.rel.score, key=lambda t: sim.out[t][2]))
+            started = sim.take() or ""
+            if not started:
+                if sim.tasks:
+                    raise AssertionError("tasks wait but nothing is released")
+                return order
+            order.append(seq_of.get(started, started))
 
     def waiting(self) -> list[int]:
         """The queue numbers of every waiting task."""

@@ -1,9 +1,11 @@
 --[[ positions.lua: the queue positions of many tasks in one round trip.
 
 Each position is exact for the state it reads: the number of tasks that start before the task
-if no more tasks arrive and no task reaches the aging bound in the meantime (see position() in
-includes/queue.lua and docs/fairness.md). Tasks that have waited the bound are first moved to
-the aged set, as a pick would. O(log n) per task, plus a constant.
+if no more tasks arrive and no task reaches the aging bound in the meantime, released tasks not
+yet started included (see position() in includes/queue.lua and docs/fairness.md). Tasks that
+have waited the bound are first moved to the aged set, as a pick would. O(log n) per task, plus
+a constant: the set sizes and the released tasks not yet started (at most PQH_RELEASE_BUFFER
+per level, plus unconfirmed picks), read once.
 
 KEYS[1 .. 7+5L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
 ARGV[1]     JSON object:

@@ -10,7 +10,7 @@ import redis
 from celery import states
 from django.conf import settings
 
-from fairqueue.estimates import estimate_start, max_overlap
+from fairqueue.estimates import start_estimate
 from fairqueue.queue import Place
 from pqh_site.core import core
 
@@ -25,9 +25,10 @@ def task_places(
     """Return {task id: Place (queue position, aged)} for many tasks, in one Redis round trip.
 
     A position is the number of tasks that start before this one if no more tasks arrive and
-    none reaches the aging bound in the meantime: it models the weighted interleaving within a
-    level and the aged tasks exactly, from the fair queue's own sorted sets, in O(log n) per task
-    (docs/fairness.md, "Queue position"); `aged` says whether aging has lifted the task. None
+    none reaches the aging bound in the meantime: it counts the weighted interleaving within a
+    level, the aged tasks and the tasks released to the broker and not yet started exactly,
+    from the fair queue's own sets, in O(log n) per task plus a constant (docs/fairness.md,
+    "Queue position"); queued tasks never share one. `aged` says whether aging has lifted the task. None
     for a task that is not queued, when the fairness policy is off (the broker's FIFO list has
     no ranks), or if Redis cannot be reached.
     """
@@ -57,9 +58,12 @@ def task_place(record: TaskRecord) -> Place | None:
 RECENT_RUNS = 20
 
 
-def recent_runs(*, limit: int = RECENT_RUNS) -> list[tuple[float, float]]:
-    """Return (started, finished) epoch seconds of the last `limit` finished tasks."""
-    rows = (
+def runs_and_running(
+    *, now: float, limit: int = RECENT_RUNS
+) -> tuple[list[tuple[float, float]], list[float]]:
+    """Return (started, finished) epoch seconds of the last `limit` finished tasks, and the start
+    of each task running now, in one query (a UNION ALL of the two reads)."""
+    recent = (
         TaskRecord.objects.filter(
             finished_at__isnull=False,
             started_at__isnull=False,
@@ -68,16 +72,32 @@ def recent_runs(*, limit: int = RECENT_RUNS) -> list[tuple[float, float]]:
         .order_by("-finished_at")
         .values_list("started_at", "finished_at")[:limit]
     )
-    return [(start.timestamp(), end.timestamp()) for start, end in rows]
+    # A STARTED row older than the hard time limit belongs to a worker that vanished.
+    alive_since = datetime.fromtimestamp(now - settings.PQH_TASK_TIME_LIMIT - 30, tz=UTC)
+    running = (
+        TaskRecord.objects.filter(
+            status=states.STARTED, started_at__gte=alive_since, finished_at__isnull=True
+        )
+        .order_by()
+        .values_list("started_at", "finished_at")
+    )
+    runs, running_since = [], []
+    for started, finished in recent.union(running, all=True):
+        if finished is None:
+            running_since.append(started.timestamp())
+        else:
+            runs.append((started.timestamp(), finished.timestamp()))
+    return runs, running_since
 
 
 def task_start_estimate(
     record: TaskRecord, *, position: int | None = None, now: float | None = None
 ) -> datetime | None:
-    """Return when a queued task should start, or None (not queued, or no run measured yet).
+    """Return when a queued task should start, or None (not queued, or no position).
 
     From its position, the tasks running now, the mean run time of the last RECENT_RUNS finished
-    tasks and the slots they were seen to use at once (estimates.estimate_start says how).
+    tasks (PQH_TASK_SECONDS before any has finished) and the slots seen in use
+    (estimates.start_estimate says how). One query.
     """
     if record.status != states.PENDING:
         return None
@@ -86,23 +106,13 @@ def task_start_estimate(
         position = None if place is None else place.position
     if position is None:
         return None
-    runs = recent_runs()
-    if not runs:
-        return None
-    mean_run = sum(end - start for start, end in runs) / len(runs)
     now = time.time() if now is None else now
-    # A STARTED row older than the hard time limit belongs to a worker that vanished.
-    alive_since = datetime.fromtimestamp(now - settings.PQH_TASK_TIME_LIMIT - 30, tz=UTC)
-    running = TaskRecord.objects.filter(
-        status=states.STARTED, started_at__gte=alive_since
-    ).values_list("started_at", flat=True)
-    running_since = [started.timestamp() for started in running]
-    start = estimate_start(
+    runs, running_since = runs_and_running(now=now)
+    start = start_estimate(
         position=position,
         running_since=running_since,
-        mean_run=mean_run,
+        runs=runs,
+        default_run=float(settings.PQH_TASK_SECONDS),
         now=now,
-        # Slots: as many as ran at once among the recent tasks, or run now if more.
-        slots=max(len(running_since), max_overlap(runs)),
     )
     return datetime.fromtimestamp(start, tz=UTC)

@@ -228,7 +228,7 @@ def test_pick_releases_the_aged_first_then_by_level_within_the_buffer(redis):
     enqueue([task(2, submitted=1.0)])
     picked = run("pick", QK(), [queue_args(max_picks=4, started="")])
     assert picked == [["t2", "0", "1", "picked"]]  # the buffer (1) is full after one
-    assert redis.hget(core().keys.key("q", "out"), "t2") == "0|1"
+    assert redis.hget(core().keys.key("q", "out"), "t2") == "0|1|1"  # target, aged, release number
     redis.zrem(core().keys.key("q", "rel"), "t2")  # confirmed, and a worker took it:
     args = queue_args(max_picks=4, started="t2")
     assert run("pick", QK(), [args]) == [["t1", "2", "0", "picked"]]

@@ -17,13 +17,19 @@ from tests.unit.test_queue_model import _cost, bound_k, drain_with_refunds, mode
 from .test_fair_queue import own_prefix  # noqa: F401  (keys of their own, cleared around a test)
 
 M = 30.0  # the aging bound of the differential test
+RECOVER = 10.0  # an unconfirmed pick is handed out again after this long
 
 
 LEVELS = 6
 
 
 class Real:
-    """The fair queue on the test Redis, driven through tasks_app.scheduler."""
+    """The fair queue on the test Redis, driven through fairqueue.queue; the broker's level
+    lists hold task ids as messages (LPUSH to publish, RPOP from the best non-empty list to
+    take, as kombu does)."""
+
+    def __init__(self):
+        self.target: dict[str, int] = {}  # task id -> the level queue it was released to
 
     def add(self, tasks: list[dict], *, now: float, max_picks: int) -> list[str]:
         queued = [
@@ -38,18 +44,32 @@ class Real:
             )
             for t in tasks
         ]
-        return self._started(core().queue.add(queued, now=now, max_picks=max_picks).releases)
+        return self._released(core().queue.add(queued, now=now, max_picks=max_picks).releases)
 
-    def pick(self, *, now: float, max_picks: int) -> list[str]:
-        return self._started(core().queue.pick(now=now, max_picks=max_picks))
+    def pick(self, *, now: float, max_picks: int, started: str = "") -> list[str]:
+        return self._released(core().queue.pick(now=now, max_picks=max_picks, started=started))
 
-    def _started(self, releases) -> list[str]:
-        # Every pick is published and taken by a worker at once, so no release waits in the
-        # broker or unconfirmed (the model leaves the release buffer out).
-        assert all(not r.recovered for r in releases)
-        ids = [r.task_id for r in releases]
-        core().queue.confirm(ids)
-        return ids
+    def _released(self, releases) -> list[str]:
+        for r in releases:
+            self.target[r.task_id] = r.target_level
+        return [r.task_id for r in releases]
+
+    def publish(self, task_ids: list[str]) -> None:
+        """Publish to the level lists and confirm, as tasks_app.services.publishing does."""
+        for task_id in task_ids:
+            core().redis.lpush(core().config.broker_queues[self.target[task_id]], task_id)
+        core().queue.confirm(task_ids)
+
+    def restore(self, level: int, message: str) -> None:
+        """A message put back at the end workers take from (as kombu restores one)."""
+        core().redis.rpush(core().config.broker_queues[level], message)
+
+    def take(self) -> str | None:
+        for queue in core().config.broker_queues:
+            task_id = core().redis.rpop(queue)
+            if task_id:
+                return task_id
+        return None
 
     def start(self, task_id: str, *, now: float) -> None:
         core().queue.pick(now=now, max_picks=0, started=task_id)
@@ -75,19 +95,34 @@ class Real:
         return [None if p is None else p.position for p in places]
 
     def state(self) -> dict:
-        """Every tag, virtual time and finish tag, as Redis holds them (parsed to floats)."""
+        """Every tag, virtual time, finish tag and released task, as Redis holds them."""
+        key = core().keys.key
         pipe = core().redis.pipeline(transaction=False)
-        pipe.zrange(core().keys.key("q", "aged"), 0, -1, withscores=True)
+        pipe.zrange(key("q", "aged"), 0, -1, withscores=True)
         for level in range(LEVELS):
-            pipe.zrange(core().keys.key("q", "lvl", level), 0, -1, withscores=True)
-            pipe.zrange(core().keys.key("q", "fin", level), 0, -1, withscores=True)
-        pipe.hgetall(core().keys.key("q", "vt"))
-        aged, *levels, vt = pipe.execute()
+            pipe.zrange(key("q", "lvl", level), 0, -1, withscores=True)
+            pipe.zrange(key("q", "fin", level), 0, -1, withscores=True)
+        pipe.hgetall(key("q", "vt"))
+        pipe.hgetall(key("q", "out"))
+        pipe.zrange(key("q", "brk"), 0, -1, withscores=True)
+        pipe.zrange(key("q", "rel"), 0, -1, withscores=True)
+        for queue in core().config.broker_queues:
+            pipe.lrange(queue, 0, -1)
+        aged, *rest = pipe.execute()
+        levels, (vt, out, brk, rel), brokers = (
+            rest[: 2 * LEVELS],
+            rest[2 * LEVELS : 2 * LEVELS + 4],
+            rest[2 * LEVELS + 4 :],
+        )
         return {
             "aged": [(int(m), s) for m, s in aged],
             "lvl": [[(int(m), s) for m, s in tags] for tags in levels[0::2]],
             "vt": {int(level): float(v) for level, v in vt.items()},
             "fin": [{int(u): s for u, s in fin} for fin in levels[1::2]],
+            "out": out,
+            "brk": brk,
+            "rel": rel,
+            "broker": [list(reversed(queue)) for queue in brokers],  # oldest message first
         }
 
 
@@ -98,30 +133,32 @@ def _clear() -> None:
         redis.delete(*names)
 
 
-def run_sequence(seed: int, n_ops: int) -> list[str]:
+def run_sequence(seed: int, n_ops: int, *, buffer: float) -> list[str]:
     """Apply one random operation sequence to the scripts and to the model; return the log.
 
-    Asserts, after every operation, the same picks and the same positions of every task the
-    sequence queued (waiting, picked or cancelled).
+    Asserts, after every operation, the same picks, the same state (tags, virtual times,
+    finish tags, aged set, released tasks with their release numbers, broker lists), and now
+    and then the same positions of a page of the tasks the sequence queued (waiting, released,
+    started or cancelled).
     """
     rng = random.Random(seed)
-    real, model = Real(), FairQueueModel(levels=LEVELS, max_wait=M)
+    real = Real()
+    model = FairQueueModel(levels=LEVELS, max_wait=M, buffer=buffer, recover_after=RECOVER)
     weights = {user: rng.choice([1, 1, 2, 3, 5]) for user in range(1, rng.randint(2, 6))}
     seqs = itertools.count(1)
     now = 1000.0
     queued: list[dict] = []
-    picked: list[dict] = []  # picked and not yet settled (in flight)
+    started: list[dict] = []  # taken by a worker and not yet settled (running)
     log: list[str] = []
 
-    def started(ids: list[str], at: float) -> None:
-        for task_id in ids:
-            real.start(task_id, now=at)
-            assert model.pick(now=at, max_picks=0) == []
-            picked.append(next(t for t in queued if t["id"] == task_id))
+    def same(got: list[str], want: list[str]) -> list[str]:
+        assert got == want, log[-1] + f" model: {want}"
+        return got
 
     for _ in range(n_ops):
         op = rng.choices(
-            ["add", "pick", "cancel", "settle", "reweight", "time"], [5, 3, 1, 2, 1, 1]
+            ["add", "pick", "publish", "take", "cancel", "settle", "reweight", "time", "restore"],
+            [5, 2, 2, 3, 1, 2, 1, 1, 0.3],
         )[0]
         if op == "add":
             batch = []
@@ -143,30 +180,38 @@ def run_sequence(seed: int, n_ops: int) -> list[str]:
                 )
             queued += batch
             max_picks = rng.choice([0, 0, 0, 1, 2])
-            got, want = (
-                real.add(batch, now=now, max_picks=max_picks),
-                model.add(batch, now=now, max_picks=max_picks),
-            )
-            log.append(f"add {batch} now={now} max_picks={max_picks} -> {got}")
-            assert got == want, log[-1] + f" model: {want}"
-            started(got, now)
+            log.append(f"add {batch} now={now} max_picks={max_picks}")
+            got = real.add(batch, now=now, max_picks=max_picks)
+            log[-1] += f" -> {same(got, model.add(batch, now=now, max_picks=max_picks))}"
         elif op == "pick":
             max_picks = rng.randint(1, 4)
-            got, want = (
-                real.pick(now=now, max_picks=max_picks),
-                model.pick(now=now, max_picks=max_picks),
-            )
-            log.append(f"pick now={now} max_picks={max_picks} -> {got}")
-            assert got == want, log[-1] + f" model: {want}"
-            started(got, now)
+            log.append(f"pick now={now} max_picks={max_picks}")
+            got = real.pick(now=now, max_picks=max_picks)
+            log[-1] += f" -> {same(got, model.pick(now=now, max_picks=max_picks))}"
+        elif op == "publish":
+            # Some of the unconfirmed picks, in any order (a slow publisher, two publishers).
+            pending = [t for _, t in model.rel.order]
+            chosen = rng.sample(pending, rng.randint(0, len(pending)))
+            real.publish(chosen)
+            model.publish(chosen)
+            log.append(f"publish {chosen}")
+        elif op == "take":
+            task_id = real.take()
+            assert task_id == model.take()
+            log.append(f"take {task_id} now={now}")
+            if task_id:
+                # Its start is reported with a pick, which may release more.
+                got = real.pick(now=now, max_picks=4, started=task_id)
+                log[-1] += f" -> {same(got, model.pick(now=now, max_picks=4, started=task_id))}"
+                started += [t for t in queued if t["id"] == task_id]
         elif op == "cancel" and queued:
             task = rng.choice(queued)
             got = real.cancel(task)
             want = model.cancel(task["seq"], task["id"])
             log.append(f"cancel {task['id']} -> {got}")
             assert got == want, log[-1] + f" model: {want}"
-        elif op == "settle" and picked:
-            task = picked.pop(rng.randrange(len(picked)))
+        elif op == "settle" and started:
+            task = started.pop(rng.randrange(len(started)))
             seconds = rng.choice([task["cost"], rng.uniform(0.0, 6.0), rng.expovariate(1.0)])
             weight = weights[task["user"]]
             real.settle(task, weight=weight, seconds=seconds)
@@ -179,8 +224,14 @@ def run_sequence(seed: int, n_ops: int) -> list[str]:
             model.reweight(user, weights[user])
             log.append(f"reweight {user} -> {weights[user]}")
         elif op == "time":
-            now += rng.choice([0.5, 3.0, M / 2, M + 1, 3 * M])
+            now += rng.choice([0.5, 3.0, RECOVER + 1, M / 2, M + 1, 3 * M])
             log.append(f"time -> {now}")
+        elif op == "restore":
+            level = rng.randrange(LEVELS)
+            message = f"lost-{seed}-{next(seqs)}"
+            real.restore(level, message)
+            model.restore(level, message)
+            log.append(f"restore {message} into level {level}")
         # Every tag exactly as the model computed it (same floating point operations).
         assert real.state() == model_state(model), log[-1]
         if queued and rng.random() < 0.5:
@@ -189,27 +240,40 @@ def run_sequence(seed: int, n_ops: int) -> list[str]:
             got = real.positions(page, now=now)
             want = model.positions([t["seq"] for t in page], now=now)
             assert got == want, log[-1] + f"\npositions: {got}\nmodel:     {want}"
+            assert real.state() == model_state(model), "positions " + log[-1]
     return log
 
 
 SEQUENCES = 150
 
 
+BUFFERS = [1, 1, 2, 3, 1_000_000]
+
+
 def test_the_scripts_and_the_model_pick_alike():
-    """Random sequences of enqueue (users, weights, levels, costs), pick, cancel, settle,
-    reweight and time jumps past the aging bound: the scripts and the model release the same
-    tasks in the same order, and give every queued task the same position after each step."""
+    """Random sequences of enqueue (users, weights, levels, costs), pick, publish (some of the
+    unconfirmed picks, in any order), a worker taking a task (and the pick its start triggers),
+    a message the queue did not release put back in a level's queue, cancel, settle, reweight
+    and time jumps past the aging bound and the recovery time, with
+    release buffers of 1, 2, 3 and no limit: the scripts and the model release the same tasks
+    in the same order, hold the same state, and give every queued task the same position."""
     started = time.monotonic()
     ops = 0
-    with override_settings(PQH_RELEASE_BUFFER=1_000_000, PQH_MAX_WAIT_SECONDS=M):
-        for seed in range(SEQUENCES):
-            _clear()
-            n_ops = random.Random(seed).randint(20, 60)
+    for seed in range(SEQUENCES):
+        _clear()
+        rng = random.Random(seed)
+        n_ops, buffer = rng.randint(20, 60), BUFFERS[seed % len(BUFFERS)]
+        settings = {
+            "PQH_RELEASE_BUFFER": buffer,
+            "PQH_MAX_WAIT_SECONDS": M,
+            "PQH_RELEASE_RECOVER_SECONDS": RECOVER,
+        }
+        with override_settings(**settings):
             try:
-                run_sequence(seed, n_ops)
+                run_sequence(seed, n_ops, buffer=buffer)
             except AssertionError as failure:
-                pytest.fail(f"seed {seed} ({n_ops} ops): {failure}")
-            ops += n_ops
+                pytest.fail(f"seed {seed} ({n_ops} ops, buffer {buffer}): {failure}")
+        ops += n_ops
     print(f"{SEQUENCES} sequences, {ops} operations, {time.monotonic() - started:.1f} s")
 
 

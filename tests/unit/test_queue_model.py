@@ -15,11 +15,18 @@ WORKLOADS = 3000
 
 
 def model_state(model: FairQueueModel) -> dict:
+    out = {t: f"{target}|{aged}|{n}" for t, (target, aged, n) in model.out.items()}
+    if model.released_count:
+        out["#"] = str(model.released_count)
     return {
         "aged": [(m, s) for s, m in model.aged.order],
         "lvl": [[(m, s) for s, m in model.lvl[level].order] for level in range(LEVELS)],
         "vt": {level: v for level, v in enumerate(model.vt) if v != 0.0},
         "fin": [dict(model.fin[level]) for level in range(LEVELS)],
+        "out": out,
+        "brk": [(t, s) for s, t in model.brk.order],
+        "rel": [(t, s) for s, t in model.rel.order],
+        "broker": [list(queue) for queue in model.broker],
     }
 
 

@@ -8,7 +8,9 @@ slot, and every script gets every key it touches in KEYS, in this order (queue_k
   KEYS[1]  {P}:q:task       hash  m -> "<task id>|<user>|<weight>|<cost>", every waiting task
   KEYS[2]  {P}:q:aged       zset  m -> submit time; waiting tasks that reached the aging bound
   KEYS[3]  {P}:q:vt         hash  level -> virtual time: the start tag of the last task that left it
-  KEYS[4]  {P}:q:out        hash  task id -> "<target level>|<aged 0/1>"; picked, not yet started
+  KEYS[4]  {P}:q:out        hash  task id -> "<target level>|<aged 0/1>|<release number>";
+                                  picked, not yet started; field "#": the last release number
+                                  (releases are numbered in the order they are handed out)
   KEYS[5]  {P}:q:rel        zset  task id -> pick time; picked, publish not yet confirmed
   KEYS[6]  {P}:q:brk        zset  task id -> submit time; picked and not yet started
   KEYS[7]  {P}:q:admitting  zset  task id -> admit time; admitted, not yet in the fair queue
@@ -210,6 +212,9 @@ local function pick(k, a)
     local o = redis.call('HGET', k.out, id)
     if o then
       local target, aged = string.match(o, '^(%d+)|(%d+)')
+      -- Published again, it joins the end of its level's queue: a new release number.
+      local n = redis.call('HINCRBY', k.out, '#', 1)
+      redis.call('HSET', k.out, id, target .. '|' .. aged .. '|' .. n)
       redis.call('ZADD', k.rel, num(a.now), id)
       table.insert(out, {id, target, aged, 'recovered'})
     else
@@ -249,7 +254,8 @@ local function pick(k, a)
       advance(k, l, tag)
     end
     redis.call('HDEL', k.task, m)
-    redis.call('HSET', k.out, id, target .. '|' .. aged)
+    local n = redis.call('HINCRBY', k.out, '#', 1)
+    redis.call('HSET', k.out, id, target .. '|' .. aged .. '|' .. n)
     redis.call('ZADD', k.rel, num(a.now), id)
     redis.call('ZADD', k.brk, submitted, id)
     inflight = inflight + 1
@@ -258,37 +264,82 @@ local function pick(k, a)
   return out
 end
 
--- What every position shares: the sizes of the sets and queues ahead, and a stuck release.
+-- What every position shares, read once per call: the sizes of the aged set and of each level,
+-- and what the workers will take before anything released later, in the order they take it: by
+-- level queue, and in each queue first the messages the fair queue did not release (a message
+-- kombu put back after its worker was lost: it goes to the end the workers take from), then
+-- the released tasks not yet started (the set brk) in release order (each level's Celery queue
+-- is first in, first out). At most about L x PQH_RELEASE_BUFFER of them, plus picks not yet
+-- confirmed: a constant, whatever the queue's depth.
+--   le[t]   how many a worker takes before anything released later into level t: those in
+--           level t's queue and better ones;
+--   stale   while a released task has waited the bound, nothing is released (rule 2 of
+--           docs/fairness.md) until every such task has started: the workers first take
+--           everything up to the last of them in that order, `stale` of them (0 if none);
+--   index   each released task's place in that order.
+-- stuck_level first drops a released task the broker no longer holds, as a pick would.
 local function position_context(k, levels, cutoff)
-  local c = {aged = redis.call('ZCARD', k.aged), rel = redis.call('ZCARD', k.rel), lvl = {}, brk = {}}
+  stuck_level(k, cutoff)
+  local c = {aged = redis.call('ZCARD', k.aged), lvl = {}, le = {}, index = {}, stale = 0}
+  local count, published = {}, {}
   for l = 0, levels - 1 do
     c.lvl[l] = redis.call('ZCARD', k.lvl[l])
-    c.brk[l] = redis.call('LLEN', k.broker[l])
+    count[l], published[l] = 0, 0
   end
-  c.stuck = stuck_level(k, cutoff)
+  local unconfirmed = {}
+  for _, id in ipairs(redis.call('ZRANGE', k.rel, 0, -1)) do unconfirmed[id] = true end
+  local brk = redis.call('ZRANGE', k.brk, 0, -1, 'WITHSCORES')
+  local released = {}
+  for i = 1, #brk, 2 do
+    local o = redis.call('HGET', k.out, brk[i]) or '0|0|0'
+    local target, n = string.match(o, '^(%d+)|%d+|?(%d*)')
+    target = tonumber(target)
+    count[target] = count[target] + 1
+    if not unconfirmed[brk[i]] then published[target] = published[target] + 1 end
+    table.insert(released, {
+      id = brk[i], target = target, n = tonumber(n) or 0, submitted = tonumber(brk[i + 1]),
+    })
+  end
+  table.sort(released, function(x, y)
+    if x.target ~= y.target then return x.target < y.target end
+    if x.n ~= y.n then return x.n < y.n end
+    return x.id < y.id
+  end)
+  local place, sum = {}, 0
+  for l = 0, levels - 1 do
+    -- The queue's messages beyond the released tasks published into it.
+    local other = math.max(0, redis.call('LLEN', k.broker[l]) - published[l])
+    place[l] = sum + other
+    sum = sum + other + count[l]
+    c.le[l] = sum
+  end
+  for _, r in ipairs(released) do
+    c.index[r.id] = place[r.target]
+    place[r.target] = place[r.target] + 1
+    if r.submitted <= cutoff then c.stale = c.index[r.id] + 1 end
+  end
   return c
 end
 
 -- The tasks that start before task (id, seq, level) if no more tasks arrive and no task reaches
--- the aging bound in the meantime, or -1 if the fair queue does not hold it:
---   waiting: the released tasks a worker takes first (its level's queue and better ones, every
---     queue up to a stuck release's level, picks not yet published), then every aged task
---     (oldest first), every task of a better level, and those of its level with a smaller tag;
---   released: the tasks in the queues of better levels.
+-- the aging bound in the meantime, or -1 if the fair queue does not hold it (docs/fairness.md,
+-- "Queue position", says why each term is exact):
+--   waiting, with target level t (0 if aged, else its level): the waiting tasks picked before
+--     it (the aged tasks older than it if it is aged; else every aged task, every task of a
+--     better level and its rank in its level), plus the released tasks a worker takes first:
+--     max(le[t], stale);
+--   released, at place i of the released order: the released tasks before it, i; and unless
+--     it is among the first `stale` (taken while nothing is released), every waiting task
+--     whose target level is better than its own, which is released and taken first.
 -- Also returns whether the task is lifted by aging (waiting in the aged set, or released aged).
 local function position(k, c, id, seq, level)
   local m = pad(seq)
-  local function released_ahead(target)
-    local n = c.rel
-    for b = 0, math.max(target, c.stuck) do n = n + c.brk[b] end
-    return n
-  end
   local r = redis.call('ZRANK', k.aged, m)
-  if r then return released_ahead(0) + r, 1 end
+  if r then return r + math.max(c.le[0], c.stale), 1 end
   if c.lvl[level] then
     r = redis.call('ZRANK', k.lvl[level], m)
     if r then
-      local n = released_ahead(level) + c.aged + r
+      local n = c.aged + r + math.max(c.le[level], c.stale)
       for l = 0, level - 1 do n = n + c.lvl[l] end
       return n, 0
     end
@@ -296,8 +347,12 @@ local function position(k, c, id, seq, level)
   local o = redis.call('HGET', k.out, id)
   if o then
     local target, aged = string.match(o, '^(%d+)|(%d+)')
-    local n = 0
-    for b = 0, tonumber(target) - 1 do n = n + c.brk[b] end
+    target = tonumber(target)
+    local n = c.index[id] or c.le[target] or 0
+    if n >= c.stale and target > 0 then
+      n = n + c.aged
+      for l = 0, target - 1 do n = n + (c.lvl[l] or 0) end
+    end
     return n, tonumber(aged)
   end
   return -1, 0
