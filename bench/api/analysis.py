@@ -49,7 +49,7 @@ PROFILE_PARTS = [
         ),
     ),
     ("queue position (Redis)", "task_place (tasks_app/selectors/places.py)"),
-    ("start estimate (2 SQL)", "task_start_estimate (tasks_app/selectors/places.py)"),
+    ("start estimate (1 SQL)", "task_start_estimate (tasks_app/selectors/places.py)"),
     ("serializer .data", "data (rest_framework/serializers.py)"),
     ("response rendering", "rendered_content (rest_framework/response.py)"),
     ("connection health check", "close_if_health_check_failed (django/db/backends/base/base.py)"),

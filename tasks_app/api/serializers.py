@@ -220,10 +220,12 @@ class TaskDetailSerializer(TaskSerializer):
     finished."""
 
     position = serializers.SerializerMethodField(
-        help_text="queued tasks ahead of this one (better levels, then older at its level)"
+        help_text="while queued: how many of the queued tasks start before this one, in the "
+        "order workers take them (released tasks, then better levels, then the fair order)"
     )
     estimated_start_at = serializers.SerializerMethodField(
-        help_text="while queued: when it should start, from its position and recent run times "
+        help_text="while queued: when it should start, from its position, the tasks running and "
+        "recent run times (PQH_TASK_SECONDS before any task has finished) "
         "(null in the answer to a submission: poll the task)"
     )
     priority = serializers.SerializerMethodField(
