@@ -19,7 +19,7 @@ from fairqueue.policy import usage_per_weight
 
 from .models import TaskRecord
 from .selectors.places import task_place, task_places
-from .selectors.tasks import _failure_summary  # a failure as its owner reads it
+from .selectors.tasks import failure_summary  # a failure as its owner reads it
 from .selectors.why import task_priority
 from .services.actions import task_cancel_many
 from .worker.progress import PROGRESS
@@ -129,7 +129,7 @@ def stored_result_text(row: TaskResult | None) -> str:
     except (TypeError, ValueError):
         return f"{text}: not JSON"
     if row.status == states.FAILURE:
-        failure = _failure_summary(value)
+        failure = failure_summary(value)
         return f"{text}: {failure['error']}: {failure['message']}"
     if row.status == PROGRESS and isinstance(value, dict):
         fraction = value.get("fraction")

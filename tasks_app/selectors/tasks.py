@@ -67,7 +67,7 @@ def task_poll_for_user(*, user, task_id) -> Poll | None:
             return Poll(status=status)
         value = json.loads(stored)
         return Poll(
-            status=status, result=_failure_summary(value) if status == states.FAILURE else value
+            status=status, result=failure_summary(value) if status == states.FAILURE else value
         )
     if status == states.STARTED and stored_status == PROGRESS and stored:
         meta = json.loads(stored)
@@ -79,7 +79,7 @@ def task_poll_for_user(*, user, task_id) -> Poll | None:
 ERROR_MESSAGE_CHARS = 300
 
 
-def _failure_summary(value: Any) -> dict[str, str]:
+def failure_summary(value: Any) -> dict[str, str]:
     """Return the owner's view of a stored error: its type and a short message, nothing more.
 
     The stored result keeps what Celery encodes (exception type, module, arguments) and the
@@ -106,7 +106,7 @@ def task_result_value(record: TaskRecord) -> Any:
         return None
     value = json.loads(row.result)
     if record.status == states.FAILURE:
-        return _failure_summary(value)
+        return failure_summary(value)
     return value
 
 
