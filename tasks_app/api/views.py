@@ -207,7 +207,10 @@ class TaskEventsView(ThrottleFirst, APIView):
     """GET /api/tasks/<id>/events on the web server: the stream is the wait server's (307)."""
 
     def get(self, request, task_id: str):
-        location = links.events_url(_parse_uuid(task_id))
+        pk = _parse_uuid(task_id)
+        if task_get_for_user(user=request.user, task_id=pk) is None:
+            raise Http404  # another user's task is not found here either
+        location = links.events_url(pk)
         detail = f"a task's events are streamed by the wait server: ask {location}"
         response = Response({"detail": detail, "events_url": location}, status=307)
         response["Location"] = location

@@ -69,6 +69,11 @@ MATRIX = [
     ("PUT", "/api/tasks/", OWNER, TOKEN, 405),
     ("PATCH", "/api/tasks/", OWNER, TOKEN, 405),
     ("DELETE", "/api/tasks/", OWNER, TOKEN, 405),
+    # One task's events: the wait server streams them; the web server sends its owner there.
+    ("GET", "/api/tasks/{mine}/events", OWNER, TOKEN, 307),
+    ("GET", "/api/tasks/{mine}/events", OWNER, SESSION, 307),
+    ("GET", "/api/tasks/{mine}/events", OTHER, TOKEN, 404),
+    ("GET", "/api/tasks/{mine}/events", ANON, NONE, 401),
     # One task.
     ("GET", "/api/tasks/{mine}/", OWNER, TOKEN, 200),
     ("GET", "/api/tasks/{mine}/", OWNER, SESSION, 200),

@@ -59,8 +59,9 @@ def test_the_events_of_a_task_are_the_wait_servers(alice_client, bob_client):
     response = alice_client.get(f"/api/tasks/{task_id}/events")
     assert response.status_code == 307
     assert response["Location"] == f"{WAITS}/api/tasks/{task_id}/events"
-    # Nothing is read here: the wait server checks the task is yours.
-    assert alice_client.get(f"/api/tasks/{uuid.uuid4()}/events").status_code == 307
+    # Only your own task's: another's, an unknown id or a bad one is a 404, as everywhere.
+    assert bob_client.get(f"/api/tasks/{task_id}/events").status_code == 404
+    assert alice_client.get(f"/api/tasks/{uuid.uuid4()}/events").status_code == 404
     assert alice_client.get("/api/tasks/nonsense/events").status_code == 404
 
 
