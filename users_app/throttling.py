@@ -105,36 +105,40 @@ def _own_rate(user, field: str) -> str | None:
     return getattr(profile, field, None) or None
 
 
-class SubmitRateThrottle(RateThrottle):
+class UserRateThrottle(RateThrottle):
+    """Requests of one kind (`kind`: writes or reads) per user: the user's own rate (the
+    profile's `own_rate` field), else the setting `default_rate`."""
+
+    kind = own_rate = default_rate = ""
+
+    def ident(self, request):
+        user = request.user
+        if (
+            user is None
+            or not user.is_authenticated
+            or door.method_kind(request.method) != self.kind
+        ):
+            return None
+        return user.pk
+
+    def rate_text(self, request):
+        return _own_rate(request.user, self.own_rate) or getattr(settings, self.default_rate)
+
+
+class SubmitRateThrottle(UserRateThrottle):
     """Writes (submissions, cancels) per user: the user's own rate, else PQH_SUBMIT_RATE."""
 
     scope = "submit"
     noun = "submissions and cancels"
-
-    def ident(self, request):
-        user = request.user
-        if user is None or not user.is_authenticated or door.method_kind(request.method) != "write":
-            return None
-        return user.pk
-
-    def rate_text(self, request):
-        return _own_rate(request.user, "submit_rate") or settings.PQH_SUBMIT_RATE
+    kind, own_rate, default_rate = "write", "submit_rate", "PQH_SUBMIT_RATE"
 
 
-class ReadRateThrottle(RateThrottle):
+class ReadRateThrottle(UserRateThrottle):
     """Reads (polls, lists, usage) per user: the user's own rate, else PQH_READ_RATE."""
 
     scope = "read"
     noun = "reads"
-
-    def ident(self, request):
-        user = request.user
-        if user is None or not user.is_authenticated or door.method_kind(request.method) != "read":
-            return None
-        return user.pk
-
-    def rate_text(self, request):
-        return _own_rate(request.user, "read_rate") or settings.PQH_READ_RATE
+    kind, own_rate, default_rate = "read", "read_rate", "PQH_READ_RATE"
 
 
 class AddressRateThrottle(RateThrottle):

@@ -18,6 +18,21 @@ from .scenarios import (
     TRIES_MAX,
 )
 
+# What the summary gives for each attacker, as `<attacker>.<figure>`.
+ATTACKER_FIGURES = (
+    "cpu_ms_per_request",
+    "cpu_ms_per_refused",
+    "cpu_refused_over_poll",
+    "quiet_alone_p95_ms",
+    "quiet_beside_p95_ms",
+    "quiet_all_accepted",
+    "heavy_alone_rps",
+    "heavy_beside_rps",
+    "heavy_ratio",
+    "sql_per_refusal",
+    "answered_by_gate",
+)
+
 
 def _ms(values: list[float], pct: float) -> float | None:
     return round(1000 * percentile(values, pct), 2) if values else None
@@ -185,19 +200,7 @@ def figures(results: dict) -> dict[str, Any]:
     probes = results.get("refusal_probe")
     attackers = attacker_figures(results["attackers"], poll_cpu, probes)
     for key, entry in attackers.items():
-        for name in (
-            "cpu_ms_per_request",
-            "cpu_ms_per_refused",
-            "cpu_refused_over_poll",
-            "quiet_alone_p95_ms",
-            "quiet_beside_p95_ms",
-            "quiet_all_accepted",
-            "heavy_alone_rps",
-            "heavy_beside_rps",
-            "heavy_ratio",
-            "sql_per_refusal",
-            "answered_by_gate",
-        ):
+        for name in ATTACKER_FIGURES:
             flat[f"{key}.{name}"] = entry.get(name)
     if probes:
         flat["normal_poll_sql"] = probes["normal_poll"]["sql_per_request"]

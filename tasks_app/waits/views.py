@@ -215,43 +215,43 @@ async def _wait_for_end(waiter, read, is_final, seconds: float):
     return answer
 
 
-async def result(request, task_id: str) -> HttpResponse:
-    """GET /result/<id>[?wait=S]: the original's poll, waiting up to S seconds for the end."""
+async def _waited(request, task_id: str, read, is_final, shape) -> HttpResponse:
+    """Authenticate, read the task (`read(user, pk)`) and re-read it on each notice until
+    `is_final` or the wait asked for has passed; answer `shape(pk, answer)`, or a 404."""
     try:
         seconds = requested_wait(request)
         user = await authenticated(request)
         pk = _task_id(task_id)
         with opened(user):
             async with hub().waiter(str(pk)) as waiter:
-                poll = await _wait_for_end(
-                    waiter, lambda: _poll(user, pk), lambda p: p.status in FINAL_STATES, seconds
-                )
+                answer = await _wait_for_end(waiter, lambda: read(user, pk), is_final, seconds)
     except Refused as refused:
         return refused.response()
-    if poll is None:
+    if answer is None:
         return Refused(404, {"detail": "Not found."}).response()
-    return _json(seed_result_body(pk, poll), waited=seconds)
+    return _json(shape(pk, answer), waited=seconds)
+
+
+async def result(request, task_id: str) -> HttpResponse:
+    """GET /result/<id>[?wait=S]: the original's poll, waiting up to S seconds for the end."""
+    return await _waited(
+        request,
+        task_id,
+        _poll,
+        lambda poll: poll.status in FINAL_STATES,
+        seed_result_body,
+    )
 
 
 async def detail(request, task_id: str) -> HttpResponse:
     """GET /api/tasks/<id>/[?wait=S]: the task's detail, waiting up to S seconds for the end."""
-    try:
-        seconds = requested_wait(request)
-        user = await authenticated(request)
-        pk = _task_id(task_id)
-        with opened(user):
-            async with hub().waiter(str(pk)) as waiter:
-                read = await _wait_for_end(
-                    waiter,
-                    lambda: _view(user, pk, request),
-                    lambda answer: answer[0].record.status in FINAL_STATES,
-                    seconds,
-                )
-    except Refused as refused:
-        return refused.response()
-    if read is None:
-        return Refused(404, {"detail": "Not found."}).response()
-    return _json(read[1], waited=seconds)
+    return await _waited(
+        request,
+        task_id,
+        lambda user, pk: _view(user, pk, request),
+        lambda answer: answer[0].record.status in FINAL_STATES,
+        lambda pk, answer: answer[1],
+    )
 
 
 def event_name(view: TaskView) -> tuple[str, str]:

@@ -12,6 +12,7 @@ import socket
 import pytest
 from django.conf import settings
 
+from bench.door.analysis import ATTACKER_FIGURES
 from fairqueue.testing import free_port
 from tests.benchrun import run_bench
 
@@ -25,23 +26,7 @@ FIGURES = [
     "tries_admin_password_checks",
     "normal_poll_rps",
     "normal_poll_cpu_ms",
-    *(
-        f"{key}.{name}"
-        for key in ATTACKERS
-        for name in (
-            "cpu_ms_per_request",
-            "cpu_ms_per_refused",
-            "cpu_refused_over_poll",
-            "quiet_alone_p95_ms",
-            "quiet_beside_p95_ms",
-            "quiet_all_accepted",
-            "heavy_alone_rps",
-            "heavy_beside_rps",
-            "heavy_ratio",
-            "sql_per_refusal",
-            "answered_by_gate",
-        )
-    ),
+    *(f"{key}.{name}" for key in ATTACKERS for name in ATTACKER_FIGURES),
     "normal_poll_sql",
     *(
         f"limits.{route}.{name}"
