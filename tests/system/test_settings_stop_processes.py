@@ -10,23 +10,7 @@ import pytest
 from fairqueue.testing import free_port
 from pqh_site.checks import TAG
 from tests.conftest import ROOT
-
-NOWHERE = {
-    "DJANGO_SETTINGS_MODULE": "pqh_site.settings",
-    "PQH_SECRET_KEY": "test-only-secret-key",
-    "DATABASE_URL": "postgres://postgres@127.0.0.1:1/pqh_nowhere",
-    "REDIS_URL": "redis://127.0.0.1:1/0",
-    "PQH_REDIS_PREFIX": "pqhtest_nowhere",
-}
-
-BAD = {"PQH_TASK_TIME_LIMIT": "1800", "PQH_VISIBILITY_TIMEOUT": "1830"}  # pqh.E001
-
-E001_LINE = (
-    "ImproperlyConfigured: (pqh.E001) PQH_VISIBILITY_TIMEOUT must be longer than "
-    "PQH_TASK_TIME_LIMIT + 30 s, got 1830 <= 1800 + 30: the broker would hand a task that is "
-    "still running to another worker. Set PQH_VISIBILITY_TIMEOUT above 1830, or lower "
-    "PQH_TASK_TIME_LIMIT."
-)
+from tests.unit.test_settings_checks import BAD, E001_LINE, NOWHERE  # the same cases
 
 
 def process_env(tmp_path, **extra: str) -> dict[str, str]:
