@@ -28,6 +28,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="another source tree of pqh to measure beside this one (e.g. main's checkout)",
     )
+    parser.add_argument(
+        "--also",
+        action="append",
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="also run this tree as NAME with these settings, e.g. buffer2:PQH_RELEASE_BUFFER=2",
+    )
     parser.add_argument("--no-peer", action="store_true", help="leave the peer out")
     parser.add_argument("--profile", action="store_true", help="py-spy the workers")
     parser.add_argument(
@@ -56,6 +62,10 @@ def systems(args) -> list[System]:
     if args.before is not None:
         found.append(System("before", args.before.resolve(), args.database_url))
     found.append(System("pqh", ROOT, args.database_url))
+    for item in args.also or []:
+        name, _, settings = item.partition(":")
+        pairs = tuple(tuple(kv.split("=", 1)) for kv in settings.split(",") if "=" in kv)
+        found.append(System(name, ROOT, args.database_url, pairs))
     if not args.no_peer:
         found.append(System("peer", ROOT, args.peer_database_url))
     return found
@@ -93,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             chosen = systems(args)
             for system in chosen:
-                if system.name != "before":  # the same schema: migrated by this tree
+                if system.name in ("pqh", "peer"):  # the same schema: migrated by this tree
                     prepare_database(system, procs, workdir)
             for _ in range(args.rounds):
                 for seconds in lengths:
@@ -126,11 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.profile:
         for run in runs:
-            print(
-                f"\nprofile {run['system']} {run['seconds'] * 1000:g} ms: {run['profile']['samples']} samples"
-            )
-            for item in run["profile"]["top"]:
-                print(f"  {item['percent']:5.1f}%  {item['function']}")
+            for side in ("pool", "main"):
+                part = run["profile"][side]
+                print(
+                    f"\nprofile {run['system']} {run['seconds'] * 1000:g} ms, {side}: "
+                    f"{part['samples']} samples"
+                )
+                for item in part["top"]:
+                    print(f"  {item['percent']:5.1f}%  {item['function']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps({"meta": run_meta(), "runs": runs, "summary": rows}, indent=2) + "\n"

@@ -1,10 +1,13 @@
 """The top items of a py-spy profile of a worker (its raw, collapsed stacks).
 
-py-spy samples the worker's processes (`--subprocesses`; only threads that are running, not
-idle ones) and writes one line per distinct stack with its sample count. A function's share is
-the fraction of samples whose stack holds it (inclusive), counted once per stack; the top items
-are the project's and Celery's, kombu's, Django's, redis-py's and psycopg's functions with the
-largest shares, leaving out those on (nearly) every stack (the process's entry points).
+py-spy samples the worker's processes (`--subprocesses --idle`: every thread, waiting or not,
+so a share is a share of wall-clock time) and writes one line per distinct stack with its
+sample count. The pool processes (the slots) and the main process (the consumer) are counted
+apart. A function's share is the fraction of that side's samples whose stack holds it
+(inclusive), counted once per stack; the top items are the project's and Celery's, kombu's,
+Django's, redis-py's and psycopg's functions with the largest shares, leaving out those on
+(nearly) every stack (the process's entry points). In a slot, the share outside Celery's
+`trace_task` is the time it waited for its next task.
 """
 
 from __future__ import annotations
@@ -41,28 +44,40 @@ def _name(frame: str) -> str | None:
     return None
 
 
-def top_items(path: Path, n: int = 15) -> dict:
-    """Total samples and the top `n` functions by inclusive share (percent of samples)."""
+def _shares(stacks: list[tuple[list[str], int]], n: int) -> dict:
     counts: Counter[str] = Counter()
-    total = 0
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return {"samples": 0, "top": []}
-    for line in lines:
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        samples = int(count)
-        total += samples
-        names = {name for name in map(_name, stack.split(";")) if name}
-        for name in names:
+    total = sum(samples for _, samples in stacks)
+    for frames, samples in stacks:
+        for name in {name for name in map(_name, frames) if name}:
             counts[name] += samples
-    if not total:
-        return {"samples": 0, "top": []}
     top = [
         {"function": name, "percent": round(100 * c / total, 1)}
         for name, c in counts.most_common()
         if c / total < 0.9
     ][:n]
     return {"samples": total, "top": top}
+
+
+def top_items(path: Path, n: int = 12) -> dict:
+    """The pool processes' and the main process's samples and top `n` functions each, by
+    inclusive share (percent of that side's samples)."""
+    pool: list[tuple[list[str], int]] = []
+    main: list[tuple[list[str], int]] = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        # A pool process runs billiard's worker loop; everything else is the main process.
+        side = pool if any("Worker.workloop" in f for f in frames) else main
+        side.append((frames, int(count)))
+    if not pool and not main:
+        return {"pool": {"samples": 0, "top": []}, "main": {"samples": 0, "top": []}}
+    return {
+        "pool": _shares(pool, n) if pool else {"samples": 0, "top": []},
+        "main": _shares(main, n) if main else {"samples": 0, "top": []},
+    }

@@ -52,6 +52,7 @@ class System:
     name: str
     tree: Path
     database_url: str
+    env: tuple[tuple[str, str], ...] = ()  # settings of its own (a variant of pqh)
 
     @property
     def is_peer(self) -> bool:
@@ -77,6 +78,7 @@ def env_for(system: System, redis_url: str) -> dict[str, str]:
             PQH_USER_MAX_ACTIVE="100000",
             PQH_SUBMIT_RATE="off",
         )
+    env.update(system.env)
     return env
 
 
@@ -202,7 +204,8 @@ def run_one(
             spy_out = workdir / f"profile-{label}.txt"
             spy = subprocess.Popen(
                 [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.pid)]
-                + ["--subprocesses", "--format", "raw", "--rate", "200", "-o", str(spy_out)],
+                + ["--subprocesses", "--idle", "--nonblocking", "--format", "raw"]
+                + ["--rate", "200", "-o", str(spy_out)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
