@@ -58,6 +58,42 @@ def _shares(stacks: list[tuple[list[str], int]], n: int) -> dict:
     return {"samples": total, "top": top}
 
 
+# The steps of a slot's time, each the share of the pool's samples whose stack holds a frame
+# whose text contains the marker (pqh's steps, then the peer's; a step absent from a system is 0).
+STEPS = (
+    ("waiting for the next task", "Worker._make_protected_receive"),
+    ("running a task (Celery's trace)", "build_tracer.<locals>.trace_task"),
+    ("the work", "sleep_for (bench/workload.py"),
+    ("claim", "task_claim (tasks_app"),
+    ("start notice, pick, publish, confirm", "_release_next (tasks_app"),
+    ("  of which the publish (Celery's send_task)", "Celery.send_task"),
+    ("finish (end row and stored result)", "task_finish (tasks_app"),
+    ("start and finish log lines", "_emit (tasks_app"),
+    ("django-celery-results' store_result (main's finish; the peer)", "Backend.store_result"),
+    ("opening a PostgreSQL connection", "BaseDatabaseWrapper.connect"),
+    ("Celery's Django fixup closing it", "DjangoWorkerFixup._close_database"),
+)
+
+
+def steps(path: Path) -> dict[str, float]:
+    """The share (percent) of the pool processes' samples in each of STEPS."""
+    counts = dict.fromkeys((label for label, _ in STEPS), 0)
+    total = 0
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit() or "Worker.workloop" not in stack:
+            continue
+        total += int(count)
+        for label, marker in STEPS:
+            if marker in stack:
+                counts[label] += int(count)
+    return {label: round(100 * c / total, 1) if total else 0.0 for label, c in counts.items()}
+
+
 def top_items(path: Path, n: int = 12) -> dict:
     """The pool processes' and the main process's samples and top `n` functions each, by
     inclusive share (percent of that side's samples)."""
@@ -76,8 +112,9 @@ def top_items(path: Path, n: int = 12) -> dict:
         side = pool if any("Worker.workloop" in f for f in frames) else main
         side.append((frames, int(count)))
     if not pool and not main:
-        return {"pool": {"samples": 0, "top": []}, "main": {"samples": 0, "top": []}}
+        return {"pool": {"samples": 0, "top": []}, "main": {"samples": 0, "top": []}, "steps": {}}
     return {
         "pool": _shares(pool, n) if pool else {"samples": 0, "top": []},
         "main": _shares(main, n) if main else {"samples": 0, "top": []},
+        "steps": steps(path),
     }
