@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # honcho runs the Procfile's commands through the shell: find granian and celery in .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-unit setup services lint bench bench-fairness bench-reliability bench-api bench-door clean
+.PHONY: run test test-unit setup services lint bench bench-fairness bench-reliability bench-api bench-door bench-workers clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,7 +71,12 @@ bench-api: $(STAMP)
 bench-door: $(STAMP)
 	$(PY) -m bench.door
 
-bench: bench-fairness bench-reliability bench-api bench-door
+# The worker path: 400 tasks of 0 and 50 ms through two slots, pqh against a plain Celery +
+# django-celery-results worker, each on its own redis-server and database.
+bench-workers: $(STAMP)
+	$(PY) -m bench.workers
+
+bench: bench-fairness bench-reliability bench-api bench-door bench-workers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles .run

@@ -8,7 +8,7 @@ from .config import Config
 from .keys import Keys
 from .queue import FairQueue
 from .rates import Rates
-from .scripts import Scripts
+from .scripts import Batch, Scripts
 from .sweep import Sweeps
 from .window import Windows
 
@@ -49,3 +49,7 @@ class Core:
         self.windows = Windows(*parts)
         self.sweeps = Sweeps(self.redis, config, self.keys)
         self.rates = Rates(self.keys, self.scripts)
+
+    def batch(self) -> Batch:
+        """A batch of script calls and commands sent in one round trip (fairqueue.scripts)."""
+        return Batch(self.redis, self.scripts)

@@ -35,7 +35,7 @@ import redis
 from .broker import Broker
 from .config import Config
 from .keys import Keys
-from .scripts import Scripts
+from .scripts import Batch, Scripts
 
 
 @dataclass(frozen=True)
@@ -162,11 +162,22 @@ class FairQueue:
         )
 
     def pick(
-        self, *, now: float | None = None, max_picks: int = 4, started: str = ""
-    ) -> list[Release]:
-        """Pick the tasks that may be released now (a worker took `started`, or time passed)."""
+        self,
+        *,
+        now: float | None = None,
+        max_picks: int = 4,
+        started: str = "",
+        batch: Batch | None = None,
+    ) -> list[Release] | None:
+        """Pick the tasks that may be released now (a worker took `started`, or time passed).
+
+        With `batch`, the pick is added to it instead (its answer is then the list of Release).
+        """
         now = time.time() if now is None else now
         args = {**self._common(now), "max_picks": max_picks, "started": started}
+        if batch is not None:
+            batch.script("pick", keys=self.keys.queue, args=[json.dumps(args)], then=_releases)
+            return None
         return _releases(self.scripts["pick"](keys=self.keys.queue, args=[json.dumps(args)]))
 
     def confirm(self, task_ids: list[str]) -> None:

@@ -58,3 +58,57 @@ class Scripts:
         if script is None:
             script = self._registered[name] = self._client.register_script(lua_source(name))
         return script
+
+
+class Batch:
+    """Script calls and plain commands sent to Redis in one round trip (a pipeline, no MULTI).
+
+    redis-py's own pipeline asks SCRIPT EXISTS for its scripts before every batch, a round trip
+    more each time. A batch sends EVALSHA at once and, only where the server answers NOSCRIPT
+    (the script's first use on that server, or after a restart), loads the script and sends
+    that call again by itself. So the calls of one batch must not depend on each other's order:
+    a call sent again runs after the others. `execute()` returns each call's answer, passed
+    through its `then`, in the order they were added; the first error is raised after every
+    call has been tried, or with `raise_on_error=False` each failed call's answer is its error.
+    """
+
+    def __init__(self, client: redis.Redis, scripts: Scripts):
+        self._client, self._scripts = client, scripts
+        self._pipe = client.pipeline(transaction=False)
+        self._calls: list[tuple[str | None, list, list, object]] = []
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def script(self, name: str, *, keys, args, then=None) -> None:
+        """Add a call of the script `lua/<name>.lua`."""
+        keys, args = list(keys), list(args)
+        self._pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+        self._calls.append((name, keys, args, then))
+
+    def command(self, *args, then=None) -> None:
+        """Add a plain command, e.g. `batch.command("PUBLISH", channel, message)`."""
+        self._pipe.execute_command(*args)
+        self._calls.append((None, [], list(args), then))
+
+    def execute(self, *, raise_on_error: bool = True) -> list:
+        if not self._calls:
+            return []
+        answers = self._pipe.execute(raise_on_error=False)
+        error: Exception | None = None
+        results = []
+        for (name, keys, args, then), answer in zip(self._calls, answers, strict=True):
+            if name is not None and isinstance(answer, redis.exceptions.NoScriptError):
+                try:
+                    answer = self._scripts[name](keys=keys, args=args)  # loads it, runs it
+                except redis.RedisError as exc:
+                    answer = exc
+            if isinstance(answer, Exception):
+                error = error or answer
+                results.append(answer)
+                continue
+            results.append(then(answer) if then is not None else answer)
+        self._calls.clear()
+        if error is not None and raise_on_error:
+            raise error
+        return results

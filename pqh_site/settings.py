@@ -352,8 +352,17 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "PQH_BEAT_SCHEDULE_FILE",
     str(Path(tempfile.gettempdir()) / f"pqh-beat-{PQH_REDIS_PREFIX}"),
 )
-CELERY_WORKER_SEND_TASK_EVENTS = env_bool("PQH_TASK_EVENTS", True)
+# Celery's task events (received, started, succeeded: one Redis PUBLISH each in a worker's main
+# process) are for monitors: off unless asked for. Flower turns them on in the workers while it
+# runs (its enable_events, every 5 s), so its task pages work either way.
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("PQH_TASK_EVENTS", False)
 CELERY_TASK_SEND_SENT_EVENT = False
+# A pool process keeps its PostgreSQL connection for this many tasks (Celery's Django fixup,
+# CELERY_DB_REUSE_MAX) instead of opening one per task; 0: a new connection for every task,
+# Celery's default. A connection the server dropped meanwhile fails the claim, which is retried
+# on a new one (tasks_app/worker/db_retry.py).
+PQH_WORKER_DB_REUSE = env_int("PQH_WORKER_DB_REUSE", 1000, minimum=0)
+CELERY_DB_REUSE_MAX = PQH_WORKER_DB_REUSE or None
 
 # --- Logs, metrics, health ----------------------------------------------------------------
 # One line per submission, refusal, start and finish on the `pqh.events` logger (events.py), as

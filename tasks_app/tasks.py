@@ -55,10 +55,11 @@ def _retry_budget(limit: float) -> Callable[[], float]:
     return remaining
 
 
-def _release_next(task_id: str) -> None:
-    """Release the next task now that this one left the broker; the tick retries on failure."""
+def _release_next(task_id: str, *, claimed: bool) -> None:
+    """Announce the start (if claimed) and release the next task now that this one left the
+    broker, in one Redis round trip before the publish; the tick retries a failed release."""
     try:
-        publishing.task_release_due(started=task_id)
+        publishing.task_started_release(started=task_id, claimed=claimed)
     except Exception:
         logger.warning("releasing after %s failed; the worker tick will release", task_id)
 
@@ -111,6 +112,7 @@ def run_task(self, task_id: str) -> Any:
                 worker=self.request.hostname or "",
                 redelivered=bool(delivery.get("redelivered")),
                 now=claimed_at,
+                announce=False,  # with the next release, below
             ),
             what=f"claiming {task_id}",
             seconds=budget(),
@@ -118,7 +120,7 @@ def run_task(self, task_id: str) -> Any:
     except (DatabaseUnavailable, SoftTimeLimitExceeded) as exc:
         raise Reject(f"not claimed: {exc}", requeue=True) from exc
     # This task just left the broker, so there is room for the next one.
-    _release_next(task_id)
+    _release_next(task_id, claimed=record is not None)
     if record is None:
         # Cancelled, or a duplicate of a delivery that already ran: store nothing. If the task
         # has ended, free its place under the cap: a finish that committed but lost its answer

@@ -79,9 +79,10 @@ class Worker:
 
     running: "set[Worker]" = set()  # so a test can pause whichever workers are up (no_worker)
 
-    def __init__(self, *, concurrency: int, env: dict[str, str]):
+    def __init__(self, *, concurrency: int, env: dict[str, str], args: tuple[str, ...] = ()):
         self.concurrency = concurrency
         self.env = env
+        self.args = args  # more options of `celery worker` (e.g. --include a module)
         self.proc: subprocess.Popen | None = None
         self.log = ROOT / ".pytest_cache" / f"worker-{os.getpid()}.log"
 
@@ -103,6 +104,7 @@ class Worker:
                 "info",
                 "-n",
                 f"pqhtest-{os.getpid()}@%h",
+                *self.args,
             ],
             cwd=ROOT,
             env=self.env,

@@ -22,12 +22,23 @@ logger = logging.getLogger(__name__)
 STARTED, PROGRESS, ENDED, QUEUED = "started", "progress", "ended", "queued"
 
 
+def _message(task_id: str, kind: str) -> str:
+    return json.dumps({"task": task_id, "kind": kind})
+
+
 def _publish(task_id: str, kind: str) -> None:
     try:
         the_core = core()
-        the_core.redis.publish(the_core.keys.notices, json.dumps({"task": task_id, "kind": kind}))
+        the_core.redis.publish(the_core.keys.notices, _message(task_id, kind))
     except redis.RedisError as exc:
         logger.warning("could not announce that task %s %s: %s", task_id, kind, exc)
+
+
+def add_to(batch, task_id: object, kind: str) -> None:
+    """Add the announcement to a Redis batch (fairqueue.scripts.Batch) its caller sends after
+    the commit: the worker sends a task's notices with its other Redis steps, in one round trip.
+    """
+    batch.command("PUBLISH", core().keys.notices, _message(str(task_id), kind))
 
 
 def announce(task_id: object, kind: str) -> None:

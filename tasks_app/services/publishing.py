@@ -14,6 +14,7 @@ from pqh_site.celery import app as celery_app
 from pqh_site.core import core
 
 from ..models import TaskRecord
+from . import notices
 
 logger = logging.getLogger(__name__)
 
@@ -72,3 +73,37 @@ def task_release_due(*, now: float | None = None, started: str = "") -> int:
     if not settings.PQH_FAIRNESS:
         return 0
     return task_release(core().queue.pick(now=now, started=started))
+
+
+def task_started_release(*, started: str, claimed: bool) -> int:
+    """A worker took `started` from the broker: announce its start and release the next tasks.
+
+    The notice (if this delivery's claim won, and it has committed) and the pick that the free
+    place in the broker allows go to Redis in one round trip; then each pick is published and
+    confirmed (task_release). Each is best effort: a notice that fails is logged (waiters
+    re-read PostgreSQL), and a pick that fails is made by the worker's tick instead.
+    """
+    the_core = core()
+    batch = the_core.batch()
+    if claimed:
+        notices.add_to(batch, started, notices.STARTED)
+    if settings.PQH_FAIRNESS:
+        the_core.queue.pick(started=started, batch=batch)
+    try:
+        answers = batch.execute(raise_on_error=False)
+    except redis.RedisError as exc:
+        logger.warning(
+            "announcing and releasing after %s failed: %s; the tick releases", started, exc
+        )
+        return 0
+    if claimed and isinstance(answers[0], Exception):
+        logger.warning("could not announce that task %s started: %s", started, answers[0])
+    if not settings.PQH_FAIRNESS:
+        return 0
+    picked = answers[-1]
+    if isinstance(picked, Exception):
+        logger.warning(
+            "releasing after %s failed: %s; the worker tick will release", started, picked
+        )
+        return 0
+    return task_release(picked)

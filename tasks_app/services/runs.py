@@ -13,18 +13,16 @@ import redis
 from celery import states
 from celery.exceptions import TimeLimitExceeded, WorkerLostError
 from django.conf import settings
-from django.db import DatabaseError, transaction
-from django.db.models import F
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from pqh_site.celery import app as celery_app
 from pqh_site.core import core
 from users_app.selectors import user_weight
 
 from ..models import FINAL_STATES, TaskRecord
 from ..worker.progress import Progress, call_with_progress
-from . import notices
+from . import notices, statements
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +59,12 @@ def task_free_place_if_ended(*, task_id: str) -> None:
 
 
 def task_claim(
-    *, task_id: str, worker: str = "", redelivered: bool = False, now: datetime | None = None
+    *,
+    task_id: str,
+    worker: str = "",
+    redelivered: bool = False,
+    now: datetime | None = None,
+    announce: bool = True,
 ) -> TaskRecord | None:
     """Mark a queued task as started by this delivery; None if it must not run.
 
@@ -71,22 +74,17 @@ def task_claim(
     claim stamps the row with its own `started_at`, which task_finish checks, so a delivery that
     was taken over cannot record an end. Safe to repeat with the same `now` after a lost
     connection: a claim that committed before the connection dropped is found again.
+
+    One statement (services.statements.claim), which also reads the task's user and weight row:
+    the worker logs the start next, and must not need PostgreSQL for that outside the claim's
+    retries (a query there, in an outage, failed the task unrecorded), and a time charge's
+    settle reads the weight at the end. With `announce=False` the caller announces the start
+    (the worker does, in one Redis round trip with the next release).
     """
     now = timezone.now() if now is None else now
-    worker = worker[:255]
     allowed = [states.PENDING, states.STARTED] if redelivered else [states.PENDING]
-    TaskRecord.objects.filter(pk=task_id, status__in=allowed).update(
-        status=states.STARTED, started_at=now, worker=worker, attempts=F("attempts") + 1
-    )
-    # With its user: the worker logs the start next, and must not need PostgreSQL for that
-    # outside the claim's retries (a query there, in an outage, failed the task unrecorded).
-    # And the user's weight row, which a time charge's settle reads at the end.
-    record = (
-        TaskRecord.objects.filter(pk=task_id, status=states.STARTED, started_at=now, worker=worker)
-        .select_related("user", "user__profile")
-        .first()
-    )
-    if record is not None:
+    record = statements.claim(task_id=str(task_id), worker=worker[:255], allowed=allowed, now=now)
+    if record is not None and announce:
         notices.announce(record.pk, notices.STARTED)
     return record
 
@@ -123,7 +121,7 @@ def task_finish(
     now: datetime | None = None,
     run_seconds: float | None = None,
 ) -> bool:
-    """Store a started task's result and mark its row final, in one transaction.
+    """Store a started task's result and mark its row final, in one statement.
 
     Both are written or neither, so a poll never sees the row and the stored result disagree.
     Only the delivery whose claim the row still carries (`record.started_at`) may finish it;
@@ -135,25 +133,43 @@ def task_finish(
     call finished the task, `record` carries its end too (status, finished_at, run_seconds).
     """
     now = timezone.now() if now is None else now
-    with transaction.atomic():
-        finished = TaskRecord.objects.filter(
-            pk=record.pk, status=states.STARTED, started_at=record.started_at
-        ).update(status=status, finished_at=now, run_seconds=run_seconds)
-        if finished:
-            celery_app.backend.store_result(
-                str(record.pk), result, status, traceback=traceback, request=request
-            )
-    if finished or TaskRecord.objects.filter(pk=record.pk, status__in=FINAL_STATES).exists():
-        # Also when the task had already ended: an earlier try of this finish may have
-        # committed and lost its answer with the connection (then nothing else would free the
-        # place until the full sweep). Releasing is idempotent.
-        task_free_place(task_id=str(record.pk), user_id=record.user_id)
+    fields = statements.result_fields(str(record.pk), result, status, traceback, request)
+    finished = statements.finish(
+        record=record, status=status, fields=fields, now=now, run_seconds=run_seconds
+    )
     if finished:
-        notices.announce(record.pk, notices.ENDED)
         record.status, record.finished_at, record.run_seconds = status, now, run_seconds
+        if connection.in_atomic_block:  # a caller's transaction: the notice after its commit
+            task_free_place(task_id=str(record.pk), user_id=record.user_id)
+            notices.announce(record.pk, notices.ENDED)
+        else:  # committed: the place under the cap and the notice in one Redis round trip
+            _ended(record)
         if run_seconds is not None:
             task_settle(record, seconds=run_seconds)
-    return bool(finished)
+    elif TaskRecord.objects.filter(pk=record.pk, status__in=FINAL_STATES).exists():
+        # The task had already ended: an earlier try of this finish may have committed and
+        # lost its answer with the connection (then nothing else would free the place until
+        # the full sweep). Releasing is idempotent.
+        task_free_place(task_id=str(record.pk), user_id=record.user_id)
+    return finished
+
+
+def _ended(record: TaskRecord) -> None:
+    """Free an ended task's place under its user's cap and announce its end: one round trip.
+
+    Best effort, as task_free_place and notices.announce: the full sweep frees a place left
+    behind, and waiters re-read PostgreSQL when their wait times out.
+    """
+    the_core = core()
+    batch = the_core.batch()
+    batch.command("ZREM", the_core.keys.active(record.user_id), str(record.pk))  # admissions.free
+    notices.add_to(batch, record.pk, notices.ENDED)
+    try:
+        batch.execute()
+    except redis.RedisError as exc:
+        logger.warning(
+            "could not free the place of task %s or announce its end: %s", record.pk, exc
+        )
 
 
 def task_settle(record: TaskRecord, *, seconds: float) -> None:

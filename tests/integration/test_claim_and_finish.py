@@ -115,3 +115,42 @@ def test_db_retry_gives_up_when_its_time_is_up():
 
     with pytest.raises(DatabaseUnavailable, match="reading: PostgreSQL unavailable"):
         db_retry(down, what="reading", seconds=0)
+
+
+@pytest.mark.parametrize(
+    "status, result, traceback",
+    [
+        (states.SUCCESS, {"answer": [1, "two", None]}, None),
+        (states.FAILURE, KeyError("missing"), "Traceback: here"),
+    ],
+)
+def test_the_finish_stores_the_row_django_celery_results_would(alice, status, result, traceback):
+    """The finish writes the result row itself (one statement); the backend's own store_result
+    must have written the same columns."""
+    from tasks_app.services.publishing import celery_app
+
+    request = Context(task="pqh.run", hostname="w@h", args=["a"], kwargs={}, argsrepr="['a']")
+    record = runs.task_claim(task_id=queued(alice[0]).pk, worker="w")
+    assert runs.task_finish(
+        record=record, status=status, result=result, traceback=traceback, request=request
+    )
+    ours = TaskResult.objects.get(task_id=str(record.pk))
+    celery_app.backend.store_result("reference", result, status, traceback, request=request)
+    theirs = TaskResult.objects.get(task_id="reference")
+    columns = [
+        f.attname
+        for f in TaskResult._meta.concrete_fields
+        if f.attname not in ("id", "task_id", "date_created", "date_done")
+    ]
+    assert {c: getattr(ours, c) for c in columns} == {c: getattr(theirs, c) for c in columns}
+    assert ours.date_done == record.finished_at
+
+
+def test_a_finish_after_a_progress_report_replaces_the_stored_progress(alice):
+    from tasks_app.services.publishing import celery_app
+
+    record = runs.task_claim(task_id=queued(alice[0]).pk, worker="w")
+    celery_app.backend.store_result(str(record.pk), {"fraction": 0.5}, "PROGRESS")
+    assert runs.task_finish(record=record, status=states.SUCCESS, result=7)
+    stored = TaskResult.objects.get(task_id=str(record.pk))
+    assert stored.status == states.SUCCESS and stored.result == "7"

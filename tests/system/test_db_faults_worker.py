@@ -199,9 +199,9 @@ def test_a_finish_retried_after_its_commit_was_lost_still_frees_the_cap_place(
     The retry finds the task ended (not this try's to finish) and must still take it out of
     its user's active set; before the fix the place stayed taken until the full sweep.
     """
-    from django.db import connection, transaction
+    from django.db import connection
 
-    from tasks_app.services.publishing import celery_app
+    from tasks_app.services import statements
     from tasks_app.worker.db_retry import db_retry
 
     user, _ = make_user("alice")
@@ -209,7 +209,7 @@ def test_a_finish_retried_after_its_commit_was_lost_still_frees_the_cap_place(
     claimed = runs.task_claim(task_id=str(record.pk), worker="w@test")
     assert active_count(user_id=user.pk) == 1
 
-    store_result = celery_app.backend.store_result
+    finish = statements.finish
     lost = []
 
     def lose_the_answer() -> None:
@@ -219,13 +219,13 @@ def test_a_finish_retried_after_its_commit_was_lost_still_frees_the_cap_place(
         threading.Timer(0.5, proxy.restore).start()
         connection.cursor().execute("SELECT 1")
 
-    def store_then_lose(*args, **kwargs):
-        result = store_result(*args, **kwargs)
+    def finish_then_lose(**kwargs):
+        result = finish(**kwargs)  # one statement: committed when it returns
         if not lost:
-            transaction.on_commit(lose_the_answer)
+            lose_the_answer()
         return result
 
-    monkeypatch.setattr(celery_app.backend, "store_result", store_then_lose)
+    monkeypatch.setattr(statements, "finish", finish_then_lose)
     with connected_through(proxy):
         finished = db_retry(
             lambda: runs.task_finish(record=claimed, status=states.SUCCESS, result=1),

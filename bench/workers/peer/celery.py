@@ -1,0 +1,11 @@
+"""The Celery app, as Celery's "First steps with Django" writes it."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.workers.peer.settings")
+
+app = Celery("peer")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["bench.workers.peer"])
