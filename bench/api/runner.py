@@ -24,6 +24,7 @@ from .analysis import profile_parts, summarise
 from .driver import wrk
 from .probes import aged_count, prefix_memory, used_memory, window_memory
 from .scenarios import (
+    PEER_ROUTES,
     ROUTES,
     queue_clear,
     queue_fill,
@@ -81,48 +82,63 @@ def bench_lock(database_url: str, name: str = "api"):
     return lock
 
 
-def run_table(args, servers, users, workdir, results) -> None:
-    """Route x connections, several rounds; in every cell each server (and the original) in
-    turn, starting with a different one each round."""
+def run_table(args, servers, users, workdir, results, peer=None) -> None:
+    """Route x connections, several rounds; in every cell each server (the peer and the
+    original on their routes) in turn, starting with a different one each round."""
     base_targets = queue_reset(args, users)
     tokens = write_targets(workdir / "tokens.txt", [(u[2], "-") for u in users])
-    # (name, url, is the original, its pids)
-    targets_of: list[tuple[str, str, bool, Any]] = [
-        (name, srv.url, False, srv.processes) for name, srv in servers
+    # (name, url, kind, its pids, its database's backends: None for the benchmark database's)
+    targets_of: list[tuple[str, str, str, Any, Any]] = [
+        (name, srv.url, "pqh", srv.processes, None) for name, srv in servers
     ]
+    if peer is not None:
+        peer_get = write_targets(
+            workdir / "peer_get.txt", peer.poll_targets(users, args.base_depth)
+        )
+        targets_of.append(("peer", peer.server.url, "peer", peer.server.processes, peer.backends))
     if args.original_url:
         orig_users = write_targets(workdir / "orig_users.txt", [(u[1], "-") for u in users])
         orig_get = write_targets(workdir / "orig_get.txt", original_targets(args.original_url, 200))
         original_pids = (lambda: [args.original_pid]) if args.original_pid else None
-        targets_of.append(("original", args.original_url, True, original_pids))
+        targets_of.append(("original", args.original_url, "original", original_pids, None))
     # Warm-up: every route once, unrecorded (imports, first connections, each process
     # remembering the users' credentials).
     get_targets = write_targets(workdir / "get.txt", base_targets)
-    for _name, srv in [] if args.quick else servers:
-        for route, (_label, mode, _orig) in ROUTES.items():
+    for _name, url, kind, _pids, _b in [] if args.quick else targets_of:
+        for route, (_label, mode, _orig) in table_routes(args).items():
+            if kind == "original" or (kind == "peer" and route not in PEER_ROUTES):
+                continue
             targets = tokens if route.startswith("post") else get_targets
-            wrk(srv.url, mode, targets, connections=8, seconds=min(2, args.duration))
+            if kind == "peer":
+                targets = tokens if route.startswith("post") else peer_get
+            wrk(url, mode, targets, connections=8, seconds=min(2, args.duration))
     cells: dict[str, dict[str, list]] = {}
     for rnd in range(args.rounds):
         order = targets_of[rnd % len(targets_of) :] + targets_of[: rnd % len(targets_of)]
-        for route, (label, mode, orig_mode) in ROUTES.items():
+        for route, (label, mode, orig_mode) in table_routes(args).items():
             for conns in args.connections:
                 line = f"round {rnd + 1} {label:<22} c={conns:<3}"
-                for name, url, original, pids in order:
-                    if original and not orig_mode:
+                for name, url, kind, pids, backends in order:
+                    if (kind == "original" and not orig_mode) or (
+                        kind == "peer" and route not in PEER_ROUTES
+                    ):
                         continue
-                    if original:
+                    if kind == "original":
                         targets = orig_users if route.startswith("post") else orig_get
+                    elif kind == "peer":
+                        peer.reset()
+                        targets = tokens if route.startswith("post") else peer_get
                     else:
                         get_targets = write_targets(workdir / "get.txt", queue_reset(args, users))
                         targets = tokens if route.startswith("post") else get_targets
                     res = wrk(
                         url,
-                        orig_mode if original else mode,
+                        orig_mode if kind == "original" else mode,
                         targets,
                         connections=conns,
                         seconds=args.duration,
                         pids=pids,
+                        backends=backends,
                     )
                     cells.setdefault(f"{route}@{conns}", {}).setdefault(name, []).append(res)
                     line += f" | {name} {res['rps']:>7.1f} req/s p99 {res['p99_ms']:>6.1f} ms"
@@ -138,8 +154,30 @@ def run_table(args, servers, users, workdir, results) -> None:
             entry["ratio"] = round(entry["pqh"]["rps"] / entry["original"]["rps"], 2)
             for name, _srv in servers[1:]:
                 entry[f"ratio_{name}"] = round(entry[name]["rps"] / entry["original"]["rps"], 2)
+        if "peer" in entry and entry["peer"]["rps"]:
+            entry["vs_peer"] = peer_ratios(entry, [name for name, _srv in servers])
         table[key] = entry
     results["table"] = table
+
+
+def table_routes(args) -> dict[str, tuple[str, str, str | None]]:
+    """The routes of the table: `--routes`, or all."""
+    return {route: ROUTES[route] for route in args.routes}
+
+
+def peer_ratios(entry: dict[str, Any], names: list[str]) -> dict[str, dict]:
+    """Each pqh server's requests/s and CPU per request over the peer's, in one cell."""
+    peer = entry["peer"]
+    ratios = {}
+    for name in names:
+        mine = entry[name]
+        cpu = (
+            round(mine["cpu_ms_per_request"] / peer["cpu_ms_per_request"], 2)
+            if mine["cpu_ms_per_request"] and peer["cpu_ms_per_request"]
+            else None
+        )
+        ratios[name] = {"rps": round(mine["rps"] / peer["rps"], 2), "cpu_per_request": cpu}
+    return ratios
 
 
 def run_depth(args, server, users, workdir, results) -> None:

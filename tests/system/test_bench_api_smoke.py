@@ -2,7 +2,8 @@
 
 A smoke test of `python -m bench.api`, not a measurement: tiny sizes on a shared machine, so it
 checks only what must hold anywhere (every route answered without errors, the counts probe and
-the depth table present, memory figures positive).
+the depth table present, memory figures positive, the peer of bench/peer/ measured beside pqh
+on its two routes).
 """
 
 import shutil
@@ -25,6 +26,8 @@ def test_quick_api_benchmark_drives_every_route(tmp_path, scratch_database):
         "--quick",
         "--database-url",
         scratch_database("bench_api_smoke"),
+        "--peer-database-url",
+        scratch_database("bench_api_peer_smoke"),
         "--prefix",
         f"{settings.PQH_REDIS_PREFIX}_benchapi",
         "--port",
@@ -40,6 +43,14 @@ def test_quick_api_benchmark_drives_every_route(tmp_path, scratch_database):
         pqh = cell["pqh"]
         assert pqh["rps"] > 0 and pqh["non_2xx"] == 0 and pqh["socket_errors"] == 0, cell
         assert 0 < pqh["p50_ms"] <= pqh["p99_ms"], cell
+    # The peer: the service a Django team writes without pqh, on POST /task and the poll only.
+    peer_cells = {cell["route"]: cell for cell in data["table"].values() if "peer" in cell}
+    assert set(peer_cells) == {"POST /task", "GET /result/<id>"}
+    for cell in peer_cells.values():
+        peer = cell["peer"]
+        assert peer["rps"] > 0 and peer["non_2xx"] == 0 and peer["socket_errors"] == 0, cell
+        assert peer["cpu_ms_per_request"] > 0 and cell["vs_peer"]["pqh"]["rps"] > 0, cell
+    assert data["meta"]["peer"]["web"].endswith("bench.peer.proj.wsgi:application")
     for route, counts in data["counts"].items():
         assert counts["ok"] == counts["requests"] > 0, route
         # Every route reads or writes the task row; the credentials are remembered.
