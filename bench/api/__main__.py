@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, item in enumerate(args.compare or [], 1):
         name, _, command = item.partition("=")
         servers.append((name, Server(args, workdir, command=command, port=args.port + i, tag=name)))
-    with_peer = not (args.no_peer or args.no_table or args.soak or args.profile)
+    with_peer = not (args.no_peer or args.no_table or args.soak)
     peer = Peer(args, workdir, port=args.peer_port or free_port()) if with_peer else None
     results: dict[str, Any] = {
         "meta": {
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.soak:
             run_soak(args, server, users, workdir, results)
         elif args.profile:
-            run_profile(args, server, users, workdir, results)
+            run_profile(args, server, users, workdir, results, peer=peer)
         else:
             if not args.no_table:
                 run_table(args, servers, users, workdir, results, peer=peer)

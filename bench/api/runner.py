@@ -299,40 +299,60 @@ def run_soak(args, server, users, workdir, results) -> None:
     }
 
 
-def run_profile(args, server, users, workdir, results) -> None:
-    """--profile: each route at 32 connections under py-spy (every server process)."""
+def run_profile(args, server, users, workdir, results, peer=None) -> None:
+    """--profile: each route at 32 connections under py-spy (every server process); the
+    peer's routes too, given the peer."""
     pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if pyspy is None:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install -r requirements-dev.txt")
     tokens = write_targets(workdir / "tokens.txt", [(u[2], "-") for u in users])
+    runs = [("pqh", server, None, route) for route in table_routes(args)]
+    if peer is not None:
+        peer_get = write_targets(workdir / "peer_get.txt", peer.poll_targets(users, 100))
+        runs += [("peer", peer.server, peer, r) for r in table_routes(args) if r in PEER_ROUTES]
     out: dict[str, Any] = {}
-    for route, (label, mode, _o) in ROUTES.items():
-        get_targets = write_targets(workdir / "get.txt", queue_reset(args, users))
-        targets = tokens if route.startswith("post") else get_targets
-        wrk(server.url, mode, targets, connections=32, seconds=2)  # warm
-        raw = workdir / f"profile_{route}.txt"
+    for name, srv, of_peer, route in runs:
+        label, mode, _o = ROUTES[route]
+        if of_peer is not None:
+            of_peer.reset()
+            targets = tokens if route.startswith("post") else peer_get
+        else:
+            get_targets = write_targets(workdir / "get.txt", queue_reset(args, users))
+            targets = tokens if route.startswith("post") else get_targets
+        wrk(srv.url, mode, targets, connections=32, seconds=2)  # warm
+        key = route if name == "pqh" else f"{name}:{route}"
+        raw = workdir / f"profile_{key.replace(':', '_')}.txt"
         spy = subprocess.Popen(
             # --gil: only samples holding the GIL, i.e. Python running on a CPU, not waiting for
             # PostgreSQL or Redis (nor runnable but not scheduled, on a busy machine).
             [pyspy, "record", "--format", "raw", "--nolineno", "--nonblocking", "--gil"]
             + ["-r", "250"]
-            + ["-s", "-d", f"{args.profile:g}", "-o", str(raw), "--pid", str(server.proc.pid)],
+            + ["-s", "-d", f"{args.profile:g}", "-o", str(raw), "--pid", str(srv.proc.pid)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         time.sleep(0.5)
         res = wrk(
-            server.url, mode, targets, connections=32, seconds=args.profile, pids=server.processes
+            srv.url,
+            mode,
+            targets,
+            connections=32,
+            seconds=args.profile,
+            pids=srv.processes,
+            backends=of_peer.backends if of_peer is not None else None,
         )
         spy.wait(timeout=60)
-        out[route] = {"route": label, "load": res, **profile_parts(raw)}
+        out[key] = {"route": label, "server": name, "load": res, **profile_parts(raw)}
         if args.profile_dir:
             args.profile_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy(raw, args.profile_dir / raw.name)
-        print(f"profile {label:<22} {res['rps']:>8.1f} req/s, {out[route]['samples']} samples")
-        for name, pct in sorted(out[route]["parts_pct"].items(), key=lambda kv: -kv[1]):
+        print(
+            f"profile {name} {label:<22} {res['rps']:>8.1f} req/s, "
+            f"cpu {res['cpu_ms_per_request']} ms, {out[key]['samples']} samples"
+        )
+        for part, pct in sorted(out[key]["parts_pct"].items(), key=lambda kv: -kv[1]):
             if pct:
-                print(f"    {pct:5.1f}%  {name}")
+                print(f"    {pct:5.1f}%  {part}")
     results["profile"] = out
 
 
