@@ -2,7 +2,9 @@
 
 Starts pqh's web server exactly as `make run` ships it (the Procfile's `web:` entry, through
 honcho), with no Celery worker, on a database and Redis prefix of its own, and drives it with wrk
-(`bench/wrk/api.lua` spreads requests over many users' tokens and their task ids).
+(`bench/wrk/api.lua` spreads requests over many users' tokens and their task ids). Beside it,
+on POST /task and the poll, the peer (bench/peer/: the service a Django team writes without
+pqh) on the same server line, its own database and redis-server (--no-peer leaves it out).
 
     .venv/bin/python -m bench.api            # the default run (7-8 minutes on a busy 2-core box)
     .venv/bin/python -m bench.api --quick    # a smoke run (seconds)
@@ -28,6 +30,7 @@ from typing import Any
 from bench.harness import ROOT, run_meta, tail
 from fairqueue.testing import free_port
 
+from .cpu import run_cpu
 from .driver import meter_database
 from .peer import Peer
 from .probes import probe_counts
@@ -86,6 +89,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         help="NAME=COMMAND: another web command, on the next port, measured in turn with the "
         "shipped one in every cell of the table (repeatable)",
+    )
+    p.add_argument(
+        "--cpu",
+        type=int,
+        default=None,
+        help="after the table: N requests through each request path in process, timed in CPU",
+    )
+    p.add_argument("--cpu-rounds", type=int, default=3, help="rounds of --cpu (3)")
+    p.add_argument(
+        "--cpu-tree",
+        action="append",
+        help="'NAME=DIR [KEY=VALUE ...]': another checkout's request path (or this one's with "
+        "other settings) in --cpu, on the same database (repeatable)",
     )
     p.add_argument("--port", type=int, default=8105)
     p.add_argument(
@@ -153,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, item in enumerate(args.compare or [], 1):
         name, _, command = item.partition("=")
         servers.append((name, Server(args, workdir, command=command, port=args.port + i, tag=name)))
-    with_peer = not (args.no_peer or args.no_table or args.soak)
+    with_peer = not (args.no_peer or args.soak or (args.no_table and not args.cpu))
     peer = Peer(args, workdir, port=args.peer_port or free_port()) if with_peer else None
     results: dict[str, Any] = {
         "meta": {
@@ -183,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not args.no_table:
                 run_table(args, servers, users, workdir, results, peer=peer)
+            if args.cpu:
+                run_cpu(args, users, workdir, results, peer=peer)
             results["counts"] = probe_counts(queue_reset(args, users), requests=args.probe_requests)
             if not args.no_depth:
                 run_depth(args, server, users, workdir, results)

@@ -37,6 +37,17 @@ def print_table(results: dict) -> None:
         for name, ratio in entry["vs_peer"].items():
             line += f" | {name} {ratio['rps']:.2f}x, CPU {ratio['cpu_per_request']}x"
         print(line)
+    if "cpu" in results:
+        print(
+            "\nCPU ms per request, in process (median of rounds; Python + its PostgreSQL backend)"
+        )
+        for entry in results["cpu"].values():
+            line = f"{entry['route']:<22}"
+            for name, c in entry.items():
+                if isinstance(c, dict):
+                    line += f" | {name} {c['ms_per_request']:.3f} ({c['process_ms']:.3f} + "
+                    line += f"{c['postgres_ms']:.3f})"
+            print(line)
     if "counts" in results:
         print("\nper request:            SQL  health  Redis")
         for route, c in results["counts"].items():
