@@ -32,6 +32,10 @@ def test_quick_api_benchmark_drives_every_route(tmp_path, scratch_database):
         f"{settings.PQH_REDIS_PREFIX}_benchapi",
         "--port",
         str(free_port()),
+        "--cpu",
+        "20",
+        "--cpu-rounds",
+        "1",
         out=tmp_path / "api.json",
         timeout=120,
     )
@@ -51,6 +55,13 @@ def test_quick_api_benchmark_drives_every_route(tmp_path, scratch_database):
         assert peer["rps"] > 0 and peer["non_2xx"] == 0 and peer["socket_errors"] == 0, cell
         assert peer["cpu_ms_per_request"] > 0 and cell["vs_peer"]["pqh"]["rps"] > 0, cell
     assert data["meta"]["peer"]["web"].endswith("bench.peer.proj.wsgi:application")
+    # --cpu: each request path in process, pqh's and the peer's, every answer a success.
+    assert set(data["cpu"]) == {"post_task", "get_result"}
+    for route, entry in data["cpu"].items():
+        for name in ("pqh", "peer"):
+            assert entry[name]["ms_per_request"] > 0, (route, name)
+            statuses = entry[name]["rounds"][0]["statuses"]
+            assert set(statuses) == ({"202"} if route == "post_task" else {"200"}), statuses
     for route, counts in data["counts"].items():
         assert counts["ok"] == counts["requests"] > 0, route
         # Every route reads or writes the task row; the credentials are remembered.
