@@ -149,6 +149,17 @@ DATABASES = {
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
     "PQH_DB_CONNECT_TIMEOUT", 5, minimum=1
 )
+# Prepared statements (docs/performance.md, "Against the service a Django team would write"):
+# parameters bound by the server, and a statement run PQH_DB_PREPARE_THRESHOLD times on a
+# connection (psycopg's default, 5) prepared there, so PostgreSQL no longer parses and plans
+# the hot path's INSERT and poll on every request. PQH_DB_PREPARE=0 turns both off (Django's
+# default, client-side binding): needed behind a pooler in transaction mode that does not
+# keep prepared statements (PgBouncer before 1.21).
+if env_bool("PQH_DB_PREPARE", True):
+    DATABASES["default"]["OPTIONS"].update(
+        server_side_binding=True,
+        prepare_threshold=env_int("PQH_DB_PREPARE_THRESHOLD", 5, minimum=0),
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"

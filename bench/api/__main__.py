@@ -2,7 +2,9 @@
 
 Starts pqh's web server exactly as `make run` ships it (the Procfile's `web:` entry, through
 honcho), with no Celery worker, on a database and Redis prefix of its own, and drives it with wrk
-(`bench/wrk/api.lua` spreads requests over many users' tokens and their task ids).
+(`bench/wrk/api.lua` spreads requests over many users' tokens and their task ids). Beside it,
+on POST /task and the poll, the peer (bench/peer/: the service a Django team writes without
+pqh) on the same server line, its own database and redis-server (--no-peer leaves it out).
 
     .venv/bin/python -m bench.api            # the default run (7-8 minutes on a busy 2-core box)
     .venv/bin/python -m bench.api --quick    # a smoke run (seconds)
@@ -26,8 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import ROOT, run_meta, tail
+from fairqueue.testing import free_port
 
+from .cpu import run_cpu
 from .driver import meter_database
+from .peer import Peer
 from .probes import probe_counts
 from .report import print_table
 from .runner import bench_lock, django_setup, run_depth, run_profile, run_soak, run_table
@@ -55,6 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=None, help="users with tokens (200)")
     p.add_argument("--base-depth", type=int, default=None, help="queued tasks in the table (100)")
     p.add_argument("--deep-depth", type=int, default=None, help="the depth table's (500000)")
+    p.add_argument(
+        "--routes",
+        default=",".join(ROUTES),
+        help=f"the table's routes, comma-separated ({','.join(ROUTES)})",
+    )
     p.add_argument("--soak-start", type=int, default=490_000, help="queued when the soak starts")
     p.add_argument(
         "--soak-routes",
@@ -80,7 +90,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="NAME=COMMAND: another web command, on the next port, measured in turn with the "
         "shipped one in every cell of the table (repeatable)",
     )
+    p.add_argument(
+        "--cpu",
+        type=int,
+        default=None,
+        help="after the table: N requests through each request path in process, timed in CPU",
+    )
+    p.add_argument("--cpu-rounds", type=int, default=3, help="rounds of --cpu (3)")
+    p.add_argument(
+        "--cpu-tree",
+        action="append",
+        help="'NAME=DIR [KEY=VALUE ...]': another checkout's request path (or this one's with "
+        "other settings) in --cpu, on the same database (repeatable)",
+    )
     p.add_argument("--port", type=int, default=8105)
+    p.add_argument(
+        "--no-peer",
+        action="store_true",
+        help="leave out the peer (bench/peer/: the service a Django team writes without pqh)",
+    )
+    p.add_argument("--peer-port", type=int, default=None, help="the peer's port (a free one)")
+    p.add_argument(
+        "--peer-database-url",
+        default=os.environ.get("PQH_BENCH_API_PEER_DATABASE_URL"),
+        help="the peer's database (the benchmark's database URL with _peer after its name)",
+    )
     p.add_argument("--original-url", default=None, help="drive the original's routes too")
     p.add_argument("--original-pid", type=int, default=None, help="its pid, for CPU per request")
     p.add_argument(
@@ -106,6 +140,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, name, small if quick else full)
     args.connections = [int(c) for c in str(args.connections).split(",")]
     args.soak_routes = args.soak_routes.split(",")
+    args.routes = args.routes.split(",")
+    if set(args.routes) - set(ROUTES):
+        p.error(f"--routes takes {','.join(ROUTES)}")
     if set(args.soak_routes) - set(ROUTES):
         p.error(f"--soak-routes takes {','.join(ROUTES)}")
     if args.out is None:
@@ -132,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, item in enumerate(args.compare or [], 1):
         name, _, command = item.partition("=")
         servers.append((name, Server(args, workdir, command=command, port=args.port + i, tag=name)))
+    with_peer = not (args.no_peer or args.soak or (args.no_table and not args.cpu))
+    peer = Peer(args, workdir, port=args.peer_port or free_port()) if with_peer else None
     results: dict[str, Any] = {
         "meta": {
             **run_meta(COMMIT_PATHS),
@@ -139,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             "compare": args.compare or [],
             "server_env": args.env or [],
             "original_url": args.original_url,
+            "peer": {"web": peer.server.command, "database": peer.database_url} if peer else None,
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         }
     }
@@ -149,13 +189,18 @@ def main(argv: list[str] | None = None) -> int:
         for name, srv in servers:
             srv.start(users[0][2])
             print(f"{name}: {srv.command} (pid {srv.proc.pid}), {len(users)} users", flush=True)
+        if peer is not None:
+            peer.start(users)
+            print(f"peer: {peer.server.command} (pid {peer.server.proc.pid})", flush=True)
         if args.soak:
             run_soak(args, server, users, workdir, results)
         elif args.profile:
-            run_profile(args, server, users, workdir, results)
+            run_profile(args, server, users, workdir, results, peer=peer)
         else:
             if not args.no_table:
-                run_table(args, servers, users, workdir, results)
+                run_table(args, servers, users, workdir, results, peer=peer)
+            if args.cpu:
+                run_cpu(args, users, workdir, results, peer=peer)
             results["counts"] = probe_counts(queue_reset(args, users), requests=args.probe_requests)
             if not args.no_depth:
                 run_depth(args, server, users, workdir, results)
@@ -166,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for _name, srv in servers:
             srv.stop()
+        if peer is not None:
+            peer.stop()
         with contextlib.suppress(Exception):
             queue_clear(args.prefix, everything=True)
         lock.close()

@@ -34,6 +34,7 @@ def summarise(cells: list[dict]) -> dict:
 PROFILE_PARTS = [
     ("the whole Django request", "__call__ (django/core/handlers/wsgi.py)"),
     ("DRF authentication", "perform_authentication (rest_framework/views.py)"),
+    ("DRF request rates (throttles)", "check_throttles (rest_framework/views.py)"),
     ("task_submit", "task_submit (tasks_app/services/submission.py)"),
     ("admission script (Redis)", "admit (fairqueue/admission.py)"),
     ("fair-queue script (Redis)", "add (fairqueue/queue.py)"),
@@ -51,6 +52,10 @@ PROFILE_PARTS = [
     ("queue position (Redis)", "task_place (tasks_app/selectors/places.py)"),
     ("start estimate (1 SQL)", "task_start_estimate (tasks_app/selectors/places.py)"),
     ("serializer .data", "data (rest_framework/serializers.py)"),
+    ("the submission's log line and count", "event_submitted (tasks_app/ops/events.py)"),
+    ("releasing picked tasks", "task_release (tasks_app/services/publishing.py)"),
+    ("the peer: .delay() (Celery, kombu)", "apply_async (celery/app/task.py)"),
+    ("the peer: AsyncResult's state (1 SQL)", "state (celery/result.py)"),
     ("response rendering", "rendered_content (rest_framework/response.py)"),
     ("connection health check", "close_if_health_check_failed (django/db/backends/base/base.py)"),
     ("close_old_connections signals", "close_old_connections (django/db/__init__.py)"),

@@ -63,9 +63,11 @@ def meter_database(conn) -> None:
     _pg_backends = pg_backends_of(conn)
 
 
-def cpu_meter(pids_of) -> dict[int, float]:
-    """CPU seconds so far of a server's processes plus the benchmark database's backends."""
-    backends = _pg_backends() if _pg_backends else []
+def cpu_meter(pids_of, backends_of=None) -> dict[int, float]:
+    """CPU seconds so far of a server's processes plus its database's backends (those of
+    `backends_of()`, by default the benchmark database's)."""
+    backends_of = backends_of or _pg_backends
+    backends = backends_of() if backends_of else []
     return process_cpu_seconds(list(pids_of()) + backends)
 
 
@@ -77,12 +79,14 @@ def wrk(
     connections: int,
     seconds: float,
     pids=None,
+    backends=None,
     extra: str | None = None,
 ) -> dict:
     """Run wrk once; return requests/s, p50/p99 in ms, errors and, given a callable returning
-    the server's pids, the CPU milliseconds per request it and its PostgreSQL backends spent."""
+    the server's pids, the CPU milliseconds per request it and its PostgreSQL backends spent
+    (`backends`: a callable giving those backends' pids, if not the benchmark database's)."""
     threads = min(2, connections)
-    cpu_before = cpu_meter(pids) if pids else None
+    cpu_before = cpu_meter(pids, backends) if pids else None
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
     cmd += ["-s", str(LUA), url, "--", mode, str(targets), *([extra] if extra else [])]
     try:
@@ -109,7 +113,7 @@ def wrk(
     # Requests wrk gave up at the deadline may still be in the server's queue: let it drain
     # before the next step changes the data under it.
     time.sleep(min(0.5, seconds / 4))
-    cpu = cpu_spent(cpu_before, cpu_meter(pids)) if pids else None
+    cpu = cpu_spent(cpu_before, cpu_meter(pids, backends)) if pids else None
     raw = json.loads(line[len("WRKJSON ") :])
     seconds_run = raw["duration_us"] / 1e6
     errors = raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]

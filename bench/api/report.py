@@ -22,6 +22,32 @@ def print_table(results: dict) -> None:
             if isinstance(other, dict) and "rps" in other and name not in ("pqh", "original"):
                 line += f" | {name} {other['rps']:.1f} req/s p99 {other['p99_ms']:.1f}"
         print(line)
+    peer_cells = [e for e in results.get("table", {}).values() if "vs_peer" in e]
+    if peer_cells:
+        print(
+            "\nagainst the peer (bench/peer/)  | req/s   p50   p99  CPU ms/req | ... | peer req/s"
+            "   p50   p99  CPU ms/req | x peer (req/s, CPU)"
+        )
+    for entry in peer_cells:
+        line = f"{entry['route']:<22} {entry['connections']:>5}"
+        for name in [*entry["vs_peer"], "peer"]:
+            c = entry[name]
+            line += f" | {name} {c['rps']:>7.1f} {c['p50_ms']:>5.1f} {c['p99_ms']:>5.1f} "
+            line += f"{c['cpu_ms_per_request'] or 0:>6.2f}"
+        for name, ratio in entry["vs_peer"].items():
+            line += f" | {name} {ratio['rps']:.2f}x, CPU {ratio['cpu_per_request']}x"
+        print(line)
+    if "cpu" in results:
+        print(
+            "\nCPU ms per request, in process (median of rounds; Python + its PostgreSQL backend)"
+        )
+        for entry in results["cpu"].values():
+            line = f"{entry['route']:<22}"
+            for name, c in entry.items():
+                if isinstance(c, dict):
+                    line += f" | {name} {c['ms_per_request']:.3f} ({c['process_ms']:.3f} + "
+                    line += f"{c['postgres_ms']:.3f})"
+            print(line)
     if "counts" in results:
         print("\nper request:            SQL  health  Redis")
         for route, c in results["counts"].items():

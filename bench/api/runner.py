@@ -24,6 +24,7 @@ from .analysis import profile_parts, summarise
 from .driver import wrk
 from .probes import aged_count, prefix_memory, used_memory, window_memory
 from .scenarios import (
+    PEER_ROUTES,
     ROUTES,
     queue_clear,
     queue_fill,
@@ -81,48 +82,63 @@ def bench_lock(database_url: str, name: str = "api"):
     return lock
 
 
-def run_table(args, servers, users, workdir, results) -> None:
-    """Route x connections, several rounds; in every cell each server (and the original) in
-    turn, starting with a different one each round."""
+def run_table(args, servers, users, workdir, results, peer=None) -> None:
+    """Route x connections, several rounds; in every cell each server (the peer and the
+    original on their routes) in turn, starting with a different one each round."""
     base_targets = queue_reset(args, users)
     tokens = write_targets(workdir / "tokens.txt", [(u[2], "-") for u in users])
-    # (name, url, is the original, its pids)
-    targets_of: list[tuple[str, str, bool, Any]] = [
-        (name, srv.url, False, srv.processes) for name, srv in servers
+    # (name, url, kind, its pids, its database's backends: None for the benchmark database's)
+    targets_of: list[tuple[str, str, str, Any, Any]] = [
+        (name, srv.url, "pqh", srv.processes, None) for name, srv in servers
     ]
+    if peer is not None:
+        peer_get = write_targets(
+            workdir / "peer_get.txt", peer.poll_targets(users, args.base_depth)
+        )
+        targets_of.append(("peer", peer.server.url, "peer", peer.server.processes, peer.backends))
     if args.original_url:
         orig_users = write_targets(workdir / "orig_users.txt", [(u[1], "-") for u in users])
         orig_get = write_targets(workdir / "orig_get.txt", original_targets(args.original_url, 200))
         original_pids = (lambda: [args.original_pid]) if args.original_pid else None
-        targets_of.append(("original", args.original_url, True, original_pids))
+        targets_of.append(("original", args.original_url, "original", original_pids, None))
     # Warm-up: every route once, unrecorded (imports, first connections, each process
     # remembering the users' credentials).
     get_targets = write_targets(workdir / "get.txt", base_targets)
-    for _name, srv in [] if args.quick else servers:
-        for route, (_label, mode, _orig) in ROUTES.items():
+    for _name, url, kind, _pids, _b in [] if args.quick else targets_of:
+        for route, (_label, mode, _orig) in table_routes(args).items():
+            if kind == "original" or (kind == "peer" and route not in PEER_ROUTES):
+                continue
             targets = tokens if route.startswith("post") else get_targets
-            wrk(srv.url, mode, targets, connections=8, seconds=min(2, args.duration))
+            if kind == "peer":
+                targets = tokens if route.startswith("post") else peer_get
+            wrk(url, mode, targets, connections=8, seconds=min(2, args.duration))
     cells: dict[str, dict[str, list]] = {}
     for rnd in range(args.rounds):
         order = targets_of[rnd % len(targets_of) :] + targets_of[: rnd % len(targets_of)]
-        for route, (label, mode, orig_mode) in ROUTES.items():
+        for route, (label, mode, orig_mode) in table_routes(args).items():
             for conns in args.connections:
                 line = f"round {rnd + 1} {label:<22} c={conns:<3}"
-                for name, url, original, pids in order:
-                    if original and not orig_mode:
+                for name, url, kind, pids, backends in order:
+                    if (kind == "original" and not orig_mode) or (
+                        kind == "peer" and route not in PEER_ROUTES
+                    ):
                         continue
-                    if original:
+                    if kind == "original":
                         targets = orig_users if route.startswith("post") else orig_get
+                    elif kind == "peer":
+                        peer.reset()
+                        targets = tokens if route.startswith("post") else peer_get
                     else:
                         get_targets = write_targets(workdir / "get.txt", queue_reset(args, users))
                         targets = tokens if route.startswith("post") else get_targets
                     res = wrk(
                         url,
-                        orig_mode if original else mode,
+                        orig_mode if kind == "original" else mode,
                         targets,
                         connections=conns,
                         seconds=args.duration,
                         pids=pids,
+                        backends=backends,
                     )
                     cells.setdefault(f"{route}@{conns}", {}).setdefault(name, []).append(res)
                     line += f" | {name} {res['rps']:>7.1f} req/s p99 {res['p99_ms']:>6.1f} ms"
@@ -138,8 +154,30 @@ def run_table(args, servers, users, workdir, results) -> None:
             entry["ratio"] = round(entry["pqh"]["rps"] / entry["original"]["rps"], 2)
             for name, _srv in servers[1:]:
                 entry[f"ratio_{name}"] = round(entry[name]["rps"] / entry["original"]["rps"], 2)
+        if "peer" in entry and entry["peer"]["rps"]:
+            entry["vs_peer"] = peer_ratios(entry, [name for name, _srv in servers])
         table[key] = entry
     results["table"] = table
+
+
+def table_routes(args) -> dict[str, tuple[str, str, str | None]]:
+    """The routes of the table: `--routes`, or all."""
+    return {route: ROUTES[route] for route in args.routes}
+
+
+def peer_ratios(entry: dict[str, Any], names: list[str]) -> dict[str, dict]:
+    """Each pqh server's requests/s and CPU per request over the peer's, in one cell."""
+    peer = entry["peer"]
+    ratios = {}
+    for name in names:
+        mine = entry[name]
+        cpu = (
+            round(mine["cpu_ms_per_request"] / peer["cpu_ms_per_request"], 2)
+            if mine["cpu_ms_per_request"] and peer["cpu_ms_per_request"]
+            else None
+        )
+        ratios[name] = {"rps": round(mine["rps"] / peer["rps"], 2), "cpu_per_request": cpu}
+    return ratios
 
 
 def run_depth(args, server, users, workdir, results) -> None:
@@ -261,40 +299,60 @@ def run_soak(args, server, users, workdir, results) -> None:
     }
 
 
-def run_profile(args, server, users, workdir, results) -> None:
-    """--profile: each route at 32 connections under py-spy (every server process)."""
+def run_profile(args, server, users, workdir, results, peer=None) -> None:
+    """--profile: each route at 32 connections under py-spy (every server process); the
+    peer's routes too, given the peer."""
     pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if pyspy is None:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install -r requirements-dev.txt")
     tokens = write_targets(workdir / "tokens.txt", [(u[2], "-") for u in users])
+    runs = [("pqh", server, None, route) for route in table_routes(args)]
+    if peer is not None:
+        peer_get = write_targets(workdir / "peer_get.txt", peer.poll_targets(users, 100))
+        runs += [("peer", peer.server, peer, r) for r in table_routes(args) if r in PEER_ROUTES]
     out: dict[str, Any] = {}
-    for route, (label, mode, _o) in ROUTES.items():
-        get_targets = write_targets(workdir / "get.txt", queue_reset(args, users))
-        targets = tokens if route.startswith("post") else get_targets
-        wrk(server.url, mode, targets, connections=32, seconds=2)  # warm
-        raw = workdir / f"profile_{route}.txt"
+    for name, srv, of_peer, route in runs:
+        label, mode, _o = ROUTES[route]
+        if of_peer is not None:
+            of_peer.reset()
+            targets = tokens if route.startswith("post") else peer_get
+        else:
+            get_targets = write_targets(workdir / "get.txt", queue_reset(args, users))
+            targets = tokens if route.startswith("post") else get_targets
+        wrk(srv.url, mode, targets, connections=32, seconds=2)  # warm
+        key = route if name == "pqh" else f"{name}:{route}"
+        raw = workdir / f"profile_{key.replace(':', '_')}.txt"
         spy = subprocess.Popen(
             # --gil: only samples holding the GIL, i.e. Python running on a CPU, not waiting for
             # PostgreSQL or Redis (nor runnable but not scheduled, on a busy machine).
             [pyspy, "record", "--format", "raw", "--nolineno", "--nonblocking", "--gil"]
             + ["-r", "250"]
-            + ["-s", "-d", f"{args.profile:g}", "-o", str(raw), "--pid", str(server.proc.pid)],
+            + ["-s", "-d", f"{args.profile:g}", "-o", str(raw), "--pid", str(srv.proc.pid)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         time.sleep(0.5)
         res = wrk(
-            server.url, mode, targets, connections=32, seconds=args.profile, pids=server.processes
+            srv.url,
+            mode,
+            targets,
+            connections=32,
+            seconds=args.profile,
+            pids=srv.processes,
+            backends=of_peer.backends if of_peer is not None else None,
         )
         spy.wait(timeout=60)
-        out[route] = {"route": label, "load": res, **profile_parts(raw)}
+        out[key] = {"route": label, "server": name, "load": res, **profile_parts(raw)}
         if args.profile_dir:
             args.profile_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy(raw, args.profile_dir / raw.name)
-        print(f"profile {label:<22} {res['rps']:>8.1f} req/s, {out[route]['samples']} samples")
-        for name, pct in sorted(out[route]["parts_pct"].items(), key=lambda kv: -kv[1]):
+        print(
+            f"profile {name} {label:<22} {res['rps']:>8.1f} req/s, "
+            f"cpu {res['cpu_ms_per_request']} ms, {out[key]['samples']} samples"
+        )
+        for part, pct in sorted(out[key]["parts_pct"].items(), key=lambda kv: -kv[1]):
             if pct:
-                print(f"    {pct:5.1f}%  {name}")
+                print(f"    {pct:5.1f}%  {part}")
     results["profile"] = out
 
 

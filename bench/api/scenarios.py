@@ -25,6 +25,8 @@ ROUTES: dict[str, tuple[str, str, str | None]] = {
     "get_result": ("GET /result/<id>", "get-result", "orig-get"),
     "get_detail": ("GET /api/tasks/<id>/", "get-detail", None),
 }
+# The routes the peer (bench/peer/) has, at the same paths as pqh's seed routes.
+PEER_ROUTES = ("post_task", "get_result")
 BENCH_SECRET = "pqh-bench-only-not-a-secret"
 
 

@@ -39,6 +39,8 @@ class Server:
         command: str | None = None,
         port: int | None = None,
         tag: str = "web",
+        env: dict[str, str] | None = None,
+        probe: str = "/api/usage/",
     ):
         self.args = args
         self.workdir = workdir
@@ -47,6 +49,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"{tag}.log"
         self.tag = tag
+        self.extra_env = env or {}  # over the benchmark's settings (the peer's are its own)
+        self.probe = probe  # answers 200 with a token once the server is up
         self.proc: subprocess.Popen | None = None
 
     def env(self) -> dict[str, str]:
@@ -54,6 +58,9 @@ class Server:
         env.update(server_settings(self.args))
         env.update(PQH_BIND=f"127.0.0.1:{self.port}", PYTHONUNBUFFERED="1")
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        if self.extra_env:
+            env.update(self.extra_env)
+            return env
         for item in self.args.env or []:
             name, _, value = item.partition("=")
             env[name] = value
@@ -74,7 +81,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the web server exited:\n{tail(self.log)}")
             with contextlib.suppress(OSError):
-                if http_get(self.url, "/api/usage/", token=probe_token)[0] == 200:
+                if http_get(self.url, self.probe, token=probe_token)[0] == 200:
                     return
             time.sleep(0.2)
         raise RuntimeError(f"the web server did not answer within 60 s:\n{tail(self.log)}")

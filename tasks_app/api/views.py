@@ -90,11 +90,12 @@ def _refused(request, reason: str, error: APIException) -> APIException:
     return error
 
 
-def _submit(request):
+def _submit(request, *, position: bool = True):
     """Validate a submission body and hand it to task_submit; shared by both routes.
 
     Returns the accepted task, or the earlier one when the Idempotency-Key replays it
     (`record.replayed`): the routes answer 202, or 200 for a replay, in the same shape.
+    `position`: the answer shows the queue position (POST /task's, the original's, does not).
     """
     try:
         serializer = SubmitSerializer(data=request.data)
@@ -113,6 +114,7 @@ def _submit(request):
             user=request.user,
             x=serializer.validated_data["x"],
             idempotency_key=request.headers.get("Idempotency-Key"),
+            position=position,
         )
     except submission.SubmissionRefused as exc:
         raise _refused(request, exc.reason, ValidationError({"x": [str(exc)]})) from exc
@@ -174,15 +176,16 @@ class SeedTaskView(ThrottleFirst, APIView):
     @openapi.seed_submit
     def post(self, request):
         # A replay answers 200 with the original 202's body: every key of it is fixed at
-        # submission.
-        record = _submit(request)
+        # submission. It has no queue position: the fair queue is not asked to count it.
+        record = _submit(request, position=False)
+        result_url = reverse("result", args=[record.pk])
         return Response(
             {
                 "task_id": str(record.pk),
-                "result_url": reverse("result", args=[record.pk]),
+                "result_url": result_url,
                 "user_id": request.user.get_username(),
                 "level": record.level,
-                "wait_url": links.wait_url(reverse("result", args=[record.pk])),
+                "wait_url": links.wait_url(result_url),
                 "events_url": links.events_url(record.pk),
             },
             status=_accepted(record),

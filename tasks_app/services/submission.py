@@ -200,7 +200,12 @@ def _insert(record: TaskRecord, *, user, now: float) -> TaskRecord:
 
 
 def task_submit(
-    *, user, x: Any, idempotency_key: str | None = None, now: float | None = None
+    *,
+    user,
+    x: Any,
+    idempotency_key: str | None = None,
+    now: float | None = None,
+    position: bool = True,
 ) -> TaskRecord:
     """Accept a task for `user`: admit it, choose its level, record it and queue it.
 
@@ -208,7 +213,8 @@ def task_submit(
     QueueFull, IdempotencyConflict, QueueUnavailable, SubmissionRefused, InvalidIdempotencyKey.
     With an Idempotency-Key seen from this user within PQH_IDEMPOTENCY_SECONDS, the earlier
     task is returned instead, with `replayed` set. The returned record carries
-    `position_at_submit`, the queue position the fair queue gave when it took the task.
+    `position_at_submit`, the queue position the fair queue gave when it took the task (None
+    with `position=False`: for an answer that does not show it, the script skips counting it).
 
     Three steps, each taking back what the ones before it did if it fails: admit (Redis: the
     window, the cap, the global bound, the key), record (PostgreSQL), queue (the fair queue, or
@@ -226,7 +232,7 @@ def task_submit(
     if inserted is not record:  # the key belonged to an earlier task
         _undo(user_id=user.pk, task_id=task_id, idempotency_key=key, replay_id=str(inserted.pk))
         return _replayed(inserted, user=user)
-    releases = _queue(record, key=key, now=now)
+    releases = _queue(record, key=key, now=now, position=position)
     # Recorded and queued: the submission is accepted, whatever happens to the releases (a
     # worker's tick releases what this could not).
     try:
@@ -305,7 +311,7 @@ def _record(record: TaskRecord, *, user, key: str, now: float) -> TaskRecord:
         raise
 
 
-def _queue(record: TaskRecord, *, key: str, now: float) -> list[Release]:
+def _queue(record: TaskRecord, *, key: str, now: float, position: bool) -> list[Release]:
     """Put the recorded task in the fair queue (or the broker, with fairness off) and return
     what may be released now; on failure take back the row and the admission, and refuse."""
     task_id, user_id = str(record.pk), record.user_id
@@ -326,7 +332,7 @@ def _queue(record: TaskRecord, *, key: str, now: float) -> list[Release]:
             idempotency_key=the_core.keys.idempotency(user_id, key) if key else "",
             idempotency_ttl=settings.PQH_IDEMPOTENCY_SECONDS,
         )
-        queued = the_core.queue.add([task], now=now, position=True)
+        queued = the_core.queue.add([task], now=now, position=position)
         record.position_at_submit = queued.position
         return queued.releases
     except Exception as exc:

@@ -114,3 +114,17 @@ def test_the_serializers_answer_exactly_their_declared_fields(alice, rf):
     assert data["result_url"] == f"http://testserver/result/{record.pk}"
     assert data["submitted_at"].endswith("Z") and data["x"] == {"k": 1}
     assert data["status"] == "PENDING" and data["started_at"] is None
+
+
+def test_the_submissions_insert_is_prepared_on_its_connection(alice, settings):
+    """With PQH_DB_PREPARE (the default) PostgreSQL binds the parameters and prepares a
+    statement run PQH_DB_PREPARE_THRESHOLD times: the INSERT is then not parsed again."""
+    from django.db import connection
+
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    for i in range(threshold + 1):
+        task_submit(user=alice[0], x=i)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in cursor.fetchall()]
+    assert any(s.startswith('INSERT INTO "tasks_app_taskrecord"') for s in statements), statements

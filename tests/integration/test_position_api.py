@@ -44,3 +44,19 @@ def test_a_detail_read_and_a_page_of_positions_cost_one_round_trip_for_positions
     assert set(page) == {r.pk for r in records}
     waiting = sorted(p for p in page.values() if p is not None)
     assert waiting == sorted(set(waiting))  # distinct places
+
+
+def test_the_seed_submission_does_not_ask_the_fair_queue_for_a_position(alice_client):
+    """POST /task answers the original's keys, which have no position: the enqueue script is
+    not asked to count one (POST /api/tasks/, which shows it, still is)."""
+    from unittest import mock
+
+    from fairqueue.queue import FairQueue
+
+    with mock.patch.object(FairQueue, "add", autospec=True, side_effect=FairQueue.add) as add:
+        seed = alice_client.post("/task", {"x": 1}, format="json")
+        api = alice_client.post("/api/tasks/", {"x": 2}, format="json")
+    assert seed.status_code == api.status_code == 202
+    assert "position" not in seed.json() and isinstance(api.json()["position"], int)
+    assert [call.kwargs["position"] for call in add.call_args_list] == [False, True]
+    assert TaskRecord.objects.filter(pk=seed.json()["task_id"]).exists()
