@@ -68,7 +68,8 @@ async def until_held(stack: Stack, count: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     waiting = -1
     while time.monotonic() < deadline:
-        waiting = await healthz_waiting(stack)
+        with contextlib.suppress(TimeoutError, OSError):  # a server too busy to answer
+            waiting = await asyncio.wait_for(healthz_waiting(stack), 5)
         if waiting >= count:
             return waiting
         await asyncio.sleep(0.25)
@@ -210,6 +211,14 @@ def latency_figures(outcomes, ends, seen, took, cpu_spent) -> dict[str, Any]:
     """First byte of the final answer minus the finish's finished_at, and minus the notice."""
     out: dict[str, Any] = {"summary": {}, "seconds": round(took, 1),
                            "wait_server_cpu_seconds": round(cpu_spent, 2)}  # fmt: skip
+    first = min((o.held_at for o in outcomes if o.held_at), default=0)
+    # (seconds since the first waiter, ms from finished_at, requests) of every answered waiter.
+    out["samples"] = [
+        [o.kind[0], round(o.ended_at - first, 3), round(1000 * (o.ended_at - ends[o.task_id]), 1),
+         o.requests]
+        for o in outcomes
+        if o.ended_at is not None and o.task_id in ends
+    ]  # fmt: skip
     for kind in ("poll", "stream"):
         mine = [o for o in outcomes if o.kind == kind]
         got = [o for o in mine if o.ended_at is not None and o.task_id in ends]
