@@ -69,6 +69,8 @@ def print_report(results: dict[str, Any]) -> None:
                 f"finished_at->first byte p50 {a['p50']} p99 {a['p99']} max {a['max']} ms; "
                 f"notice->first byte p50 {b['p50']} p99 {b['p99']} ms"
             )
+    for window, row in results.get("ends", {}).get("by_5s", {}).items():
+        print(f"  ends {window:<9} n {row['n']:<5} p50 {row['p50']} p99 {row['p99']} ms")
     if "memory" in results:
         print(f"memory  {results['memory']}")
     if "idle" in results:

@@ -219,6 +219,14 @@ def latency_figures(outcomes, ends, seen, took, cpu_spent) -> dict[str, Any]:
         for o in outcomes
         if o.ended_at is not None and o.task_id in ends
     ]  # fmt: skip
+    # Latency by 5-second slice of the run (since the first waiter was held): when the ends
+    # meet the long polls' second round (30 s after they were opened), both show.
+    slices: dict[int, list[float]] = {}
+    for _, at, ms, _ in out["samples"]:
+        slices.setdefault(int(at // 5) * 5, []).append(ms)
+    out["by_5s"] = {
+        f"{start}-{start + 5}s": percentiles(values) for start, values in sorted(slices.items())
+    }
     for kind in ("poll", "stream"):
         mine = [o for o in outcomes if o.kind == kind]
         got = [o for o in mine if o.ended_at is not None and o.task_id in ends]
