@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import threading
 import time
 from pathlib import Path
@@ -302,8 +303,14 @@ async def run_clients(args, stack: Stack, results: dict[str, Any]) -> None:
 
 
 async def one_client(args, mode: str, token: str, task_id: str) -> tuple[int, float]:
-    """Ask until the task is final; return (requests, when the final answer's head arrived)."""
+    """Ask until the task is final; return (requests, when the final answer's head arrived).
+
+    A client polling each second starts at a random point of its second: the tasks last a
+    whole number of seconds from their submission, and polls in step with them would always
+    just miss the end (a second late) or just catch it."""
     requests = 0
+    if mode == "poll_each_second":
+        await asyncio.sleep(random.random())
     while True:
         requests += 1
         if mode == "long_poll":
