@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # honcho runs the Procfile's commands through the shell: find granian and celery in .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-unit setup services lint bench bench-fairness bench-reliability bench-api bench-door bench-workers clean
+.PHONY: run test test-unit setup services lint bench bench-fairness bench-reliability bench-api bench-door bench-workers bench-waits clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,7 +76,12 @@ bench-door: $(STAMP)
 bench-workers: $(STAMP)
 	$(PY) -m bench.workers
 
-bench: bench-fairness bench-reliability bench-api bench-door bench-workers
+# The waiting benchmark: thousands of long polls and event streams held on the wait server while
+# tasks end; the Procfile's web, waits and worker on a database and redis-server of its own (needs wrk).
+bench-waits: $(STAMP)
+	$(PY) -m bench.waits
+
+bench: bench-fairness bench-reliability bench-api bench-door bench-workers bench-waits
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles .run

@@ -1,8 +1,12 @@
 """The wait server (the Procfile's `waits:` line, ASGI) on the real stack: a long poll answers
 as soon as the task ends, a stream tells each move, and limits and errors are JSON."""
 
+import asyncio
+import contextlib
 import http.client
 import json
+import os
+import resource
 import threading
 import time
 import urllib.parse
@@ -193,3 +197,85 @@ def test_the_answers_links_wait_and_watch_and_the_web_server_sends_waits_on(serv
     assert status == 200 and json.loads(body)["status"] == "SUCCESS"
     status, _, raw = get_url(detail["events_url"], token.key)
     assert status == 200 and [event for event, _ in events_of(raw)] == ["ended"]
+
+
+def wait_server_threads() -> int:
+    """Threads of the wait server's processes (granian's main and its workers: pqh_site.asgi)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"pqh_site.asgi:application" not in f.read():
+                    continue
+            total += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+    return total
+
+
+async def hold_polls(port: int, token: str, task_id: str, count: int, until) -> None:
+    """Open `count` long polls of the task (20 connections opening at a time), then run
+    `until()` in a thread while they are held; close them."""
+    gate = asyncio.Semaphore(20)
+    request = (
+        f"GET /result/{task_id}?wait=30 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Token {token}\r\n\r\n"
+    ).encode()
+
+    async def one():
+        async with gate:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        await writer.drain()
+        return writer
+
+    writers = await asyncio.gather(*(one() for _ in range(count)))
+    try:
+        await asyncio.to_thread(until)
+    finally:
+        for writer in writers:
+            writer.close()
+
+
+@pytest.fixture
+def roomy_servers(tmp_path):
+    """web and waits with room for many waits from one user."""
+    port = free_port()
+    env = {
+        **subprocess_env(),
+        "PQH_WAIT_BIND": f"127.0.0.1:{port}",
+        "PQH_WAIT_URL": f"http://127.0.0.1:{port}",
+        "PQH_WAIT_MAX_PER_USER": "5000",
+    }
+    with WebServer(workers=1, env=env, log=tmp_path / "web.log", entries=("web", "waits")) as web:
+        wait_for(lambda: get(port, "/healthz")[0] == 200, timeout=30, interval=0.2)
+        yield web, port
+
+
+def test_a_thousand_waits_are_all_held_without_a_thread_each(roomy_servers, no_worker):
+    """More waits than granian's default backpressure (1,024 requests a worker) are all held,
+    the server still answers beside them, and they cost no thread each (pqh_site/asgi.py)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    web, port = roomy_servers
+    _, token = make_user("alice")
+    task_id = submit(web, token.key)
+    get(port, f"/result/{task_id}?wait=0", token.key)  # the first request's imports
+    idle = wait_server_threads()
+    count = 1100
+    seen = {}
+
+    def measure():
+        def all_held():
+            status, _, body = get(port, "/healthz", timeout=5)
+            seen["waiting"] = json.loads(body)["waiting"] if status == 200 else None
+            return seen["waiting"] == count
+
+        with contextlib.suppress(AssertionError):  # the assertions below say what was seen
+            wait_for(all_held, timeout=25, interval=0.5)
+        seen["threads"] = wait_server_threads()
+
+    asyncio.run(hold_polls(port, token.key, task_id, count, measure))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert seen["waiting"] == count, seen
+    assert idle > 0 and seen["threads"] - idle < 30, (idle, seen["threads"])
