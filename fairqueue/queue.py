@@ -26,6 +26,7 @@ run took once it has ended (lua/settle.lua). model.py is the same algorithm in p
 """
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,6 +48,17 @@ class Release:
     recovered: bool
 
 
+# A team's key in the fair queue: it names the team in Redis members ("t:<team>", "<team>:<m>").
+TEAM_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def check_team(team: str) -> str:
+    """Return `team` if it can name a team in the fair queue ("" for none), else ValueError."""
+    if team and not TEAM_KEY.match(team):
+        raise ValueError(f"a team key is 1 to 64 of A-Z a-z 0-9 _ . -, got {team!r}")
+    return team
+
+
 @dataclass(frozen=True)
 class QueuedTask:
     """An accepted task as the fair queue needs it."""
@@ -62,9 +74,13 @@ class QueuedTask:
     # how long the key should still name the task.
     idempotency_key: str = ""
     idempotency_ttl: float = 0.0
+    # The user's team ("" for none: the user is a group of its own, at `weight`) and the team's
+    # weight; in a team, `weight` is the user's weight among the team's members.
+    team: str = ""
+    team_weight: int = 1
 
     def as_json(self) -> dict:
-        return {
+        row = {
             "id": self.task_id,
             "seq": self.seq,
             "user": self.user_id,
@@ -73,6 +89,9 @@ class QueuedTask:
             "cost": self.cost,
             "submitted": self.submitted,
         }
+        if check_team(self.team):
+            row["team"], row["tweight"] = self.team, self.team_weight
+        return row
 
 
 @dataclass(frozen=True)
@@ -213,6 +232,25 @@ class FairQueue:
         """Respace a user's waiting tasks for its new weight; return how many moved."""
         args = {"levels": self.config.levels, "user": user_id, "weight": weight}
         return int(self.scripts["reweight"](keys=self.keys.queue, args=[json.dumps(args)]))
+
+    def reweight_team(self, *, team: str, weight: int) -> int:
+        """Respace a team's waiting tasks for its new weight; return how many moved
+        (lua/reweight_team.lua)."""
+        args = {"levels": self.config.levels, "team": check_team(team), "weight": weight}
+        return int(self.scripts["reweight_team"](keys=self.keys.queue, args=[json.dumps(args)]))
+
+    def set_team(self, *, user_id: int, team: str, weight: int, team_weight: int = 1) -> int:
+        """Put a user in `team` ("" for none) with its weight and the team's: its waiting tasks
+        leave their old group and join the new one as if queued now (lua/set_team.lua); return
+        how many moved."""
+        args = {
+            "levels": self.config.levels,
+            "user": user_id,
+            "team": check_team(team),
+            "weight": weight,
+            "team_weight": team_weight,
+        }
+        return int(self.scripts["set_team"](keys=self.keys.queue, args=[json.dumps(args)]))
 
     def estimate(self, user_id: int) -> float | None:
         """Return the user's recent mean run time in seconds, or None with no history."""

@@ -1,8 +1,7 @@
-"""The fair queue's reference model (tasks_app/queue_model.py): the Lua scripts and the model
-make the same picks and give the same positions; the fairness bound holds on the model; a weight
-change reaches the backlog."""
+"""The fair queue's reference model (fairqueue/model.py): the Lua scripts and the model make
+the same picks and give the same positions, with and without teams; the fairness bound holds on
+the model; a weight change reaches the backlog."""
 
-import itertools
 import random
 import time
 
@@ -12,15 +11,10 @@ from django.test import override_settings
 from fairqueue.model import FairQueueModel
 from fairqueue.queue import QueuedTask
 from pqh_site.core import core
-from tests.unit.test_queue_model import _cost, bound_k, drain_with_refunds, model_state
+from tests.queue_sequences import LEVELS, RECOVER, M, run_sequence
+from tests.unit.test_queue_model import bound_k, drain_with_refunds
 
 from .test_fair_queue import own_prefix  # noqa: F401  (keys of their own, cleared around a test)
-
-M = 30.0  # the aging bound of the differential test
-RECOVER = 10.0  # an unconfirmed pick is handed out again after this long
-
-
-LEVELS = 6
 
 
 class Real:
@@ -41,6 +35,8 @@ class Real:
                 weight=t["weight"],
                 cost=t["cost"],
                 submitted=t["submitted"],
+                team=t.get("team", ""),
+                team_weight=t.get("tweight", 1),
             )
             for t in tasks
         ]
@@ -90,6 +86,14 @@ class Real:
     def reweight(self, user: int, weight: int) -> None:
         core().queue.reweight(user_id=user, weight=weight)
 
+    def reweight_team(self, team: str, weight: int) -> int:
+        return core().queue.reweight_team(team=team, weight=weight)
+
+    def set_team(self, user: int, team: str, weight: int, team_weight: int) -> int:
+        return core().queue.set_team(
+            user_id=user, team=team, weight=weight, team_weight=team_weight
+        )
+
     def positions(self, tasks: list[dict], *, now: float) -> list[int | None]:
         places = core().queue.places([(t["id"], t["seq"], t["level"]) for t in tasks], now=now)
         return [None if p is None else p.position for p in places]
@@ -98,6 +102,12 @@ class Real:
         """Every tag, virtual time, finish tag and released task, as Redis holds them."""
         key = core().keys.key
         pipe = core().redis.pipeline(transaction=False)
+        for name in ("task", "grp", "teams"):
+            pipe.hgetall(key("q", name))
+        for level in range(LEVELS):
+            pipe.zrange(key("q", "in", level), 0, -1, withscores=True)
+            pipe.hgetall(key("q", "mf", level))
+            pipe.hgetall(key("q", "tv", level))
         pipe.zrange(key("q", "aged"), 0, -1, withscores=True)
         for level in range(LEVELS):
             pipe.zrange(key("q", "lvl", level), 0, -1, withscores=True)
@@ -108,21 +118,28 @@ class Real:
         pipe.zrange(key("q", "rel"), 0, -1, withscores=True)
         for queue in core().config.broker_queues:
             pipe.lrange(queue, 0, -1)
-        aged, *rest = pipe.execute()
+        tasks, grp, teams, *rest = pipe.execute()
+        teamed, (aged, *rest) = rest[: 3 * LEVELS], rest[3 * LEVELS :]
         levels, (vt, out, brk, rel), brokers = (
             rest[: 2 * LEVELS],
             rest[2 * LEVELS : 2 * LEVELS + 4],
             rest[2 * LEVELS + 4 :],
         )
         return {
+            "task": {int(m): info for m, info in tasks.items()},
             "aged": [(int(m), s) for m, s in aged],
             "lvl": [[(int(m), s) for m, s in tags] for tags in levels[0::2]],
             "vt": {int(level): float(v) for level, v in vt.items()},
-            "fin": [{int(u): s for u, s in fin} for fin in levels[1::2]],
+            "fin": [{int(u) if u.isdigit() else u: s for u, s in fin} for fin in levels[1::2]],
             "out": out,
             "brk": brk,
             "rel": rel,
             "broker": [list(reversed(queue)) for queue in brokers],  # oldest message first
+            "in": [sorted((s, int(m)) for m, s in inner) for inner in teamed[0::3]],
+            "mf": [{int(u): float(f) for u, f in mf.items()} for mf in teamed[1::3]],
+            "tv": [{t: float(v) for t, v in tv.items()} for tv in teamed[2::3]],
+            "grp": {int(u): t for u, t in grp.items()},
+            "teams": {t: float(w) for t, w in teams.items()},
         }
 
 
@@ -131,117 +148,6 @@ def _clear() -> None:
     names = list(redis.scan_iter(match=core().keys.key("*"), count=1000))
     if names:
         redis.delete(*names)
-
-
-def run_sequence(seed: int, n_ops: int, *, buffer: float) -> list[str]:
-    """Apply one random operation sequence to the scripts and to the model; return the log.
-
-    Asserts, after every operation, the same picks, the same state (tags, virtual times,
-    finish tags, aged set, released tasks with their release numbers, broker lists), and now
-    and then the same positions of a page of the tasks the sequence queued (waiting, released,
-    started or cancelled).
-    """
-    rng = random.Random(seed)
-    real = Real()
-    model = FairQueueModel(levels=LEVELS, max_wait=M, buffer=buffer, recover_after=RECOVER)
-    weights = {user: rng.choice([1, 1, 2, 3, 5]) for user in range(1, rng.randint(2, 6))}
-    seqs = itertools.count(1)
-    now = 1000.0
-    queued: list[dict] = []
-    started: list[dict] = []  # taken by a worker and not yet settled (running)
-    log: list[str] = []
-
-    def same(got: list[str], want: list[str]) -> list[str]:
-        assert got == want, log[-1] + f" model: {want}"
-        return got
-
-    for _ in range(n_ops):
-        op = rng.choices(
-            ["add", "pick", "publish", "take", "cancel", "settle", "reweight", "time", "restore"],
-            [5, 2, 2, 3, 1, 2, 1, 1, 0.3],
-        )[0]
-        if op == "add":
-            batch = []
-            for _ in range(rng.choice([1, 1, 1, 2, 3, 20])):
-                user = rng.choice(list(weights))
-                seq = next(seqs)
-                # Mostly fresh; sometimes queued again long after its submission (goes aged).
-                submitted = now - (rng.uniform(0, 2 * M) if rng.random() < 0.1 else 0.0)
-                batch.append(
-                    {
-                        "id": f"t{seed}-{seq}",
-                        "seq": seq,
-                        "user": user,
-                        "level": rng.choice([0, 1, 1, 2, 3, 5, 5, 5]),
-                        "weight": weights[user],
-                        "cost": _cost(rng),
-                        "submitted": submitted,
-                    }
-                )
-            queued += batch
-            max_picks = rng.choice([0, 0, 0, 1, 2])
-            log.append(f"add {batch} now={now} max_picks={max_picks}")
-            got = real.add(batch, now=now, max_picks=max_picks)
-            log[-1] += f" -> {same(got, model.add(batch, now=now, max_picks=max_picks))}"
-        elif op == "pick":
-            max_picks = rng.randint(1, 4)
-            log.append(f"pick now={now} max_picks={max_picks}")
-            got = real.pick(now=now, max_picks=max_picks)
-            log[-1] += f" -> {same(got, model.pick(now=now, max_picks=max_picks))}"
-        elif op == "publish":
-            # Some of the unconfirmed picks, in any order (a slow publisher, two publishers).
-            pending = [t for _, t in model.rel.order]
-            chosen = rng.sample(pending, rng.randint(0, len(pending)))
-            real.publish(chosen)
-            model.publish(chosen)
-            log.append(f"publish {chosen}")
-        elif op == "take":
-            task_id = real.take()
-            assert task_id == model.take()
-            log.append(f"take {task_id} now={now}")
-            if task_id:
-                # Its start is reported with a pick, which may release more.
-                got = real.pick(now=now, max_picks=4, started=task_id)
-                log[-1] += f" -> {same(got, model.pick(now=now, max_picks=4, started=task_id))}"
-                started += [t for t in queued if t["id"] == task_id]
-        elif op == "cancel" and queued:
-            task = rng.choice(queued)
-            got = real.cancel(task)
-            want = model.cancel(task["seq"], task["id"])
-            log.append(f"cancel {task['id']} -> {got}")
-            assert got == want, log[-1] + f" model: {want}"
-        elif op == "settle" and started:
-            task = started.pop(rng.randrange(len(started)))
-            seconds = rng.choice([task["cost"], rng.uniform(0.0, 6.0), rng.expovariate(1.0)])
-            weight = weights[task["user"]]
-            real.settle(task, weight=weight, seconds=seconds)
-            model.settle(task["user"], task["level"], weight, seconds - task["cost"])
-            log.append(f"settle {task['id']} weight={weight} seconds={seconds!r}")
-        elif op == "reweight":
-            user = rng.choice(list(weights))
-            weights[user] = rng.choice([1, 2, 3, 4, 7])
-            real.reweight(user, weights[user])
-            model.reweight(user, weights[user])
-            log.append(f"reweight {user} -> {weights[user]}")
-        elif op == "time":
-            now += rng.choice([0.5, 3.0, RECOVER + 1, M / 2, M + 1, 3 * M])
-            log.append(f"time -> {now}")
-        elif op == "restore":
-            level = rng.randrange(LEVELS)
-            message = f"lost-{seed}-{next(seqs)}"
-            real.restore(level, message)
-            model.restore(level, message)
-            log.append(f"restore {message} into level {level}")
-        # Every tag exactly as the model computed it (same floating point operations).
-        assert real.state() == model_state(model), log[-1]
-        if queued and rng.random() < 0.5:
-            # A page of tasks (positions.lua ages at most 16 + 2 x tasks first).
-            page = rng.sample(queued, min(len(queued), rng.choice([1, 3, len(queued)])))
-            got = real.positions(page, now=now)
-            want = model.positions([t["seq"] for t in page], now=now)
-            assert got == want, log[-1] + f"\npositions: {got}\nmodel:     {want}"
-            assert real.state() == model_state(model), "positions " + log[-1]
-    return log
 
 
 SEQUENCES = 150
@@ -259,8 +165,9 @@ def test_the_scripts_and_the_model_pick_alike():
     in the same order, hold the same state, and give every queued task the same position."""
     started = time.monotonic()
     ops = 0
-    for seed in range(SEQUENCES):
+    for seed in range(2 * SEQUENCES):
         _clear()
+        teams = seed >= SEQUENCES  # the second half: users in teams, team weights, moves
         rng = random.Random(seed)
         n_ops, buffer = rng.randint(20, 60), BUFFERS[seed % len(BUFFERS)]
         settings = {
@@ -270,11 +177,11 @@ def test_the_scripts_and_the_model_pick_alike():
         }
         with override_settings(**settings):
             try:
-                run_sequence(seed, n_ops, buffer=buffer)
+                run_sequence(seed, n_ops, buffer=buffer, real=Real(), teams=teams)
             except AssertionError as failure:
-                pytest.fail(f"seed {seed} ({n_ops} ops, buffer {buffer}): {failure}")
+                pytest.fail(f"seed {seed} ({n_ops} ops, buffer {buffer}, teams {teams}): {failure}")
         ops += n_ops
-    print(f"{SEQUENCES} sequences, {ops} operations, {time.monotonic() - started:.1f} s")
+    print(f"{2 * SEQUENCES} sequences, {ops} operations, {time.monotonic() - started:.1f} s")
 
 
 WORKLOADS = 3000

@@ -5,36 +5,7 @@ import random
 
 from fairqueue.model import FairQueueModel
 
-M = 30.0  # the aging bound of the differential test
-
-LEVELS = 6
-
-SEQUENCES = 150
-
 WORKLOADS = 3000
-
-
-def model_state(model: FairQueueModel) -> dict:
-    out = {t: f"{target}|{aged}|{n}" for t, (target, aged, n) in model.out.items()}
-    if model.released_count:
-        out["#"] = str(model.released_count)
-    return {
-        "aged": [(m, s) for s, m in model.aged.order],
-        "lvl": [[(m, s) for s, m in model.lvl[level].order] for level in range(LEVELS)],
-        "vt": {level: v for level, v in enumerate(model.vt) if v != 0.0},
-        "fin": [dict(model.fin[level]) for level in range(LEVELS)],
-        "out": out,
-        "brk": [(t, s) for s, t in model.brk.order],
-        "rel": [(t, s) for s, t in model.rel.order],
-        "broker": [list(queue) for queue in model.broker],
-    }
-
-
-def _cost(rng: random.Random) -> float:
-    """Tasks mode (1), or estimated seconds with awkward binary fractions."""
-    return rng.choice(
-        [1.0, 1.0, rng.uniform(0.001, 5.0), 0.1, 1 / 3, rng.expovariate(2.0) + 1e-6, 7.25]
-    )
 
 
 def simulate(rng: random.Random, *, in_flight: int, exact: bool, model: FairQueueModel):
