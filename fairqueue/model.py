@@ -138,7 +138,7 @@ class FairQueueModel(TeamSteps, Positions):
         cost: float = 1.0,
         submitted: float,
         now: float | None = None,
-        team: str = "",
+        team: str | None = None,
         team_weight: float = 1,
     ) -> bool:
         """Add one task (add() in queue.lua); False if the queue holds it already. With a
@@ -146,7 +146,9 @@ class FairQueueModel(TeamSteps, Positions):
         now = submitted if now is None else now
         if seq in self.tasks or task_id in self.out:
             return False
-        if team != self.grp.get(user, ""):
+        if team is None:  # as the queue holds the user now
+            team = self.grp.get(user, "")
+        elif team != self.grp.get(user, ""):
             self.regroup(user, team, weight, team_weight)
         elif team:
             self.teams[team] = team_weight
@@ -170,7 +172,7 @@ class FairQueueModel(TeamSteps, Positions):
                 cost=t.get("cost", 1.0),
                 submitted=t["submitted"],
                 now=now,
-                team=t.get("team", ""),
+                team=t.get("team"),
                 team_weight=t.get("tweight", 1),
             )
         return self.pick(now=now, max_picks=max_picks, age_limit=16 + 2 * len(tasks))

@@ -75,8 +75,9 @@ class QueuedTask:
     idempotency_key: str = ""
     idempotency_ttl: float = 0.0
     # The user's team ("" for none: the user is a group of its own, at `weight`) and the team's
-    # weight; in a team, `weight` is the user's weight among the team's members.
-    team: str = ""
+    # weight; in a team, `weight` is the user's weight among the team's members. None: the team
+    # the queue holds the user in now (a task queued again by a recovery sweep).
+    team: str | None = None
     team_weight: int = 1
 
     def as_json(self) -> dict:
@@ -89,8 +90,8 @@ class QueuedTask:
             "cost": self.cost,
             "submitted": self.submitted,
         }
-        if check_team(self.team):
-            row["team"], row["tweight"] = self.team, self.team_weight
+        if self.team is not None:
+            row["team"], row["tweight"] = check_team(self.team), self.team_weight
         return row
 
 

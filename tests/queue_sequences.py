@@ -104,8 +104,9 @@ def run_sequence(seed: int, n_ops: int, *, buffer: float, real, teams: bool = Fa
                     "cost": cost(rng),
                     "submitted": submitted,
                 }
-                if team_of[user]:
-                    task["team"], task["tweight"] = team_of[user], team_weights[team_of[user]]
+                if teams and rng.random() < 0.9:  # else: as the queue holds the user
+                    task["team"] = team_of[user]
+                    task["tweight"] = team_weights.get(team_of[user], 1)
                 batch.append(task)
             queued += batch
             max_picks = rng.choice([0, 0, 0, 1, 2])

@@ -13,7 +13,10 @@ ARGV[1]     JSON object:
   recover_after seconds after which an unconfirmed pick is handed out again
   max_picks     how many releases this call may pick
   position      true: also return the queue position of tasks[1]
-  tasks         [{id, seq, user, level, weight, cost, submitted, idem?, idem_ttl?}, ...]
+  tasks         [{id, seq, user, level, weight, cost, submitted, team?, tweight?, idem?,
+                idem_ttl?}, ...]
+                team: the user's team ("" for none; absent: as the queue holds the user now),
+                tweight its weight; in a team, weight is the user's among its members.
                 cost: 1, or the estimated seconds with PQH_CHARGE=time. A task that ends a
                 submission leaves {P}:q:admitting (see admit.lua); idem, the index in KEYS
                 of its Idempotency-Key's key, then names it as done for idem_ttl seconds.

@@ -35,7 +35,7 @@ class Real:
                 weight=t["weight"],
                 cost=t["cost"],
                 submitted=t["submitted"],
-                team=t.get("team", ""),
+                team=t.get("team"),
                 team_weight=t.get("tweight", 1),
             )
             for t in tasks

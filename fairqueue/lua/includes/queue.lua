@@ -159,14 +159,18 @@ end
 -- aged set if it has already waited the bound (a task queued again after Redis lost its data),
 -- else to its level with its start tag. Returns false, changing nothing, if the queue holds the
 -- task already (waiting, picked or released), so that two recovery sweeps cannot queue it twice.
--- A task whose team is not the one its user's waiting tasks are in first moves them (regroup).
+-- A task whose team is not the one its user's waiting tasks are in first moves them (regroup);
+-- a task with no team field joins the user's group as the queue holds it.
 local function add(k, t, cutoff)
   local m = pad(t.seq)
   if redis.call('HEXISTS', k.task, m) == 1 or redis.call('HEXISTS', k.out, t.id) == 1 then
     return false
   end
-  local user, team, cost = tostring(t.user), t.team or '', t.cost or 1
-  if team ~= (redis.call('HGET', k.grp, user) or '') then
+  local user, team, cost = tostring(t.user), t.team, t.cost or 1
+  local now_in = redis.call('HGET', k.grp, user) or ''
+  if team == nil then -- no team given: the one the queue holds the user in
+    team = now_in
+  elseif team ~= now_in then
     regroup(k, user, team, t.weight, t.tweight)
   elseif team ~= '' then
     redis.call('HSET', k.teams, team, t.tweight)
