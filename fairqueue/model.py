@@ -85,6 +85,12 @@ class FairQueueModel(TeamSteps, Positions):
     # Teams (model_teams.py): user -> team (q:grp), team -> weight (q:teams), and per level
     # the member tags (q:in:<l>), members' finish tags (q:mf:<l>), teams' clocks (q:tv:<l>).
     grp: dict[int, str] = field(default_factory=dict)
+    # Charged estimates (PQH_CHARGE=time, `hold`): q:hold, per picked task not yet settled its
+    # (level, group), per (level, group) how many, and a finish tag the clock passed meanwhile.
+    hold: bool = False
+    held_t: dict[str, tuple] = field(default_factory=dict)
+    held_n: dict[tuple, int] = field(default_factory=dict)
+    held_f: dict[tuple, float] = field(default_factory=dict)
     teams: dict[str, float] = field(default_factory=dict)
     inner: list[dict[int, float]] = field(default_factory=list)
     mf: list[dict[int, float]] = field(default_factory=list)
@@ -116,8 +122,32 @@ class FairQueueModel(TeamSteps, Positions):
         if tag > self.vt[level]:
             self.vt[level] = tag
             fin = self.fin[level]
-            for user in [u for u, f in fin.items() if f <= tag]:
-                del fin[user]
+            for g in [g for g, f in fin.items() if f <= tag]:
+                if (level, g) in self.held_n:  # tasks of g not yet settled: keep F aside
+                    self.held_f[(level, g)] = fin[g]
+                del fin[g]
+
+    def get_fin(self, level: int, g) -> float | None:
+        """get_fin(): a group's finish tag, kept (q:fin:<l>) or held (q:hold)."""
+        f = self.fin[level].get(g)
+        return self.held_f.get((level, g)) if f is None else f
+
+    def set_fin(self, level: int, g, value: float) -> None:
+        self.fin[level][g] = value
+        self.held_f.pop((level, g), None)
+
+    def _unhold(self, task_id: str) -> None:
+        """unhold_task(): a settled task's group holds one task less."""
+        if task_id not in self.held_t:
+            return
+        level, g = self.held_t.pop(task_id)
+        self.held_n[(level, g)] -= 1
+        if self.held_n[(level, g)] > 0:
+            return
+        del self.held_n[(level, g)]
+        f = self.held_f.pop((level, g), None)
+        if f is not None and f > self.vt[level]:
+            self.fin[level][g] = f
 
     def _user_tasks(self, user: int, level: int) -> list[tuple[float, int]]:
         """The user's waiting tasks at a level in (tag, queue number) order."""
@@ -269,6 +299,11 @@ class FairQueueModel(TeamSteps, Positions):
                 self.lvl[level].remove(m)
                 self.age[level].remove(m)
                 self._advance(level, tag)
+                if self.hold:
+                    t = self.tasks[m]
+                    g = f"t:{t.team}" if t.team else t.user
+                    self.held_n[(level, g)] = self.held_n.get((level, g), 0) + 1
+                    self.held_t[t.task_id] = (level, g)
             task = self.tasks.pop(m)
             self.released_count += 1
             self.out[task.task_id] = (target, aged, self.released_count)
@@ -322,21 +357,24 @@ class FairQueueModel(TeamSteps, Positions):
             self._team_fix(task.team, task.level)
         return True
 
-    def settle(self, user: int, level: int, weight: float, delta: float) -> None:
+    def settle(self, user: int, level: int, weight: float, delta: float, task_id: str = "") -> None:
         """settle.lua: the user's waiting tasks at the level and its finish tag move by
         delta / weight, delta = seconds - charged (the run's seconds minus the estimate charged,
         one subtraction, as settle.lua computes it); weight is the user's weight now. In a
-        team, the team's tasks move by delta / team weight and the member's by delta / weight."""
+        team, the team's tasks move by delta / team weight and the member's by delta / weight.
+        Then task `task_id` is no longer held (unhold_task)."""
         if user in self.grp:
             self._settle_member(user, self.grp[user], level, weight, delta)
-            return
-        shift = delta / weight
-        zset = self.lvl[level]
-        for tag, m in self._user_tasks(user, level):
-            zset.add(m, tag + shift)
-        fin = self.fin[level]
-        if user in fin:
-            fin[user] = fin[user] + shift
+        else:
+            shift = delta / weight
+            if shift != 0:  # shift_user() changes nothing for 0
+                zset = self.lvl[level]
+                for tag, m in self._user_tasks(user, level):
+                    zset.add(m, tag + shift)
+                f = self.get_fin(level, user)
+                if f is not None:
+                    self.set_fin(level, user, f + shift)
+        self._unhold(task_id)
 
     def reweight(self, user: int, weight: float) -> None:
         """reweight.lua: the user's waiting tasks are tagged again as if queued at `weight`."""
@@ -353,7 +391,7 @@ class FairQueueModel(TeamSteps, Positions):
                 zset.add(m, tag)
                 self.tasks[m].weight = weight
                 tag = tag + self.tasks[m].cost / weight
-            self.fin[level][user] = tag
+            self.set_fin(level, user, tag)
 
     def waiting(self) -> list[int]:
         """The queue numbers of every waiting task."""

@@ -56,7 +56,7 @@ class TeamSteps:
         for _, m in order:
             self.lvl[level].add(m, s)
             s = s + self.tasks[m].cost / weight
-        self.fin[level][group(0, team)] = s
+        self.set_fin(level, group(0, team), s)
         return len(order)
 
     def _member_start(self, team: str, user: int, level: int) -> float:
@@ -75,7 +75,7 @@ class TeamSteps:
         user, team, cost = task.user, task.team, task.cost
         if not team:
             mine = self._user_tasks(user, level)
-            f = self.fin[level].get(user)
+            f = self.get_fin(level, user)
             if not mine:  # idle time earns no credit
                 s = max(self.vt[level], 0.0 if f is None else f)
             elif f is not None:  # a backlogged user continues its chain, even below V
@@ -83,7 +83,7 @@ class TeamSteps:
             else:  # F was dropped below V: the chain ends where its last waiting task ends
                 last_tag, last = mine[-1]
                 s = last_tag + self.tasks[last].cost / self.tasks[last].weight
-            self.fin[level][user] = s + cost / task.weight
+            self.set_fin(level, user, s + cost / task.weight)
             self.lvl[level].add(seq, s)
             return
         w = self._team_weight(team)
@@ -93,7 +93,7 @@ class TeamSteps:
         scores = self.inner[level]
         j = sum(1 for _, m in tasks if (scores[m], m) < (inner, seq))
         g = group(user, team)
-        f = self.fin[level].get(g)
+        f = self.get_fin(level, g)
         if j == len(tasks):
             if not tasks:
                 s = max(self.vt[level], 0.0 if f is None else f)
@@ -102,14 +102,14 @@ class TeamSteps:
             else:
                 last_tag, last = tasks[-1]
                 s = last_tag + self.tasks[last].cost / w
-            self.fin[level][g] = s + cost / w
+            self.set_fin(level, g, s + cost / w)
         else:
             s = tasks[j][0]
             shift = cost / w
             for tag, m in tasks[j:]:
                 self.lvl[level].add(m, tag + shift)
             if f is not None:
-                self.fin[level][g] = f + shift
+                self.set_fin(level, g, f + shift)
         self.lvl[level].add(seq, s)
         scores[seq] = inner
         self._team_fix(team, level)
@@ -119,8 +119,9 @@ class TeamSteps:
             if after is None or (tag, m) > after:
                 self.lvl[level].add(m, tag + shift)
         g = group(0, team)
-        if g in self.fin[level]:
-            self.fin[level][g] = self.fin[level][g] + shift
+        f = self.get_fin(level, g)
+        if f is not None:
+            self.set_fin(level, g, f + shift)
 
     def _shift_member(self, user: int, level: int, shift: float, after=None) -> None:
         inner = self.inner[level]
@@ -137,15 +138,15 @@ class TeamSteps:
         zset = self.lvl[level]
         if seq in zset:
             after = (zset.score[seq], seq)
-            if not task.team:
-                shift = -task.cost / task.weight
+            shift = -task.cost / task.weight
+            if not task.team and shift != 0:  # shift_user() changes nothing for 0
                 for tag, m in self._user_tasks(task.user, level):
                     if (tag, m) > after:
                         zset.add(m, tag + shift)
-                fin = self.fin[level]
-                if task.user in fin:
-                    fin[task.user] = fin[task.user] + shift
-            else:
+                f = self.get_fin(level, task.user)
+                if f is not None:
+                    self.set_fin(level, task.user, f + shift)
+            elif task.team:
                 self._shift_team(task.team, level, -task.cost / self._team_weight(task.team), after)
                 if seq in self.inner[level]:
                     mine = (self.inner[level][seq], seq)

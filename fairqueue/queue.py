@@ -139,6 +139,8 @@ class FairQueue:
             "max_wait": self.config.max_wait,
             "buffer": self.config.release_buffer,
             "recover_after": self.config.release_recover_seconds,
+            # Charged estimates: hold each picked task's group until its settle (settle.lua).
+            "hold": self.config.charge == "time",
         }
 
     def add(

@@ -49,7 +49,23 @@ def model_state(model, levels: int = LEVELS) -> dict:
         "tv": [_float_map(d) for d in getattr(model, "tv", [{}] * levels)],
         "grp": dict(getattr(model, "grp", {})),
         "teams": _float_map(getattr(model, "teams", {})),
+        "hold": hold_state(model),
     }
+
+
+def hold_state(model) -> dict:
+    """q:hold as the model holds it: "t|<id>" -> "<l>|<group>", "n|<l>|<group>" -> count,
+    "f|<l>|<group>" -> finish tag."""
+    out = {f"t|{t}": f"{level}|{g}" for t, (level, g) in getattr(model, "held_t", {}).items()}
+    out.update({f"n|{level}|{g}": n for (level, g), n in getattr(model, "held_n", {}).items()})
+    out.update({f"f|{level}|{g}": f for (level, g), f in getattr(model, "held_f", {}).items()})
+    return out
+
+
+def parse_hold(raw: dict) -> dict:
+    """q:hold as Redis holds it, in hold_state()'s types."""
+    kinds = {"t": str, "n": int, "f": float}
+    return {key: kinds[key[0]](value) for key, value in raw.items()}
 
 
 def cost(rng: random.Random) -> float:
@@ -59,15 +75,20 @@ def cost(rng: random.Random) -> float:
     )
 
 
-def run_sequence(seed: int, n_ops: int, *, buffer: float, real, teams: bool = False) -> list[str]:
+def run_sequence(
+    seed: int, n_ops: int, *, buffer: float, real, teams: bool = False, hold: bool = False
+) -> list[str]:
     """Apply one random operation sequence to `real` and to a fresh model; return the log.
 
     With `teams`, users start in teams (or none), and the sequence also reweights teams, moves
     users between teams (set_team) and lets a user's team change unannounced, so that its next
-    submission carries the new team (the queue moves its waiting tasks itself).
+    submission carries the new team (the queue moves its waiting tasks itself). With `hold`
+    (PQH_CHARGE=time), picked tasks are held until they settle.
     """
     rng = random.Random(seed)
-    model = FairQueueModel(levels=LEVELS, max_wait=M, buffer=buffer, recover_after=RECOVER)
+    model = FairQueueModel(
+        levels=LEVELS, max_wait=M, buffer=buffer, recover_after=RECOVER, hold=hold
+    )
     weights = {user: rng.choice([1, 1, 2, 3, 5]) for user in range(1, rng.randint(2, 7))}
     team_of = {user: rng.choice(["", *TEAMS]) if teams else "" for user in weights}
     team_weights = {team: rng.choice([1, 1, 2, 3, 5]) for team in TEAMS}
@@ -145,7 +166,8 @@ def run_sequence(seed: int, n_ops: int, *, buffer: float, real, teams: bool = Fa
             seconds = rng.choice([task["cost"], rng.uniform(0.0, 6.0), rng.expovariate(1.0)])
             weight = weights[task["user"]]
             real.settle(task, weight=weight, seconds=seconds)
-            model.settle(task["user"], task["level"], weight, seconds - task["cost"])
+            delta = seconds - task["cost"]
+            model.settle(task["user"], task["level"], weight, delta, task_id=task["id"])
             log.append(f"settle {task['id']} weight={weight} seconds={seconds!r}")
         elif op == "reweight":
             user = rng.choice(list(weights))

@@ -6,9 +6,9 @@ later tasks by cost / team weight, and the member's among the team by cost / its
 by the user's own tasks at the level, at most its cap (PQH_USER_MAX_ACTIVE). With refund (time
 mode), the task's charge also leaves the user's window, whether it was still waiting or not.
 
-KEYS[1 .. 9+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
-KEYS[10+9L]   {P}:win:<user>   the user's window
-KEYS[11+9L]   {P}:wc:<user>    the charges of the window's submissions
+KEYS[1 .. 10+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+KEYS[11+9L]   {P}:win:<user>   the user's window
+KEYS[12+9L]   {P}:wc:<user>    the charges of the window's submissions
 ARGV[1]  JSON object: levels, id (task id), seq (its queue number), level, refund (true/false)
 
 Returns 1 if the task was taken out of the waiting queue, 0 if the queue does not hold it

@@ -3,8 +3,8 @@
 One round trip per submission. A task already in the queue is left as it is, so a recovery
 sweep may offer any task again.
 
-KEYS[1 .. 9+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
-KEYS[10+9L ..]    the Idempotency-Key keys {P}:idem:<user>:<key> of the tasks that have one
+KEYS[1 .. 10+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+KEYS[11+9L ..]    the Idempotency-Key keys {P}:idem:<user>:<key> of the tasks that have one
 ARGV[1]     JSON object:
   now           Unix seconds
   levels        number of levels L

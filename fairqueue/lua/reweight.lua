@@ -8,7 +8,7 @@ team's members; its member tags are respaced so, and the team's order follows.) 
 not touched (they go oldest first). The
 work is bounded by the user's waiting tasks, at most its cap per level.
 
-KEYS[1 .. 9+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+KEYS[1 .. 10+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
 ARGV[1]  JSON object: levels, user (user id), weight (its new weight)
 
 Returns the number of waiting tasks that were given new tags.
@@ -51,6 +51,6 @@ for l = 0, a.levels - 1 do
     s = s + cost / a.weight
     moved = moved + 1
   end
-  if s then redis.call('ZADD', k.fin[l], num(s), user) end
+  if s then set_fin(k, l, user, s) end
 end
 return moved

@@ -6,7 +6,7 @@ weight, and so does the team's finish tag. Its members' own tags do not change. 
 not touched. The work is bounded by the team's waiting tasks (its members x their cap, per
 level).
 
-KEYS[1 .. 9+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+KEYS[1 .. 10+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
 ARGV[1]  JSON object: levels, team (the team's key), weight (its new weight)
 
 Returns the number of waiting tasks that were given new tags.

@@ -8,7 +8,7 @@ of its own. Aged tasks are not touched. Nothing moves if the user is in that tea
 team's weight is still set to `team_weight`). Bounded by the user's waiting tasks times its
 groups' waiting tasks at their levels.
 
-KEYS[1 .. 9+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+KEYS[1 .. 10+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
 ARGV[1]  JSON object: levels, user (user id), team (the team's key, "" for none), weight (the
          user's weight), team_weight (the team's weight; ignored without a team)
 

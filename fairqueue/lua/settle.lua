@@ -11,10 +11,10 @@ a time-limit kill), its owner is charged the seconds it spent in the work callab
     the plain mean of the first five runs, then an exponential average with weight 1/5.
 Called once per task (the finish that committed in PostgreSQL calls it).
 
-KEYS[1 .. 9+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
-KEYS[10+9L]   {P}:win:<user>   the user's window
-KEYS[11+9L]   {P}:wc:<user>    the charges of the window's submissions
-KEYS[12+9L]  {P}:est:<user>   the user's recent mean run time (hash: n, mean)
+KEYS[1 .. 10+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+KEYS[11+9L]   {P}:win:<user>   the user's window
+KEYS[12+9L]   {P}:wc:<user>    the charges of the window's submissions
+KEYS[13+9L]  {P}:est:<user>   the user's recent mean run time (hash: n, mean)
 ARGV[1]  JSON object:
   levels   number of levels L
   id       the task id
@@ -44,6 +44,7 @@ if team then
 else
   shift_user(k, a.level, user, (a.seconds - a.charged) / a.weight, nil, nil)
 end
+unhold_task(k, a.id)
 local n = redis.call('HINCRBY', est, 'n', 1)
 local mean = tonumber(redis.call('HGET', est, 'mean') or '0')
 mean = mean + (a.seconds - mean) / math.min(n, 5)

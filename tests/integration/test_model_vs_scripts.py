@@ -11,8 +11,8 @@ from django.test import override_settings
 from fairqueue.model import FairQueueModel
 from fairqueue.queue import QueuedTask
 from pqh_site.core import core
-from tests.queue_sequences import LEVELS, RECOVER, M, run_sequence
-from tests.unit.test_queue_model import bound_k, drain_with_refunds
+from tests.queue_sequences import LEVELS, RECOVER, M, parse_hold, run_sequence
+from tests.unit.test_queue_model import bound_k, closed_loop_share, drain_with_refunds
 
 from .test_fair_queue import own_prefix  # noqa: F401  (keys of their own, cleared around a test)
 
@@ -102,7 +102,7 @@ class Real:
         """Every tag, virtual time, finish tag and released task, as Redis holds them."""
         key = core().keys.key
         pipe = core().redis.pipeline(transaction=False)
-        for name in ("task", "grp", "teams"):
+        for name in ("task", "grp", "teams", "hold"):
             pipe.hgetall(key("q", name))
         for level in range(LEVELS):
             pipe.zrange(key("q", "in", level), 0, -1, withscores=True)
@@ -118,7 +118,7 @@ class Real:
         pipe.zrange(key("q", "rel"), 0, -1, withscores=True)
         for queue in core().config.broker_queues:
             pipe.lrange(queue, 0, -1)
-        tasks, grp, teams, *rest = pipe.execute()
+        tasks, grp, teams, hold, *rest = pipe.execute()
         teamed, (aged, *rest) = rest[: 3 * LEVELS], rest[3 * LEVELS :]
         levels, (vt, out, brk, rel), brokers = (
             rest[: 2 * LEVELS],
@@ -140,6 +140,7 @@ class Real:
             "tv": [{t: float(v) for t, v in tv.items()} for tv in teamed[2::3]],
             "grp": {int(u): t for u, t in grp.items()},
             "teams": {t: float(w) for t, w in teams.items()},
+            "hold": parse_hold(hold),
         }
 
 
@@ -170,14 +171,16 @@ def test_the_scripts_and_the_model_pick_alike():
         teams = seed >= SEQUENCES  # the second half: users in teams, team weights, moves
         rng = random.Random(seed)
         n_ops, buffer = rng.randint(20, 60), BUFFERS[seed % len(BUFFERS)]
+        hold = seed % 3 == 0  # PQH_CHARGE=time: picked tasks held until they settle
         settings = {
             "PQH_RELEASE_BUFFER": buffer,
             "PQH_MAX_WAIT_SECONDS": M,
             "PQH_RELEASE_RECOVER_SECONDS": RECOVER,
+            "PQH_CHARGE": "time" if hold else "tasks",
         }
         with override_settings(**settings):
             try:
-                run_sequence(seed, n_ops, buffer=buffer, real=Real(), teams=teams)
+                run_sequence(seed, n_ops, buffer=buffer, real=Real(), teams=teams, hold=hold)
             except AssertionError as failure:
                 pytest.fail(f"seed {seed} ({n_ops} ops, buffer {buffer}, teams {teams}): {failure}")
         ops += n_ops
@@ -197,9 +200,9 @@ class RealQueue:
         task = {"id": task_id, "seq": seq, "user": user, "level": level, "weight": weight}
         self.real.add([{**task, "cost": cost, "submitted": submitted}], now=submitted, max_picks=0)
 
-    def settle(self, user: int, level: int, weight: int, delta: float) -> None:
+    def settle(self, user: int, level: int, weight: int, delta: float, task_id="gone") -> None:
         # settle.lua moves the user's tags by (seconds - charged) / weight.
-        task = {"id": "gone", "user": user, "level": level, "cost": 0.0}
+        task = {"id": task_id, "user": user, "level": level, "cost": 0.0}
         self.real.settle(task, weight=weight, seconds=delta)
 
     def pick(self, *, now: float, max_picks: int) -> list[str]:
@@ -212,6 +215,21 @@ class RealQueue:
 @override_settings(PQH_RELEASE_BUFFER=10**6)
 def test_the_scripts_keep_a_backlogged_users_refunds():
     assert drain_with_refunds(RealQueue(), 1_500, in_flight=3) <= bound_k(3)
+
+
+def test_the_scripts_hold_a_closed_loop_users_corrections_until_its_tasks_settle():
+    """A user with one task at a time, charged 0.1 s for tasks of 3 s, against a backlogged
+    user of exact 1 s tasks, two tasks in flight: without the hold (the scripts as they were,
+    PQH_CHARGE=tasks passes no hold) each correction came after the level's clock had passed
+    the user's finish tag and was lost: 0.600 of the time; held (PQH_CHARGE=time), 0.500."""
+    with override_settings(PQH_RELEASE_BUFFER=10**6, PQH_CHARGE="tasks"):
+        before = closed_loop_share(RealQueue(), 600)
+    _clear()
+    with override_settings(PQH_RELEASE_BUFFER=10**6, PQH_CHARGE="time"):
+        after = closed_loop_share(RealQueue(), 600)
+    print(f"on the scripts: {before:.3f} without the hold, {after:.3f} with")
+    assert before > 0.58
+    assert abs(after - 0.5) < 0.02
 
 
 def test_a_weight_change_reaches_the_backlog_already_queued():

@@ -17,6 +17,11 @@ slot, and every script gets every key it touches in KEYS, in this order (queue_k
   KEYS[7]  {P}:q:admitting  zset  task id -> admit time; admitted, not yet in the fair queue
   KEYS[8]  {P}:q:grp        hash  user -> its team, for the users in a team whose tasks were queued
   KEYS[9]  {P}:q:teams      hash  team -> the team's weight
+  KEYS[10] {P}:q:hold       hash  (PQH_CHARGE=time) what is held for the picked tasks not yet
+                                  settled: "t|<task id>" -> "<level>|<group>" of each;
+                                  "n|<l>|<group>" -> how many a group has at level l;
+                                  "f|<l>|<group>" -> its finish tag, kept here when the level's
+                                  virtual time passed it while such tasks ran (see advance())
   then, for each level l = 0 .. L-1, eight keys:
            {P}:q:lvl:<l>    zset  m -> SFQ start tag among the groups (a team, or a user in no
                                   team); the waiting tasks of level l not aged
@@ -31,7 +36,7 @@ slot, and every script gets every key it touches in KEYS, in this order (queue_k
            {P}:q:tv:<l>     hash  team -> the team's own virtual time: the member start tag of its
                                   last task that left the level
   then the broker's list of each level's Celery queue, level 0 first (L keys);
-  then the script's own keys, from KEYS[10 + 9L].
+  then the script's own keys, from KEYS[11 + 9L].
 
 Start-time fair queuing, tags given on arrival: a task of user u at level l with cost c (1 when
 PQH_CHARGE=tasks, its estimated seconds when PQH_CHARGE=time) starts at S = max(V_l, F_u) and
@@ -53,10 +58,10 @@ local function num(x) return string.format('%.17g', x) end
 local function queue_keys(levels)
   local k = {
     task = KEYS[1], aged = KEYS[2], vt = KEYS[3], out = KEYS[4], rel = KEYS[5], brk = KEYS[6],
-    admitting = KEYS[7], grp = KEYS[8], teams = KEYS[9], levels = levels,
+    admitting = KEYS[7], grp = KEYS[8], teams = KEYS[9], hold = KEYS[10], levels = levels,
     lvl = {}, age = {}, fin = {}, uw = {}, inn = {}, mf = {}, tw = {}, tv = {}, broker = {},
   }
-  local i = 10
+  local i = 11
   for l = 0, levels - 1 do
     k.lvl[l], k.age[l], k.fin[l], k.uw[l] = KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3]
     k.inn[l], k.mf[l], k.tw[l], k.tv[l] = KEYS[i + 4], KEYS[i + 5], KEYS[i + 6], KEYS[i + 7]
@@ -86,10 +91,53 @@ local function vtime(k, l) return tonumber(redis.call('HGET', k.vt, l) or '0') e
 
 -- A task with start tag `tag` left level l for service: the level's clock follows it, and finish
 -- tags it has passed no longer matter.
+-- A group whose picked tasks at l are not all settled keeps its finish tag in P:q:hold, so that
+-- their settles still move it: a refund or a correction that comes after the clock passed it
+-- is not lost (docs/fairness.md, "Refunds are never lost").
 local function advance(k, l, tag)
   if tag > vtime(k, l) then
     redis.call('HSET', k.vt, l, num(tag))
+    local gone = redis.call('ZRANGEBYSCORE', k.fin[l], '-inf', tag, 'WITHSCORES')
+    for i = 1, #gone, 2 do
+      if redis.call('HEXISTS', k.hold, 'n|' .. l .. '|' .. gone[i]) == 1 then
+        redis.call('HSET', k.hold, 'f|' .. l .. '|' .. gone[i], gone[i + 1])
+      end
+    end
     redis.call('ZREMRANGEBYSCORE', k.fin[l], '-inf', tag)
+  end
+end
+
+-- A group's finish tag at l (a string, or nil): kept in P:q:fin:<l>, or held in P:q:hold.
+local function get_fin(k, l, g)
+  local f = redis.call('ZSCORE', k.fin[l], g)
+  if f then return f end
+  return redis.call('HGET', k.hold, 'f|' .. l .. '|' .. g) or nil
+end
+
+local function set_fin(k, l, g, value)
+  redis.call('ZADD', k.fin[l], num(value), g)
+  redis.call('HDEL', k.hold, 'f|' .. l .. '|' .. g)
+end
+
+-- A picked task of group g at level l is held until it settles (PQH_CHARGE=time).
+local function hold_task(k, l, g, id)
+  redis.call('HINCRBY', k.hold, 'n|' .. l .. '|' .. g, 1)
+  redis.call('HSET', k.hold, 't|' .. id, l .. '|' .. g)
+end
+
+-- Task `id` settled: its group holds one task less; with none left, a held finish tag goes back
+-- to P:q:fin:<l> if still above the level's clock (else it is dropped, as advance() would).
+local function unhold_task(k, id)
+  local h = redis.call('HGET', k.hold, 't|' .. id)
+  if not h then return end
+  redis.call('HDEL', k.hold, 't|' .. id)
+  local l, g = string.match(h, '^(%d+)|(.*)$')
+  if redis.call('HINCRBY', k.hold, 'n|' .. l .. '|' .. g, -1) > 0 then return end
+  redis.call('HDEL', k.hold, 'n|' .. l .. '|' .. g)
+  local f = redis.call('HGET', k.hold, 'f|' .. l .. '|' .. g)
+  if f then
+    redis.call('HDEL', k.hold, 'f|' .. l .. '|' .. g)
+    if tonumber(f) > vtime(k, tonumber(l)) then redis.call('ZADD', k.fin[tonumber(l)], f, g) end
   end
 end
 
@@ -118,7 +166,7 @@ end
 -- the bound in docs/fairness.md needs. F is kept while above V; if V passed it (after such a
 -- refund) it is found again from the user's last waiting task (bounded by the user's cap).
 local function start_tag(k, l, user)
-  local f = redis.call('ZSCORE', k.fin[l], user)
+  local f = get_fin(k, l, user)
   local waiting = redis.call('ZRANGE', k.uw[l], '[' .. user .. ':', '(' .. user .. ';', 'BYLEX',
     'LIMIT', 0, 1)
   if not waiting[1] then return math.max(vtime(k, l), tonumber(f or '0')) end
@@ -138,8 +186,8 @@ local function shift_user(k, l, user, shift, tag, m)
       redis.call('ZADD', k.lvl[l], num(t[2] + shift), t[1])
     end
   end
-  local f = redis.call('ZSCORE', k.fin[l], user)
-  if f then redis.call('ZADD', k.fin[l], num(tonumber(f) + shift), user) end
+  local f = get_fin(k, l, user)
+  if f then set_fin(k, l, user, tonumber(f) + shift) end
 end
 
 -- Take a waiting task out of its level's sets (not out of P:q:task); `team` is its team or ''.
@@ -291,6 +339,7 @@ local function pick(k, a)
       team_leave(k, l, team, m)
       unlevel(k, l, user, m, team)
       advance(k, l, tag)
+      if a.hold then hold_task(k, l, team ~= '' and 't:' .. team or user, id) end
     end
     redis.call('HDEL', k.task, m)
     local n = redis.call('HINCRBY', k.out, '#', 1)

@@ -95,7 +95,7 @@ local function team_fix(k, l, team, weight)
     redis.call('ZADD', k.lvl[l], num(s), t[1])
     s = s + task_cost(k, t[1]) / weight
   end
-  redis.call('ZADD', k.fin[l], num(s), 't:' .. team)
+  set_fin(k, l, 't:' .. team, s)
   return #order
 end
 
@@ -117,7 +117,7 @@ end
 local function place(k, l, m, user, weight, cost, team)
   if team == '' then
     local s = start_tag(k, l, user)
-    redis.call('ZADD', k.fin[l], num(s + cost / weight), user)
+    set_fin(k, l, user, s + cost / weight)
     redis.call('ZADD', k.lvl[l], num(s), m)
     redis.call('ZADD', k.uw[l], 0, user .. ':' .. m)
     return
@@ -131,7 +131,7 @@ local function place(k, l, m, user, weight, cost, team)
     if t[3] < inner or (t[3] == inner and t[1] < m) then j = j + 1 end
   end
   local g, s = 't:' .. team, nil
-  local f = redis.call('ZSCORE', k.fin[l], g)
+  local f = get_fin(k, l, g)
   if j == #list then -- last of its team: start_tag()'s rule, for the team
     if #list == 0 then
       s = math.max(vtime(k, l), tonumber(f or '0'))
@@ -141,12 +141,12 @@ local function place(k, l, m, user, weight, cost, team)
       local last = list[#list]
       s = last[2] + task_cost(k, last[1]) / w
     end
-    redis.call('ZADD', k.fin[l], num(s + cost / w), g)
+    set_fin(k, l, g, s + cost / w)
   else -- it takes the place of the (j+1)-th, and the team's later tasks move on by cost / w
     s = list[j + 1][2]
     local shift = cost / w
     for i = j + 1, #list do redis.call('ZADD', k.lvl[l], num(list[i][2] + shift), list[i][1]) end
-    if f then redis.call('ZADD', k.fin[l], num(tonumber(f) + shift), g) end
+    if f then set_fin(k, l, g, tonumber(f) + shift) end
   end
   redis.call('ZADD', k.lvl[l], num(s), m)
   redis.call('ZADD', k.inn[l], num(inner), m)
@@ -163,8 +163,8 @@ local function shift_team(k, l, team, shift, tag, m)
       redis.call('ZADD', k.lvl[l], num(t[2] + shift), t[1])
     end
   end
-  local f = redis.call('ZSCORE', k.fin[l], 't:' .. team)
-  if f then redis.call('ZADD', k.fin[l], num(tonumber(f) + shift), 't:' .. team) end
+  local f = get_fin(k, l, 't:' .. team)
+  if f then set_fin(k, l, 't:' .. team, tonumber(f) + shift) end
 end
 
 -- Move a member's waiting tasks at l (those after (inner, m) if `inner`) and its member finish
