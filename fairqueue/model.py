@@ -140,7 +140,7 @@ class FairQueueModel(TeamSteps, Positions):
         """unhold_task(): a settled task's group holds one task less."""
         if task_id not in self.held_t:
             return
-        level, g = self.held_t.pop(task_id)
+        level, g, _ = self.held_t.pop(task_id)
         self.held_n[(level, g)] -= 1
         if self.held_n[(level, g)] > 0:
             return
@@ -303,7 +303,7 @@ class FairQueueModel(TeamSteps, Positions):
                     t = self.tasks[m]
                     g = f"t:{t.team}" if t.team else t.user
                     self.held_n[(level, g)] = self.held_n.get((level, g), 0) + 1
-                    self.held_t[t.task_id] = (level, g)
+                    self.held_t[t.task_id] = (level, g, t.cost)
             task = self.tasks.pop(m)
             self.released_count += 1
             self.out[task.task_id] = (target, aged, self.released_count)
@@ -357,12 +357,27 @@ class FairQueueModel(TeamSteps, Positions):
             self._team_fix(task.team, task.level)
         return True
 
-    def settle(self, user: int, level: int, weight: float, delta: float, task_id: str = "") -> None:
+    def settle(
+        self,
+        user: int,
+        level: int,
+        weight: float,
+        delta: float,
+        task_id: str = "",
+        *,
+        seconds: float | None = None,
+        mean: float | None = None,
+    ) -> None:
         """settle.lua: the user's waiting tasks at the level and its finish tag move by
         delta / weight, delta = seconds - charged (the run's seconds minus the estimate charged,
         one subtraction, as settle.lua computes it); weight is the user's weight now. In a
         team, the team's tasks move by delta / team weight and the member's by delta / weight.
-        Then task `task_id` is no longer held (unhold_task)."""
+        Then task `task_id` is no longer held (unhold_task). A held task is charged the cost
+        it was picked at: with `seconds`, delta = seconds - that cost. With `mean` (the user's
+        new mean, PQH_CHARGE=time), its waiting tasks are then charged it (follow_mean)."""
+        held = self.held_t.get(task_id)
+        if held is not None and seconds is not None:
+            delta = seconds - held[2]
         if user in self.grp:
             self._settle_member(user, self.grp[user], level, weight, delta)
         else:
@@ -375,6 +390,8 @@ class FairQueueModel(TeamSteps, Positions):
                 if f is not None:
                     self.set_fin(level, user, f + shift)
         self._unhold(task_id)
+        if mean is not None:
+            self._follow_mean(user, mean)
 
     def reweight(self, user: int, weight: float) -> None:
         """reweight.lua: the user's waiting tasks are tagged again as if queued at `weight`."""

@@ -216,3 +216,24 @@ class TeamSteps:
         self._shift_team(team, level, delta / self._team_weight(team))
         self._shift_member(user, level, delta / weight)
         self._team_fix(team, level)
+
+    def _follow_mean(self, user: int, cost: float) -> None:
+        """follow_mean(): the user's waiting tasks are charged `cost` (its new mean), respaced
+        from each chain's first tag; in a team, its member tags, then the team's level tags."""
+        team = self.grp.get(user)
+        for level in range(self.levels):
+            mine = self._member_tasks(user, level) if team else self._user_tasks(user, level)
+            s = None
+            for tag, m in mine:
+                s = tag if s is None else s
+                if team:
+                    self.inner[level][m] = s
+                else:
+                    self.lvl[level].add(m, s)
+                self.tasks[m].cost = cost
+                s = s + cost / self.tasks[m].weight
+            if s is not None and team:
+                self.mf[level][user] = s
+                self._team_fix(team, level, self._team_weight(team))
+            elif s is not None:
+                self.set_fin(level, user, s)

@@ -221,6 +221,7 @@ class FairQueue:
             "charged": charged,
             "seconds": seconds,
             "keep": self.config.estimate_keep_seconds,
+            "follow": self.config.charge == "time",
         }
         keys = [
             *self.keys.queue,

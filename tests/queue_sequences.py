@@ -54,9 +54,10 @@ def model_state(model, levels: int = LEVELS) -> dict:
 
 
 def hold_state(model) -> dict:
-    """q:hold as the model holds it: "t|<id>" -> "<l>|<group>", "n|<l>|<group>" -> count,
+    """q:hold as the model holds it: "t|<id>" -> "<l>|<group>|<cost>", "n|<l>|<group>" -> count,
     "f|<l>|<group>" -> finish tag."""
-    out = {f"t|{t}": f"{level}|{g}" for t, (level, g) in getattr(model, "held_t", {}).items()}
+    held = getattr(model, "held_t", {}).items()
+    out = {f"t|{t}": f"{level}|{g}|{cost:.17g}" for t, (level, g, cost) in held}
     out.update({f"n|{level}|{g}": n for (level, g), n in getattr(model, "held_n", {}).items()})
     out.update({f"f|{level}|{g}": f for (level, g), f in getattr(model, "held_f", {}).items()})
     return out
@@ -165,9 +166,12 @@ def run_sequence(
             task = started.pop(rng.randrange(len(started)))
             seconds = rng.choice([task["cost"], rng.uniform(0.0, 6.0), rng.expovariate(1.0)])
             weight = weights[task["user"]]
-            real.settle(task, weight=weight, seconds=seconds)
+            mean = real.settle(task, weight=weight, seconds=seconds)
             delta = seconds - task["cost"]
-            model.settle(task["user"], task["level"], weight, delta, task_id=task["id"])
+            model.settle(
+                task["user"], task["level"], weight, delta, task_id=task["id"], seconds=seconds,
+                mean=mean if hold else None,
+            )  # fmt: skip
             log.append(f"settle {task['id']} weight={weight} seconds={seconds!r}")
         elif op == "reweight":
             user = rng.choice(list(weights))

@@ -21,9 +21,12 @@ ARGV[1]  JSON object:
   user     its user id
   level    the level it was queued at
   weight   the user's weight now (in a team: its weight among the members)
-  charged  the estimate it was charged at admission, seconds
+  charged  the estimate it was charged at admission, seconds (a task held since its pick is
+           charged the cost it was picked at instead: its estimate may have followed the mean)
   seconds  what its run took, seconds
   keep     seconds the user's mean is kept after its last run (PQH_HISTORY_DAYS)
+  follow   true (PQH_CHARGE=time): the user's waiting tasks are then charged its new mean,
+           respaced from each chain's first tag (follow_mean() in includes/teams.lua)
 
 Returns {1 if the window still held the submission else 0, the user's new mean (string)}.
 ]]
@@ -36,18 +39,20 @@ local win, costs, est = KEYS[k.own], KEYS[k.own + 1], KEYS[k.own + 2]
 local in_window = window_recharge(win, costs, a.id, a.seconds)
 local user = tostring(a.user)
 local team = redis.call('HGET', k.grp, user)
+local charged = held_cost(k, a.id) or a.charged
 if team then
-  local delta = a.seconds - a.charged
+  local delta = a.seconds - charged
   shift_team(k, a.level, team, delta / team_weight(k, team), nil, nil)
   shift_member(k, a.level, user, delta / a.weight, nil, nil)
   team_fix(k, a.level, team)
 else
-  shift_user(k, a.level, user, (a.seconds - a.charged) / a.weight, nil, nil)
+  shift_user(k, a.level, user, (a.seconds - charged) / a.weight, nil, nil)
 end
 unhold_task(k, a.id)
 local n = redis.call('HINCRBY', est, 'n', 1)
 local mean = tonumber(redis.call('HGET', est, 'mean') or '0')
 mean = mean + (a.seconds - mean) / math.min(n, 5)
 redis.call('HSET', est, 'mean', num(mean))
+if a.follow then follow_mean(k, user, mean) end
 redis.call('EXPIRE', est, math.ceil(a.keep))
 return {in_window and 1 or 0, num(mean)}

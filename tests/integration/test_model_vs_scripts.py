@@ -2,6 +2,7 @@
 the same picks and give the same positions, with and without teams; the fairness bound holds on
 the model; a weight change reaches the backlog."""
 
+import itertools
 import random
 import time
 
@@ -73,8 +74,8 @@ class Real:
     def cancel(self, task: dict) -> bool:
         return core().queue.cancel(task_id=task["id"], seq=task["seq"], level=task["level"])
 
-    def settle(self, task: dict, *, weight: int, seconds: float) -> None:
-        core().queue.settle(
+    def settle(self, task: dict, *, weight: int, seconds: float) -> float:
+        return core().queue.settle(
             task_id=task["id"],
             user_id=task["user"],
             level=task["level"],
@@ -200,10 +201,13 @@ class RealQueue:
         task = {"id": task_id, "seq": seq, "user": user, "level": level, "weight": weight}
         self.real.add([{**task, "cost": cost, "submitted": submitted}], now=submitted, max_picks=0)
 
-    def settle(self, user: int, level: int, weight: int, delta: float, task_id="gone") -> None:
+    def settle(
+        self, user: int, level: int, weight: int, delta: float, task_id="gone", seconds=None
+    ) -> None:
         # settle.lua moves the user's tags by (seconds - charged) / weight.
-        task = {"id": task_id, "user": user, "level": level, "cost": 0.0}
-        self.real.settle(task, weight=weight, seconds=delta)
+        seconds = delta if seconds is None else seconds
+        task = {"id": task_id, "user": user, "level": level, "cost": seconds - delta}
+        self.real.settle(task, weight=weight, seconds=seconds)
 
     def pick(self, *, now: float, max_picks: int) -> list[str]:
         picked = self.real.pick(now=now, max_picks=max_picks)
@@ -256,3 +260,43 @@ def test_a_weight_change_reaches_the_backlog_already_queued():
     assert users.count(2) == 30 and users.count(1) == 10
     # Interleaved, not runs of one user: after every k picks user 2 has had 3k/4 of them, +-1.
     assert all(abs(users[:k].count(2) - 0.75 * k) <= 1 for k in range(41)), users
+
+
+def _longest_run_of_a_late_estimate(charge: str) -> tuple[int, list[int]]:
+    """User 1's tasks take 1 s but were all queued charged 0.2 s (no history yet); user 2's
+    take 1 s, charged 1 s; both weight 1, backlogged at one level, three tasks in flight (each
+    settled three picks after its own). Return the longest run of consecutive picks of user 1
+    after the first settle, and the picks."""
+    _clear()
+    real = Real()
+    tasks = [
+        {"id": f"e{seq}", "seq": seq, "user": 1 + seq % 2, "level": 0, "weight": 1,
+         "cost": 0.2 if seq % 2 == 0 else 1.0, "submitted": 1000.0}
+        for seq in range(1, 61)
+    ]  # fmt: skip
+    by_id = {t["id"]: t for t in tasks}
+    users, running = [], []
+    with override_settings(PQH_RELEASE_BUFFER=10**6, PQH_CHARGE=charge):
+        real.add(tasks, now=1000.0, max_picks=0)
+        for _ in range(30):
+            (task_id,) = real.pick(now=1000.0, max_picks=1)
+            real.start(task_id, now=1000.0)
+            users.append(by_id[task_id]["user"])
+            running.append(by_id[task_id])
+            if len(running) > 3:
+                real.settle(running.pop(0), weight=1, seconds=1.0)
+    # From the first settle on (before it, nothing can know the estimate is low).
+    runs = [len(list(group)) for user, group in itertools.groupby(users[4:]) if user == 1]
+    return max(runs), users
+
+
+def test_waiting_tasks_are_charged_their_users_new_mean():
+    """Before (the scripts without it: PQH_CHARGE=tasks passes no `follow`), a user whose
+    queued tasks were charged too little is picked in runs until each settle catches up; with
+    PQH_CHARGE=time its waiting tasks are charged its new mean at its first settle, and the two
+    users alternate."""
+    before, picks_before = _longest_run_of_a_late_estimate("tasks")
+    after, picks_after = _longest_run_of_a_late_estimate("time")
+    print(f"longest run of the late estimate's user: {before} before, {after} after")
+    assert before >= 3, picks_before
+    assert after <= 2, picks_after

@@ -227,7 +227,7 @@ def closed_loop_share(queue, picks: int, *, in_flight: int = 2) -> float:
         while len(running) > in_flight:
             done = running.pop(0)
             who, c, e = owner[done]
-            queue.settle(who, 0, 1, c - e, task_id=done)
+            queue.settle(who, 0, 1, c - e, task_id=done, seconds=c)
     return service[1] / (service[1] + service[2])
 
 

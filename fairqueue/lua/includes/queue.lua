@@ -18,7 +18,8 @@ slot, and every script gets every key it touches in KEYS, in this order (queue_k
   KEYS[8]  {P}:q:grp        hash  user -> its team, for the users in a team whose tasks were queued
   KEYS[9]  {P}:q:teams      hash  team -> the team's weight
   KEYS[10] {P}:q:hold       hash  (PQH_CHARGE=time) what is held for the picked tasks not yet
-                                  settled: "t|<task id>" -> "<level>|<group>" of each;
+                                  settled: "t|<task id>" -> "<level>|<group>|<cost>" of
+                                  each (the cost it was picked at: settle.lua's charge);
                                   "n|<l>|<group>" -> how many a group has at level l;
                                   "f|<l>|<group>" -> its finish tag, kept here when the level's
                                   virtual time passed it while such tasks ran (see advance())
@@ -120,9 +121,16 @@ local function set_fin(k, l, g, value)
 end
 
 -- A picked task of group g at level l is held until it settles (PQH_CHARGE=time).
-local function hold_task(k, l, g, id)
+local function hold_task(k, l, g, id, cost)
   redis.call('HINCRBY', k.hold, 'n|' .. l .. '|' .. g, 1)
-  redis.call('HSET', k.hold, 't|' .. id, l .. '|' .. g)
+  redis.call('HSET', k.hold, 't|' .. id, l .. '|' .. g .. '|' .. num(cost))
+end
+
+-- The cost a held task was picked at, or nil.
+local function held_cost(k, id)
+  local h = redis.call('HGET', k.hold, 't|' .. id)
+  if not h then return nil end
+  return tonumber(string.match(h, '|([^|]*)$'))
 end
 
 -- Task `id` settled: its group holds one task less; with none left, a held finish tag goes back
@@ -131,7 +139,7 @@ local function unhold_task(k, id)
   local h = redis.call('HGET', k.hold, 't|' .. id)
   if not h then return end
   redis.call('HDEL', k.hold, 't|' .. id)
-  local l, g = string.match(h, '^(%d+)|(.*)$')
+  local l, g = string.match(h, '^(%d+)|([^|]*)|')
   if redis.call('HINCRBY', k.hold, 'n|' .. l .. '|' .. g, -1) > 0 then return end
   redis.call('HDEL', k.hold, 'n|' .. l .. '|' .. g)
   local f = redis.call('HGET', k.hold, 'f|' .. l .. '|' .. g)
@@ -329,7 +337,7 @@ local function pick(k, a)
     local ahead = inflight
     for b = 0, target do ahead = ahead + redis.call('LLEN', k.broker[b]) end
     if ahead >= a.buffer then break end
-    local id, user, _, _, team = task_info(redis.call('HGET', k.task, m))
+    local id, user, _, cost, team = task_info(redis.call('HGET', k.task, m))
     local submitted
     if aged == 1 then
       submitted = redis.call('ZSCORE', k.aged, m)
@@ -339,7 +347,7 @@ local function pick(k, a)
       team_leave(k, l, team, m)
       unlevel(k, l, user, m, team)
       advance(k, l, tag)
-      if a.hold then hold_task(k, l, team ~= '' and 't:' .. team or user, id) end
+      if a.hold then hold_task(k, l, team ~= '' and 't:' .. team or user, id, cost) end
     end
     redis.call('HDEL', k.task, m)
     local n = redis.call('HINCRBY', k.out, '#', 1)

@@ -238,3 +238,28 @@ local function regroup(k, user, team, weight, tweight)
   end
   return moved
 end
+
+-- The user's recent mean run time moved to `cost`: its waiting tasks are charged it, at every
+-- level, respaced from each chain's first tag as reweight.lua respaces them (and, in a team,
+-- the team's level tags along its member order with the new costs).
+local function follow_mean(k, user, cost)
+  local team = redis.call('HGET', k.grp, user)
+  for l = 0, k.levels - 1 do
+    local s
+    local mine
+    if team then mine = member_tasks(k, l, user) else mine = user_waiting(k, l, user) end
+    for _, t in ipairs(mine) do
+      local id, _, weight = task_info(redis.call('HGET', k.task, t[1]))
+      s = s or t[2]
+      redis.call('ZADD', team and k.inn[l] or k.lvl[l], num(s), t[1])
+      redis.call('HSET', k.task, t[1], task_string(id, user, weight, cost, team or ''))
+      s = s + cost / weight
+    end
+    if s and team then
+      redis.call('HSET', k.mf[l], user, num(s))
+      team_fix(k, l, team, team_weight(k, team))
+    elseif s then
+      set_fin(k, l, user, s)
+    end
+  end
+end
