@@ -66,6 +66,8 @@ class UserWindow:
     charge: str = "tasks"
     cap: int = 0  # how many tasks it may have queued or running: its own cap or the default
     active: int = 0  # its tasks queued or running now, as the cap counts them
+    team: str | None = None  # its team's name (None: a team of its own, at its weight)
+    team_weight: int | None = None  # its team's weight
 
 
 def window_row(user, window: WindowUsage, *, now: float) -> UserWindow:
@@ -73,6 +75,8 @@ def window_row(user, window: WindowUsage, *, now: float) -> UserWindow:
     config = core().config
     charge = config.charge
     weight = user_weight(user)
+    profile = _profile(user)
+    team = None if profile is None else profile.team  # loaded with the weight row
     usage = float(window.usage) if charge == "time" else int(window.count)
     at = None
     if config.fairness:
@@ -99,6 +103,8 @@ def window_row(user, window: WindowUsage, *, now: float) -> UserWindow:
         charge=charge,
         cap=user_cap(user),
         active=window.active,
+        team=None if team is None else team.name,
+        team_weight=None if team is None else team.weight,
     )
 
 

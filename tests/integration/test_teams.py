@@ -205,3 +205,15 @@ def test_the_team_admin_lists_weight_and_members_and_edits_members(
     assert Profile.objects.get(user=ben).team is None
     assert _groups() == {str(ann.pk): red.queue_key}
     assert core().redis.zcard(core().keys.key("q", "tw", 0)) == 0
+
+
+@pytest.mark.django_db
+def test_usage_names_the_team_and_its_weight(no_worker):
+    _, lone_token = make_user("lone")
+    member, member_token = make_user("member")
+    red = Team.objects.create(name="red", weight=3)
+    run("team", "add", "red", "member")
+    lone = client_for(lone_token).get("/api/usage/").json()
+    assert lone["team"] is None and lone["team_weight"] is None
+    mine = client_for(member_token).get("/api/usage/").json()
+    assert mine["team"] == red.name and mine["team_weight"] == 3
