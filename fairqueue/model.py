@@ -50,6 +50,14 @@ F_u,l (a refund took it below V_l), at its last waiting task's tag + cost / weig
 settled while the user is backlogged is never lost to V_l (start_tag() in queue.lua; the bound
 tests need it).
 
+Teams (model_teams.py, lua/includes/teams.lua): a user in no team is a group of its own,
+tagged as above; a team is one group at the level (its weight, its finish tag "t:<team>"),
+ordering its waiting tasks by member tags among its members; enqueue(team=...) moves a user's
+waiting tasks when its team changes (regroup), set_team() and reweight_team() are
+set_team.lua and reweight_team.lua. With `hold` (PQH_CHARGE=time) a pick holds each task's group
+until settle(task_id=...), keeping a finish tag the level's clock passes meanwhile (q:hold); a
+settle with `mean` charges the user's waiting tasks that new mean (follow_mean()).
+
 Not modelled: the window and the admission, and a broker that loses a message it was given
 (a released task whose level's list is empty and that is not unconfirmed is dropped, as the
 scripts drop it, but the model never makes one). With the default `buffer` (no limit) and no

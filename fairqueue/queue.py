@@ -15,6 +15,11 @@ cannot pile up ahead of a better task that arrives later. A released task that h
 max_wait in the broker (a worse level, overtaken by better ones) stops all releases until the
 workers have taken it.
 
+With teams (lua/includes/teams.lua) the order within a level has two steps: the group furthest
+behind (a team, by the team's weight, or a user in no team, by its own), then, within a team,
+the member furthest behind (by the members' weights); each task's tag in the level's set is
+still the one it will be picked at, so a position is still a rank.
+
 Every step is one Lua script (lua/*.lua, the shared steps in lua/includes/queue.lua), atomic
 across any number of web processes and workers. A picked task is parked in a "releasing" set
 until its publish is confirmed; a pick whose releaser died before confirming is picked again
