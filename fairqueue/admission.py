@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
+from .broker import Broker
 from .config import Config
 from .keys import Keys
 from .scripts import Scripts
@@ -37,8 +38,17 @@ class Decision:
 class Admissions:
     """Deciding submissions, and the active sets that count each user's tasks against its cap."""
 
-    def __init__(self, client: redis.Redis, config: Config, keys: Keys, scripts: Scripts):
+    def __init__(
+        self,
+        client: redis.Redis,
+        config: Config,
+        keys: Keys,
+        scripts: Scripts,
+        *,
+        broker: Broker | None = None,
+    ):
         self.redis, self.config, self.keys, self.scripts = client, config, keys, scripts
+        self.broker = broker if broker is not None else Broker(client, config)
 
     def admit(
         self, *, user_id: int, task_id: str, now: float, user_cap: int, idempotency_key: str = ""
@@ -65,6 +75,7 @@ class Admissions:
             "max_queued": config.max_queued,
             "idempotency_seconds": config.idempotency_seconds,
             "abandon_after": config.abandon_after,
+            **self.broker.script_args(),
         }
         outcome, value, *charge = self.scripts["admit"](keys=keys, args=[json.dumps(args)])
         if outcome in (REPLAY, IN_PROGRESS):

@@ -35,10 +35,26 @@ def _loads(raw: str) -> object:
 
 
 class Broker:
-    """Reads of the broker's keys (the core never writes them: Celery does)."""
+    """Reads of the broker's keys (the core never writes them: Celery does), on the broker's
+    own client: the fair queue's when both share one Redis, a plain Redis's beside a cluster."""
 
     def __init__(self, client: redis.Redis, config: Config):
         self.redis, self.config = client, config
+
+    def lengths(self) -> list[int]:
+        """Return, per level, the released tasks in the broker not yet taken by a worker."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in self.config.broker_queues:
+            pipe.llen(name)
+        return [int(n) for n in pipe.execute()]
+
+    def script_args(self) -> dict:
+        """What a queue script must be told of the broker: nothing when it shares the fair
+        queue's Redis (the script reads the lists itself, atomically), else the lists' lengths
+        read just before it (one round trip to the broker)."""
+        if not self.config.broker_separate:
+            return {}
+        return {"broker_lengths": self.lengths()}
 
     def task_ids(self, *, limit: int = 10_000) -> set[str] | None:
         """Return the ids of the tasks whose message the broker holds; None if it cannot tell.

@@ -15,6 +15,11 @@ class Config:
     """The core's settings. Defaults are the service's; seconds are floats."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"  # REDIS_URL
+    cluster: bool = False  # PQH_REDIS_CLUSTER: redis_url names a node of a Redis Cluster
+    # CELERY_BROKER_URL. When it names another Redis than redis_url (always on a cluster: kombu
+    # has no Cluster transport), the broker's lists are read there and the scripts, which cannot
+    # reach them, are told their lengths.
+    broker_url: str = ""
     # Every key starts with the hash tag "{<prefix>}" (PQH_REDIS_PREFIX): one Redis Cluster slot.
     prefix: str = "pqh"
     fairness: bool = True  # PQH_FAIRNESS: False puts every task at level 0, first come first served
@@ -35,6 +40,11 @@ class Config:
     # The broker's Redis list of each level's Celery queue, level 0 first (kombu's key names).
     broker_queues: tuple[str, ...] = field(default=())
     broker_unacked: str = ""  # kombu's hash of delivered, unacknowledged messages
+
+    @property
+    def broker_separate(self) -> bool:
+        """Whether the broker's lists live on another Redis than the fair queue's keys."""
+        return bool(self.broker_url) and self.broker_url != self.redis_url
 
     @property
     def levels(self) -> int:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import redis
 
+from .broker import Broker
 from .config import Config
 from .keys import Keys
 from .scripts import Scripts
@@ -134,8 +135,17 @@ def _releases(rows: list) -> list[Release]:
 class FairQueue:
     """The fair queue of one deployment, on one Redis client."""
 
-    def __init__(self, client: redis.Redis, config: Config, keys: Keys, scripts: Scripts):
+    def __init__(
+        self,
+        client: redis.Redis,
+        config: Config,
+        keys: Keys,
+        scripts: Scripts,
+        *,
+        broker: Broker | None = None,
+    ):
         self.redis, self.config, self.keys, self.scripts = client, config, keys, scripts
+        self.broker = broker if broker is not None else Broker(client, config)
 
     def _common(self, now: float) -> dict:
         return {
@@ -144,6 +154,7 @@ class FairQueue:
             "max_wait": self.config.max_wait,
             "buffer": self.config.release_buffer,
             "recover_after": self.config.release_recover_seconds,
+            **self.broker.script_args(),
             # Charged estimates: hold each picked task's group until its settle (settle.lua).
             "hold": self.config.charge == "time",
         }
@@ -295,7 +306,4 @@ class FairQueue:
 
     def broker_lengths(self) -> list[int]:
         """Return, per level, the released tasks in the broker not yet taken by a worker."""
-        pipe = self.redis.pipeline(transaction=False)
-        for name in self.config.broker_queues:
-            pipe.llen(name)
-        return [int(n) for n in pipe.execute()]
+        return self.broker.lengths()

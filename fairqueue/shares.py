@@ -78,7 +78,9 @@ def shares_from(
     Pure: user_shares reads the tasks in one query; this is the arithmetic (docs/fairness.md).
     Cuts [since, now) at every instant a task is submitted, starts, ends or ages (`max_wait`
     seconds after submission, if not started by then); a level's division by weight is
-    recomputed only when that level changes.
+    recomputed only when that level changes. A task that starts while its user has its level to
+    itself leaves the contest for its whole run: a started task is never interrupted, so a user
+    who arrives during that run is owed nothing of it (its run is its user's own time).
     """
     period_end = (now - since).total_seconds()
 
@@ -87,10 +89,10 @@ def shares_from(
 
     names: dict[int, str] = {}
     service: dict[int, float] = defaultdict(float)
-    # (instant, 0 for a weight / 1 for a change, user, level, Δ alive, Δ running,
-    #  (submitted_at, weight) of a weight event): weights go first at an instant.
-    events: list[tuple[float, int, int, int, int, int, tuple[datetime, int] | None]] = []
-    for task in tasks:
+    # (instant, 0 for a weight / 1 for a change, user, level, Δ alive, Δ running, the task's
+    #  index, (submitted_at, weight) of a weight event): weights go first at an instant.
+    events: list[tuple[float, int, int, int, int, int, int, tuple[datetime, int] | None]] = []
+    for index, task in enumerate(tasks):
         born = at(task.submitted_at)
         end = min(at(task.finished_at), period_end) if task.finished_at else period_end
         if born >= period_end or end <= 0:
@@ -104,14 +106,15 @@ def shares_from(
         aged = start is None or start > aged_at
         at_level_until = min(end, aged_at) if aged else end
         first = max(born, 0.0)
-        events.append((first, 0, user, 0, 0, 0, (task.submitted_at, task.weight)))
+        events.append((first, 0, user, 0, 0, 0, index, (task.submitted_at, task.weight)))
         if at_level_until > first:
-            events.append((first, 1, user, task.level, n, 0, None))
-            events.append((at_level_until, 1, user, task.level, -n, 0, None))
+            events.append((first, 1, user, task.level, n, 0, index, None))
+            events.append((at_level_until, 1, user, task.level, -n, 0, index, None))
         if not aged and start is not None and max(start, 0.0) < end:
-            events.append((max(start, 0.0), 1, user, task.level, 0, n, None))
-            events.append((end, 1, user, task.level, 0, -n, None))
-    events.sort(key=lambda e: (e[0], e[1]))
+            events.append((max(start, 0.0), 1, user, task.level, 0, n, index, None))
+            events.append((end, 1, user, task.level, 0, -n, index, None))
+    # At an instant: weights, then submissions and ends, then starts (a start sees who is there).
+    events.sort(key=lambda e: (e[0], e[1], e[5] > 0))
 
     weight: dict[int, int] = {}
     weight_from: dict[int, datetime] = {}
@@ -120,6 +123,7 @@ def shares_from(
     last: dict[int, float] = defaultdict(float)  # level -> instant its figures were taken to
     contended: dict[int, float] = defaultdict(float)
     due: dict[int, float] = defaultdict(float)
+    alone: set[int] = set()  # the tasks that started with their level to their user alone
 
     def settle(level: int, until: float) -> None:
         """Credit `level`'s division, unchanged since last[level], up to `until`."""
@@ -141,7 +145,7 @@ def shares_from(
         if table[user] <= 0:
             del table[user]
 
-    for instant, kind, user, level, d_alive, d_running, recorded in events:
+    for instant, kind, user, level, d_alive, d_running, index, recorded in events:
         if kind == 0:
             submitted, new_weight = recorded
             if user in weight_from and submitted <= weight_from[user]:
@@ -152,7 +156,13 @@ def shares_from(
                 weight[user] = new_weight
             weight_from[user] = submitted
             continue
+        if index in alone:
+            continue  # the end of a run that left the contest when it started
         settle(level, instant)
+        if d_running > 0 and not any(other != user for other in alive[level]):
+            alone.add(index)  # its run is its user's own: out of the level's contest
+            move(alive[level], user, -d_running)
+            continue
         if d_alive:
             move(alive[level], user, d_alive)
         if d_running:

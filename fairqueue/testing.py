@@ -11,6 +11,7 @@ They never touch the machine's shared servers, and import no Django: the tests u
 the benchmarks under bench/ use the same ones.
 """
 
+import random
 import socket
 import subprocess
 import threading
@@ -33,9 +34,10 @@ def free_port() -> int:
 class PrivateRedis:
     """A redis-server started by the caller, on its own port, keeping nothing on disk."""
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, *, options: tuple[str, ...] = ()):
         self.port = port or free_port()
         self.workdir = workdir
+        self.options = options  # more redis-server options (--cluster-enabled yes, ...)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -59,6 +61,7 @@ class PrivateRedis:
                 str(self.workdir),
                 "--logfile",
                 str(self.workdir / f"redis-{self.port}.log"),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -87,6 +90,76 @@ class PrivateRedis:
         self.stop()
         time.sleep(down_seconds)
         self.start()
+
+
+def _cluster_port() -> int:
+    """A free port for a cluster node: below 55536, with its bus port (+10000) free too."""
+    for _ in range(100):
+        port = random.randint(20000, 55000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port for a Redis Cluster node")
+
+
+class PrivateRedisCluster:
+    """A Redis Cluster of `size` primaries started by the caller on free ports, no replicas,
+    keeping nothing on disk (redis-server --cluster-enabled yes, then redis-cli --cluster
+    create). `url` names its first node: a cluster client finds the others from there."""
+
+    def __init__(self, workdir: Path, size: int = 3):
+        self.nodes = [
+            PrivateRedis(
+                workdir / f"node{i}",
+                _cluster_port(),
+                options=(
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(workdir / f"node{i}" / "nodes.conf"),
+                ),
+            )
+            for i in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> "PrivateRedisCluster":
+        try:
+            for node in self.nodes:
+                node.start()
+            addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+            subprocess.run(
+                ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0"]
+                + ["--cluster-yes"],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if all(self._state_ok(node.port) for node in self.nodes):
+                    return self
+                time.sleep(0.1)
+            raise RuntimeError("the private Redis Cluster did not reach cluster_state:ok")
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def _state_ok(port: int) -> bool:
+        info = redis.Redis(port=port, decode_responses=True).execute_command("CLUSTER INFO")
+        return info.get("cluster_state") == "ok"  # redis-py parses the reply into a dict
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 class TcpProxy:

@@ -16,8 +16,8 @@ from fairqueue.core import Core, redis_client
 
 
 @cache
-def _client(url: str) -> redis.Redis:
-    return redis_client(url)
+def _client(url: str, cluster: bool = False) -> redis.Redis:
+    return redis_client(url, cluster=cluster)
 
 
 def config_from_settings() -> Config:
@@ -25,6 +25,8 @@ def config_from_settings() -> Config:
     prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
     return Config(
         redis_url=settings.REDIS_URL,
+        cluster=settings.PQH_REDIS_CLUSTER,
+        broker_url=settings.CELERY_BROKER_URL,
         prefix=settings.PQH_REDIS_PREFIX,
         fairness=settings.PQH_FAIRNESS,
         charge=settings.PQH_CHARGE,
@@ -49,7 +51,8 @@ def config_from_settings() -> Config:
 def core() -> Core:
     """This deployment's core."""
     config = config_from_settings()
-    return Core(config, _client(config.redis_url))
+    broker = _client(config.broker_url) if config.broker_separate else None
+    return Core(config, _client(config.redis_url, config.cluster), broker)
 
 
 def _rebuild(**kwargs) -> None:

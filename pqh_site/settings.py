@@ -214,6 +214,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- pqh: the fairness policy -------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# REDIS_URL names a node of a Redis Cluster (every pqh key shares one hash tag, so one slot).
+PQH_REDIS_CLUSTER = env_bool("PQH_REDIS_CLUSTER", False)
 # Every key pqh writes starts with this, so user names can never collide with the broker's keys
 # and tests can run beside `make run` under their own prefix.
 PQH_REDIS_PREFIX = env_str("PQH_REDIS_PREFIX", "pqh")
@@ -298,6 +300,11 @@ PQH_PRUNE_BATCH = env_int("PQH_PRUNE_BATCH", 1000, minimum=1)
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+if PQH_REDIS_CLUSTER and CELERY_BROKER_URL == REDIS_URL:
+    raise ImproperlyConfigured(
+        "PQH_REDIS_CLUSTER=1 needs CELERY_BROKER_URL set to a plain Redis of its own "
+        "(kombu has no Redis Cluster transport)"
+    )
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_CACHE_BACKEND = "default"

@@ -22,6 +22,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BasicAuthentication, TokenAuthentication
 from rest_framework.authtoken.models import Token
 
+from fairqueue.core import redis_client
 from pqh_site import door
 from pqh_site.client_address import client_address
 from pqh_site.core import core
@@ -66,13 +67,12 @@ _BASIC_KEY = os.urandom(32)
 def _client(url: str) -> redis.Redis:
     # Its own pool, without the shared client's retries: if Redis is down, a request falls back
     # to PostgreSQL at once instead of waiting out the backoff.
-    return redis.Redis.from_url(
+    return redis_client(
         url,
-        decode_responses=True,
+        cluster=settings.PQH_REDIS_CLUSTER,
         socket_connect_timeout=0.25,
         socket_timeout=0.5,
         retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
     )
 
 

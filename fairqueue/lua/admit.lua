@@ -28,6 +28,8 @@ ARGV[1]      JSON object:
   idempotency_seconds how long a key names its task (PQH_IDEMPOTENCY_SECONDS)
   abandon_after       an admission not queued within this long was abandoned (its web process
                       died); it stops counting against the global bound and its key is free
+  broker_lengths      (only when the broker is another Redis) each level list's length, level
+                      0 first: see includes/queue.lua
 
 Returns one of {"admitted", count_before, usage_before, cost}, {"replay", task id},
 {"in_progress", task id}, {"user_cap", active}, {"queue_full", queued}. For an admission,
@@ -39,7 +41,7 @@ estimate it is charged.
 --- @include "window"
 
 local a = cjson.decode(ARGV[1])
-local k = queue_keys(a.levels)
+local k = queue_keys(a.levels, a.broker_lengths)
 local win, act, costs, est = KEYS[k.own], KEYS[k.own + 1], KEYS[k.own + 2], KEYS[k.own + 3]
 local idem = KEYS[k.own + 4]
 
@@ -59,7 +61,7 @@ redis.call('ZREMRANGEBYSCORE', k.admitting, '-inf', a.now - a.abandon_after)
 local queued = redis.call('ZCARD', k.admitting) + redis.call('ZCARD', k.aged)
   + redis.call('ZCARD', k.rel)
 for l = 0, a.levels - 1 do
-  queued = queued + redis.call('ZCARD', k.lvl[l]) + redis.call('LLEN', k.broker[l])
+  queued = queued + redis.call('ZCARD', k.lvl[l]) + broker_len(k, l)
 end
 if queued >= a.max_queued then return {'queue_full', queued} end
 

@@ -13,6 +13,8 @@ ARGV[1]     JSON object:
   recover_after seconds after which an unconfirmed pick is handed out again
   max_picks     how many releases this call may pick
   position      true: also return the queue position of tasks[1]
+  broker_lengths (only when the broker is another Redis) each level list's length, level 0
+                first: see includes/queue.lua
   tasks         [{id, seq, user, level, weight, cost, submitted, team?, tweight?, idem?,
                 idem_ttl?}, ...]
                 team: the user's team ("" for none; absent: as the queue holds the user now),
@@ -27,7 +29,7 @@ aged "0"/"1", "picked"/"recovered"}, ...}}.
 --- @include "queue"
 
 local a = cjson.decode(ARGV[1])
-local k = queue_keys(a.levels)
+local k = queue_keys(a.levels, a.broker_lengths)
 local cutoff = a.now - a.max_wait
 local added = 0
 for _, t in ipairs(a.tasks) do

@@ -9,7 +9,7 @@ per level, plus unconfirmed picks), read once.
 
 KEYS[1 .. 10+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
 ARGV[1]     JSON object:
-  now, levels, max_wait   as in enqueue.lua
+  now, levels, max_wait, broker_lengths   as in enqueue.lua
   tasks         [[task id, queue number, level], ...]
 
 Returns {position, aged} per task, in order: position -1 for a task the fair queue does not
@@ -18,7 +18,7 @@ hold; aged 1 if aging has lifted the task (it waits in the aged set, or was rele
 --- @include "queue"
 
 local a = cjson.decode(ARGV[1])
-local k = queue_keys(a.levels)
+local k = queue_keys(a.levels, a.broker_lengths)
 local cutoff = a.now - a.max_wait
 age_out(k, a.levels, cutoff, 16 + 2 * #a.tasks)
 local c = position_context(k, a.levels, cutoff)

@@ -54,16 +54,16 @@ class Real:
     def publish(self, task_ids: list[str]) -> None:
         """Publish to the level lists and confirm, as tasks_app.services.publishing does."""
         for task_id in task_ids:
-            core().redis.lpush(core().config.broker_queues[self.target[task_id]], task_id)
+            core().broker.redis.lpush(core().config.broker_queues[self.target[task_id]], task_id)
         core().queue.confirm(task_ids)
 
     def restore(self, level: int, message: str) -> None:
         """A message put back at the end workers take from (as kombu restores one)."""
-        core().redis.rpush(core().config.broker_queues[level], message)
+        core().broker.redis.rpush(core().config.broker_queues[level], message)
 
     def take(self) -> str | None:
         for queue in core().config.broker_queues:
-            task_id = core().redis.rpop(queue)
+            task_id = core().broker.redis.rpop(queue)
             if task_id:
                 return task_id
         return None
@@ -117,15 +117,11 @@ class Real:
         pipe.hgetall(key("q", "out"))
         pipe.zrange(key("q", "brk"), 0, -1, withscores=True)
         pipe.zrange(key("q", "rel"), 0, -1, withscores=True)
-        for queue in core().config.broker_queues:
-            pipe.lrange(queue, 0, -1)
         tasks, grp, teams, hold, *rest = pipe.execute()
         teamed, (aged, *rest) = rest[: 3 * LEVELS], rest[3 * LEVELS :]
-        levels, (vt, out, brk, rel), brokers = (
-            rest[: 2 * LEVELS],
-            rest[2 * LEVELS : 2 * LEVELS + 4],
-            rest[2 * LEVELS + 4 :],
-        )
+        levels, (vt, out, brk, rel) = rest[: 2 * LEVELS], rest[2 * LEVELS :]
+        # The broker's lists, on the broker's own Redis (the same one unless on a cluster).
+        brokers = [core().broker.redis.lrange(q, 0, -1) for q in core().config.broker_queues]
         return {
             "task": {int(m): info for m, info in tasks.items()},
             "aged": [(int(m), s) for m, s in aged],
@@ -150,6 +146,7 @@ def _clear() -> None:
     names = list(redis.scan_iter(match=core().keys.key("*"), count=1000))
     if names:
         redis.delete(*names)
+    core().broker.redis.delete(*core().config.broker_queues)
 
 
 SEQUENCES = 150

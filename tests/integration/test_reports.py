@@ -50,17 +50,20 @@ def test_shares_read_the_periods_tasks_in_one_query_and_divide_only_what_was_sha
     # alone at level 0 until 40 s.
     record(alice[0], submitted=at(5), started=at(10), finished=at(40))
     record(alice[0], submitted=at(-30), started=at(-20), finished=at(10))
-    # Dora (weight 3): running since 50 s, not finished: 50 s up to now, alone until 90 s.
-    record(dora, submitted=at(45), started=at(50), weight=3)
-    # Charlie (weight 6) waits from 90 s: for the last 10 s he shares level 0 with Dora.
-    record(charlie[0], submitted=at(90), weight=6)
+    # Dora (weight 3) submits two at 45 s: the first runs from 50 s to 90 s with level 0 to
+    # herself (her own, though Charlie arrives during it); the second starts at 90 s while
+    # Charlie waits, and runs to now.
+    record(dora, submitted=at(45), started=at(50), finished=at(90), weight=3)
+    record(dora, submitted=at(45), started=at(90), weight=3)
+    # Charlie (weight 6) waits from 85 s: the last 10 s, decided while he was there, are shared.
+    record(charlie[0], submitted=at(85), weight=6)
     # Erin's three tasks waited past the aging bound before the period: one row, her name only.
     for _ in range(3):
         record(erin, submitted=at(-1000), weight=2)
     # Bob's task ended before the period and one is submitted at its end: he is not listed.
     record(bob[0], submitted=at(-100), started=at(-90), finished=at(-1))
     record(bob[0], submitted=at(100))
-    assert len(reports._period_tasks(since=since, now=now, max_wait=600)) == 5
+    assert len(reports._period_tasks(since=since, now=now, max_wait=600)) == 6
     with django_assert_num_queries(1):
         shares = reports.user_shares(since=since, now=now)
     by_name = {s.username: s for s in shares}

@@ -35,8 +35,9 @@ def expected_from_the_rows(demo1, demo2) -> dict:
     """What the definition says of what happened, worked out from the rows of this scenario.
 
     demo2 shares the level from its first submission to its last finish; demo1 has tasks
-    waiting all that time (checked), so that stretch is the contended one, and on one slot its
-    worker time is due 1/4 to demo1 and 3/4 to demo2. Everything else demo1 received alone.
+    waiting all that time (checked), so the runs started in that stretch are the contended ones,
+    and on one slot their worker time is due 1/4 to demo1 and 3/4 to demo2. Everything else
+    demo1 received alone, the rest of the run it had started before demo2 came included.
     """
     rows = {
         user.username: list(TaskRecord.objects.filter(user=user).order_by("started_at"))
@@ -54,7 +55,11 @@ def expected_from_the_rows(demo1, demo2) -> dict:
         for name, rs in rows.items()
     }
     received = {
-        name: sum(overlap(r.started_at, r.finished_at, shared_from, shared_to) for r in rs)
+        name: sum(
+            overlap(r.started_at, r.finished_at, shared_from, shared_to)
+            for r in rs
+            if r.started_at >= shared_from
+        )
         for name, rs in rows.items()
     }
     shared = sum(received.values())

@@ -82,7 +82,11 @@ def test_workers_ride_out_a_database_outage_and_finish_every_task(
     start_worker, proxy, retry_seconds
 ):
     url = database_url().replace(f":{proxy.upstream[1]}/", f":{proxy.port}/")
-    worker = start_worker(DATABASE_URL=url, PQH_DB_RETRY_SECONDS=retry_seconds)
+    # 4 s tasks, the outage from their start to 6 s: a test process slowed down by a loaded
+    # machine may see the start late, and the run must still end inside the outage.
+    worker = start_worker(
+        DATABASE_URL=url, PQH_DB_RETRY_SECONDS=retry_seconds, PQH_TASK_SECONDS="4"
+    )
     user, _ = make_user("alice")
     running = task_submit(user=user, x="running when PostgreSQL goes")
     wait_for(lambda: TaskRecord.objects.filter(pk=running.pk, status=states.STARTED).exists())
@@ -90,7 +94,7 @@ def test_workers_ride_out_a_database_outage_and_finish_every_task(
     try:
         # Accepted meanwhile (the web still reaches PostgreSQL); a free slot tries to claim one.
         later = [task_submit(user=user, x=i) for i in range(3)]
-        time.sleep(4)  # the running task ends in the outage and cannot record it
+        time.sleep(6)  # the running task ends in the outage and cannot record it
     finally:
         proxy.restore()
     records = [running, *later]

@@ -223,3 +223,34 @@ def test_jain_index_of_nothing_is_none():
 def test_a_percentile_outside_zero_to_one_is_refused():
     with pytest.raises(ValueError, match="between 0 and 1"):
         PercentileCont("started_at", fraction=95)
+
+
+def test_a_run_that_began_alone_is_its_users_own_to_its_end():
+    # make run's newcomer walk: alice's 60 s task starts with level 0 to herself; bob (weight 3)
+    # submits a second later and waits for the one slot. Nothing was decided while both were
+    # there (a started task is never interrupted), so nobody is behind: no contention at all.
+    tasks = [
+        task(1, submitted=0, started=0, finished=60),
+        *(task(2, weight=3, submitted=1, started=s, finished=s + 60) for s in (60, 120)),
+    ]
+    by_name = sweep(tasks, until=180)
+    alice, bob = by_name["alice"], by_name["bob"]
+    assert (alice.contended_seconds, alice.due_seconds) == (0.0, 0.0)
+    assert (bob.contended_seconds, bob.due_seconds) == (0.0, 0.0)
+    assert (alice.entitled, bob.entitled) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
+    assert shares.share_fairness(list(by_name.values())) is None
+
+
+def test_a_run_that_began_in_contention_is_judged_to_its_end():
+    # The same, but alice's second task starts at 60 while bob's wait (bob should have gone
+    # first, weight 3): that run is decided in contention and reads as alice ahead of her due.
+    tasks = [
+        task(1, submitted=0, started=0, finished=60),
+        task(1, submitted=0, started=60, finished=120),
+        task(2, weight=3, submitted=1, started=120, finished=180),
+    ]
+    by_name = sweep(tasks, until=180)
+    alice, bob = by_name["alice"], by_name["bob"]
+    assert alice.contended_seconds == 60.0
+    assert (alice.due_seconds, bob.due_seconds) == (pytest.approx(15.0), pytest.approx(45.0))
+    assert shares.share_fairness(list(by_name.values())) == pytest.approx(0.5)

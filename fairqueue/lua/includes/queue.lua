@@ -39,6 +39,11 @@ slot, and every script gets every key it touches in KEYS, in this order (queue_k
   then the broker's list of each level's Celery queue, level 0 first (L keys);
   then the script's own keys, from KEYS[11 + 9L].
 
+A script reads the broker's lists itself, atomically with the queue, when the broker shares
+this Redis. When it does not (a Redis Cluster beside a plain Redis broker: kombu has no Cluster
+transport), the caller reads the lists' lengths just before the script and passes them in
+ARGV as `broker_lengths` (level 0 first), and broker_len() answers from them.
+
 Start-time fair queuing, tags given on arrival: a task of user u at level l with cost c (1 when
 PQH_CHARGE=tasks, its estimated seconds when PQH_CHARGE=time) starts at S = max(V_l, F_u) and
 moves F_u to S + c / weight; the level serves the smallest S first.
@@ -56,7 +61,7 @@ local function pad(seq) return string.format('%012d', seq) end
 -- A number as Redis should keep it: every bit (Lua's own tostring keeps 14 digits).
 local function num(x) return string.format('%.17g', x) end
 
-local function queue_keys(levels)
+local function queue_keys(levels, broker_lengths)
   local k = {
     task = KEYS[1], aged = KEYS[2], vt = KEYS[3], out = KEYS[4], rel = KEYS[5], brk = KEYS[6],
     admitting = KEYS[7], grp = KEYS[8], teams = KEYS[9], hold = KEYS[10], levels = levels,
@@ -73,7 +78,14 @@ local function queue_keys(levels)
     i = i + 1
   end
   k.own = i -- the index of the script's first own key
+  k.broker_lengths = broker_lengths -- nil: read the lists here
   return k
+end
+
+-- How many messages the broker's list of level l holds.
+local function broker_len(k, l)
+  if k.broker_lengths then return tonumber(k.broker_lengths[l + 1]) or 0 end
+  return redis.call('LLEN', k.broker[l])
 end
 
 -- "<task id>|<user>|<weight>|<cost>[|<team>]" -> id, user, weight, cost, team ('' if none).
@@ -284,7 +296,7 @@ local function stuck_level(k, cutoff)
     local r = redis.call('ZRANGE', k.brk, 0, 0, 'WITHSCORES')
     if not r[1] then return -1 end
     local target = tonumber(string.match(redis.call('HGET', k.out, r[1]) or '0|0', '^(%d+)'))
-    if redis.call('ZSCORE', k.rel, r[1]) or redis.call('LLEN', k.broker[target]) > 0 then
+    if redis.call('ZSCORE', k.rel, r[1]) or broker_len(k, target) > 0 then
       if tonumber(r[2]) <= cutoff then return target end
       return -1
     end
@@ -335,7 +347,7 @@ local function pick(k, a)
     if not m then break end
     -- Room: released tasks not yet started that a worker would take before or with this one.
     local ahead = inflight
-    for b = 0, target do ahead = ahead + redis.call('LLEN', k.broker[b]) end
+    for b = 0, target do ahead = ahead + broker_len(k, b) end
     if ahead >= a.buffer then break end
     local id, user, _, cost, team = task_info(redis.call('HGET', k.task, m))
     local submitted
@@ -404,7 +416,7 @@ local function position_context(k, levels, cutoff)
   local place, sum = {}, 0
   for l = 0, levels - 1 do
     -- The queue's messages beyond the released tasks published into it.
-    local other = math.max(0, redis.call('LLEN', k.broker[l]) - published[l])
+    local other = math.max(0, broker_len(k, l) - published[l])
     place[l] = sum + other
     sum = sum + other + count[l]
     c.le[l] = sum
