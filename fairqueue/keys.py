@@ -11,8 +11,8 @@ from functools import cached_property
 from .config import Config
 
 # The fair queue's own keys, in the order lua/includes/queue.lua names them, then per level.
-QUEUE_KEYS = ("task", "aged", "vt", "out", "rel", "brk", "admitting")
-LEVEL_KEYS = ("lvl", "age", "fin", "uw")
+QUEUE_KEYS = ("task", "aged", "vt", "out", "rel", "brk", "admitting", "grp", "teams", "hold")
+LEVEL_KEYS = ("lvl", "age", "fin", "uw", "in", "mf", "tw", "tv")
 
 
 class Keys:
@@ -28,7 +28,7 @@ class Keys:
 
     @cached_property
     def queue(self) -> tuple[str, ...]:
-        """The fair queue's keys in the order every queue script takes them in KEYS: 7 + 4L of
+        """The fair queue's keys in the order every queue script takes them in KEYS: 10 + 8L of
         its own (lua/includes/queue.lua names each), then the broker's list of each level."""
         names = [self.key("q", name) for name in QUEUE_KEYS]
         for level in range(self.config.levels):

@@ -50,6 +50,14 @@ F_u,l (a refund took it below V_l), at its last waiting task's tag + cost / weig
 settled while the user is backlogged is never lost to V_l (start_tag() in queue.lua; the bound
 tests need it).
 
+Teams (model_teams.py, lua/includes/teams.lua): a user in no team is a group of its own,
+tagged as above; a team is one group at the level (its weight, its finish tag "t:<team>"),
+ordering its waiting tasks by member tags among its members; enqueue(team=...) moves a user's
+waiting tasks when its team changes (regroup), set_team() and reweight_team() are
+set_team.lua and reweight_team.lua. With `hold` (PQH_CHARGE=time) a pick holds each task's group
+until settle(task_id=...), keeping a finish tag the level's clock passes meanwhile (q:hold); a
+settle with `mean` charges the user's waiting tasks that new mean (follow_mean()).
+
 Not modelled: the window and the admission, and a broker that loses a message it was given
 (a released task whose level's list is empty and that is not unconfirmed is dropped, as the
 scripts drop it, but the model never makes one). With the default `buffer` (no limit) and no
@@ -62,59 +70,16 @@ the scripts as %.17g strings or JSON doubles, which round-trip exactly, as Redis
 
 from __future__ import annotations
 
-import copy
 import math
-from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 
-
-@dataclass
-class _Task:
-    task_id: str
-    seq: int
-    user: int
-    level: int
-    weight: float
-    cost: float
-    submitted: float
-
-
-class _ZSet:
-    """A sorted set ordered by (score, member), as Redis orders members.
-
-    Members are queue numbers (zero-padded in Redis, so member order is numeric order) or task
-    ids (ASCII, compared byte by byte in both).
-    """
-
-    def __init__(self) -> None:
-        self.score: dict = {}
-        self.order: list[tuple] = []
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def __contains__(self, m) -> bool:
-        return m in self.score
-
-    def add(self, m, score: float) -> None:
-        if m in self.score:
-            self.remove(m)
-        self.score[m] = score
-        insort(self.order, (score, m))
-
-    def remove(self, m) -> None:
-        score = self.score.pop(m)
-        del self.order[bisect_left(self.order, (score, m))]
-
-    def head(self) -> tuple | None:
-        return self.order[0] if self.order else None
-
-    def rank(self, m) -> int:
-        return bisect_left(self.order, (self.score[m], m))
+from .model_parts import _Task, _ZSet
+from .model_positions import Positions
+from .model_teams import TeamSteps
 
 
 @dataclass
-class FairQueueModel:
+class FairQueueModel(TeamSteps, Positions):
     """The fair queue's waiting tasks, levels, virtual times and finish tags, in memory."""
 
     levels: int = 6
@@ -124,7 +89,20 @@ class FairQueueModel:
     lvl: list[_ZSet] = field(default_factory=list)  # q:lvl:<l>, seq -> start tag
     age: list[_ZSet] = field(default_factory=list)  # q:age:<l>, seq -> submit time
     vt: list[float] = field(default_factory=list)  # q:vt, V_l
-    fin: list[dict[int, float]] = field(default_factory=list)  # q:fin:<l>, user -> F_u,l
+    fin: list[dict] = field(default_factory=list)  # q:fin:<l>, group -> F_g,l
+    # Teams (model_teams.py): user -> team (q:grp), team -> weight (q:teams), and per level
+    # the member tags (q:in:<l>), members' finish tags (q:mf:<l>), teams' clocks (q:tv:<l>).
+    grp: dict[int, str] = field(default_factory=dict)
+    # Charged estimates (PQH_CHARGE=time, `hold`): q:hold, per picked task not yet settled its
+    # (level, group), per (level, group) how many, and a finish tag the clock passed meanwhile.
+    hold: bool = False
+    held_t: dict[str, tuple] = field(default_factory=dict)
+    held_n: dict[tuple, int] = field(default_factory=dict)
+    held_f: dict[tuple, float] = field(default_factory=dict)
+    teams: dict[str, float] = field(default_factory=dict)
+    inner: list[dict[int, float]] = field(default_factory=list)
+    mf: list[dict[int, float]] = field(default_factory=list)
+    tv: list[dict[str, float]] = field(default_factory=list)
     buffer: float = math.inf  # PQH_RELEASE_BUFFER
     recover_after: float = 10.0  # PQH_RELEASE_RECOVER_SECONDS
     # Released, not yet started: task id -> (target level, aged 0/1, release number) (q:out),
@@ -142,6 +120,9 @@ class FairQueueModel:
         self.vt = [0.0] * self.levels
         self.fin = [{} for _ in range(self.levels)]
         self.broker = [[] for _ in range(self.levels)]
+        self.inner = [{} for _ in range(self.levels)]
+        self.mf = [{} for _ in range(self.levels)]
+        self.tv = [{} for _ in range(self.levels)]
 
     # --- the steps the scripts share (includes/queue.lua) ---------------------------------
 
@@ -149,8 +130,32 @@ class FairQueueModel:
         if tag > self.vt[level]:
             self.vt[level] = tag
             fin = self.fin[level]
-            for user in [u for u, f in fin.items() if f <= tag]:
-                del fin[user]
+            for g in [g for g, f in fin.items() if f <= tag]:
+                if (level, g) in self.held_n:  # tasks of g not yet settled: keep F aside
+                    self.held_f[(level, g)] = fin[g]
+                del fin[g]
+
+    def get_fin(self, level: int, g) -> float | None:
+        """get_fin(): a group's finish tag, kept (q:fin:<l>) or held (q:hold)."""
+        f = self.fin[level].get(g)
+        return self.held_f.get((level, g)) if f is None else f
+
+    def set_fin(self, level: int, g, value: float) -> None:
+        self.fin[level][g] = value
+        self.held_f.pop((level, g), None)
+
+    def _unhold(self, task_id: str) -> None:
+        """unhold_task(): a settled task's group holds one task less."""
+        if task_id not in self.held_t:
+            return
+        level, g, _ = self.held_t.pop(task_id)
+        self.held_n[(level, g)] -= 1
+        if self.held_n[(level, g)] > 0:
+            return
+        del self.held_n[(level, g)]
+        f = self.held_f.pop((level, g), None)
+        if f is not None and f > self.vt[level]:
+            self.fin[level][g] = f
 
     def _user_tasks(self, user: int, level: int) -> list[tuple[float, int]]:
         """The user's waiting tasks at a level in (tag, queue number) order."""
@@ -171,28 +176,26 @@ class FairQueueModel:
         cost: float = 1.0,
         submitted: float,
         now: float | None = None,
+        team: str | None = None,
+        team_weight: float = 1,
     ) -> bool:
-        """Add one task (add() in queue.lua); False if the queue holds it already."""
+        """Add one task (add() in queue.lua); False if the queue holds it already. With a
+        `team`, `weight` is the user's among the team's members and `team_weight` the team's."""
         now = submitted if now is None else now
         if seq in self.tasks or task_id in self.out:
             return False
-        task = _Task(task_id, seq, user, level, weight, cost, submitted)
-        self.tasks[seq] = task
+        if team is None:  # as the queue holds the user now
+            team = self.grp.get(user, "")
+        elif team != self.grp.get(user, ""):
+            self.regroup(user, team, weight, team_weight)
+        elif team:
+            self.teams[team] = team_weight
+        self.tasks[seq] = _Task(task_id, seq, user, level, weight, cost, submitted, team)
         if submitted <= now - self.max_wait:
             self.aged.add(seq, submitted)
             return True
-        mine = self._user_tasks(user, level)
-        f = self.fin[level].get(user)
-        if not mine:  # idle time earns no credit
-            s = max(self.vt[level], 0.0 if f is None else f)
-        elif f is not None:  # a backlogged user continues its chain, even below V
-            s = f
-        else:  # F was dropped below V: the chain ends where its last waiting task ends
-            last_tag, last = mine[-1]
-            s = last_tag + self.tasks[last].cost / self.tasks[last].weight
-        self.fin[level][user] = s + cost / weight
-        self.lvl[level].add(seq, s)
         self.age[level].add(seq, submitted)
+        self._place(seq, level)
         return True
 
     def add(self, tasks: list[dict], *, now: float, max_picks: int = 0) -> list[str]:
@@ -207,6 +210,8 @@ class FairQueueModel:
                 cost=t.get("cost", 1.0),
                 submitted=t["submitted"],
                 now=now,
+                team=t.get("team"),
+                team_weight=t.get("tweight", 1),
             )
         return self.pick(now=now, max_picks=max_picks, age_limit=16 + 2 * len(tasks))
 
@@ -224,6 +229,7 @@ class FairQueueModel:
                 break
             (submitted, m), level = best
             tag = self.lvl[level].score[m]
+            self._team_leave(m, level)
             self.lvl[level].remove(m)
             self.age[level].remove(m)
             self._advance(level, tag)
@@ -297,9 +303,15 @@ class FairQueueModel:
                 self.aged.remove(m)
             else:
                 submitted = self.age[level].score[m]
+                self._team_leave(m, level)
                 self.lvl[level].remove(m)
                 self.age[level].remove(m)
                 self._advance(level, tag)
+                if self.hold:
+                    t = self.tasks[m]
+                    g = f"t:{t.team}" if t.team else t.user
+                    self.held_n[(level, g)] = self.held_n.get((level, g), 0) + 1
+                    self.held_t[t.task_id] = (level, g, t.cost)
             task = self.tasks.pop(m)
             self.released_count += 1
             self.out[task.task_id] = (target, aged, self.released_count)
@@ -343,37 +355,57 @@ class FairQueueModel:
         task = self.tasks.get(seq)
         if task is None or (task_id is not None and task.task_id != task_id):
             return False
-        del self.tasks[seq]
         if seq in self.aged:
+            del self.tasks[seq]
             self.aged.remove(seq)
             return True
-        level, zset = task.level, self.lvl[task.level]
-        shift = -task.cost / task.weight
-        mine = (zset.score[seq], seq)
-        for tag, m in self._user_tasks(task.user, level):
-            if (tag, m) > mine:
-                zset.add(m, tag + shift)
-        fin = self.fin[level]
-        if task.user in fin:
-            fin[task.user] = fin[task.user] + shift
-        zset.remove(seq)
-        self.age[level].remove(seq)
+        self._unplace(seq, task.level)
+        del self.tasks[seq]
+        if task.team:
+            self._team_fix(task.team, task.level)
         return True
 
-    def settle(self, user: int, level: int, weight: float, delta: float) -> None:
+    def settle(
+        self,
+        user: int,
+        level: int,
+        weight: float,
+        delta: float,
+        task_id: str = "",
+        *,
+        seconds: float | None = None,
+        mean: float | None = None,
+    ) -> None:
         """settle.lua: the user's waiting tasks at the level and its finish tag move by
         delta / weight, delta = seconds - charged (the run's seconds minus the estimate charged,
-        one subtraction, as settle.lua computes it); weight is the user's weight now."""
-        shift = delta / weight
-        zset = self.lvl[level]
-        for tag, m in self._user_tasks(user, level):
-            zset.add(m, tag + shift)
-        fin = self.fin[level]
-        if user in fin:
-            fin[user] = fin[user] + shift
+        one subtraction, as settle.lua computes it); weight is the user's weight now. In a
+        team, the team's tasks move by delta / team weight and the member's by delta / weight.
+        Then task `task_id` is no longer held (unhold_task). A held task is charged the cost
+        it was picked at: with `seconds`, delta = seconds - that cost. With `mean` (the user's
+        new mean, PQH_CHARGE=time), its waiting tasks are then charged it (follow_mean)."""
+        held = self.held_t.get(task_id)
+        if held is not None and seconds is not None:
+            delta = seconds - held[2]
+        if user in self.grp:
+            self._settle_member(user, self.grp[user], level, weight, delta)
+        else:
+            shift = delta / weight
+            if shift != 0:  # shift_user() changes nothing for 0
+                zset = self.lvl[level]
+                for tag, m in self._user_tasks(user, level):
+                    zset.add(m, tag + shift)
+                f = self.get_fin(level, user)
+                if f is not None:
+                    self.set_fin(level, user, f + shift)
+        self._unhold(task_id)
+        if mean is not None:
+            self._follow_mean(user, mean)
 
     def reweight(self, user: int, weight: float) -> None:
         """reweight.lua: the user's waiting tasks are tagged again as if queued at `weight`."""
+        if user in self.grp:
+            self._reweight_member(user, self.grp[user], weight)
+            return
         for level in range(self.levels):
             mine = self._user_tasks(user, level)
             if not mine:
@@ -384,87 +416,7 @@ class FairQueueModel:
                 zset.add(m, tag)
                 self.tasks[m].weight = weight
                 tag = tag + self.tasks[m].cost / weight
-            self.fin[level][user] = tag
-
-    def _position_context(self, cutoff: float) -> dict:
-        """position_context(): set sizes, and what the workers take before anything released
-        later, in the order they take it (by level queue; in each, the messages the queue did
-        not release first, then the released tasks by release number)."""
-        self._stuck_level(cutoff)
-        released = sorted(self.brk.score, key=lambda t: (self.out[t][0], self.out[t][2], t))
-        count, published = [0] * self.levels, [0] * self.levels
-        for task_id in released:
-            count[self.out[task_id][0]] += 1
-            if task_id not in self.rel:
-                published[self.out[task_id][0]] += 1
-        place, le, total = [], [], 0
-        for level in range(self.levels):
-            other = max(0, len(self.broker[level]) - published[level])
-            place.append(total + other)
-            total += other + count[level]
-            le.append(total)
-        index, stale = {}, 0
-        for task_id in released:
-            target = self.out[task_id][0]
-            index[task_id] = place[target]
-            place[target] += 1
-            if self.brk.score[task_id] <= cutoff:
-                stale = index[task_id] + 1
-        return {"le": le, "stale": stale, "index": index}
-
-    def _position(self, c: dict, seq: int) -> int | None:
-        """position(): see includes/queue.lua."""
-        if seq in self.aged:
-            return self.aged.rank(seq) + max(c["le"][0], c["stale"])
-        task = self.tasks.get(seq)
-        if task is not None:
-            level = task.level
-            n = len(self.aged) + self.lvl[level].rank(seq) + max(c["le"][level], c["stale"])
-            return n + sum(len(self.lvl[lv]) for lv in range(level))
-        task_id = next((t for t, m in self.out_seq.items() if m == seq), None)
-        if task_id is None:
-            return None
-        target = self.out[task_id][0]
-        n = c["index"][task_id]
-        if n >= c["stale"] and target > 0:
-            n += len(self.aged) + sum(len(self.lvl[lv]) for lv in range(target))
-        return n
-
-    def position(self, seq: int, *, now: float) -> int | None:
-        """The tasks that start before a queued task if nothing arrives and nothing ages."""
-        return self._position(self._position_context(now - self.max_wait), seq)
-
-    def positions(self, seqs: list[int], *, now: float) -> list[int | None]:
-        """positions.lua: age first (16 + 2 x tasks at most), then each task's position."""
-        self.age_out(now, 16 + 2 * len(seqs))
-        c = self._position_context(now - self.max_wait)
-        return [self._position(c, seq) for seq in seqs]
-
-    def start_order(self, *, now: float) -> list[int | str]:
-        """Run a copy of the queue forward from now: no arrivals, no time passing (so nothing
-        more ages), every pick published at once, and one worker start at a time with a pick
-        before each start (as each start triggers one). Return the queue numbers of the tasks
-        that were queued (waiting or released), and the other messages of the broker's queues
-        (as they are), in the order they start. The check of position(), which must equal each
-        task's index in this order."""
-        sim = copy.deepcopy(self)
-        sim.age_out(now, 10**9)
-        order: list[int | str] = []
-        started = ""
-        seq_of = dict(sim.out_seq)
-        while True:
-            # Picks are published at once, in release order (their release numbers' order).
-            sim.publish(sorted(sim.rel.score, key=lambda t: sim.out[t][2]))
-            picked = sim.pick(now=now, max_picks=10**9, started=started)
-            for task_id in picked:
-                seq_of[task_id] = sim.out_seq[task_id]
-            sim.publish(sorted(sim.rel.score, key=lambda t: sim.out[t][2]))
-            started = sim.take() or ""
-            if not started:
-                if sim.tasks:
-                    raise AssertionError("tasks wait but nothing is released")
-                return order
-            order.append(seq_of.get(started, started))
+            self.set_fin(level, user, tag)
 
     def waiting(self) -> list[int]:
         """The queue numbers of every waiting task."""

@@ -15,6 +15,11 @@ cannot pile up ahead of a better task that arrives later. A released task that h
 max_wait in the broker (a worse level, overtaken by better ones) stops all releases until the
 workers have taken it.
 
+With teams (lua/includes/teams.lua) the order within a level has two steps: the group furthest
+behind (a team, by the team's weight, or a user in no team, by its own), then, within a team,
+the member furthest behind (by the members' weights); each task's tag in the level's set is
+still the one it will be picked at, so a position is still a rank.
+
 Every step is one Lua script (lua/*.lua, the shared steps in lua/includes/queue.lua), atomic
 across any number of web processes and workers. A picked task is parked in a "releasing" set
 until its publish is confirmed; a pick whose releaser died before confirming is picked again
@@ -26,6 +31,7 @@ run took once it has ended (lua/settle.lua). model.py is the same algorithm in p
 """
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,6 +54,17 @@ class Release:
     recovered: bool
 
 
+# A team's key in the fair queue: it names the team in Redis members ("t:<team>", "<team>:<m>").
+TEAM_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def check_team(team: str) -> str:
+    """Return `team` if it can name a team in the fair queue ("" for none), else ValueError."""
+    if team and not TEAM_KEY.match(team):
+        raise ValueError(f"a team key is 1 to 64 of A-Z a-z 0-9 _ . -, got {team!r}")
+    return team
+
+
 @dataclass(frozen=True)
 class QueuedTask:
     """An accepted task as the fair queue needs it."""
@@ -63,9 +80,14 @@ class QueuedTask:
     # how long the key should still name the task.
     idempotency_key: str = ""
     idempotency_ttl: float = 0.0
+    # The user's team ("" for none: the user is a group of its own, at `weight`) and the team's
+    # weight; in a team, `weight` is the user's weight among the team's members. None: the team
+    # the queue holds the user in now (a task queued again by a recovery sweep).
+    team: str | None = None
+    team_weight: int = 1
 
     def as_json(self) -> dict:
-        return {
+        row = {
             "id": self.task_id,
             "seq": self.seq,
             "user": self.user_id,
@@ -74,6 +96,9 @@ class QueuedTask:
             "cost": self.cost,
             "submitted": self.submitted,
         }
+        if self.team is not None:
+            row["team"], row["tweight"] = check_team(self.team), self.team_weight
+        return row
 
 
 @dataclass(frozen=True)
@@ -130,6 +155,8 @@ class FairQueue:
             "buffer": self.config.release_buffer,
             "recover_after": self.config.release_recover_seconds,
             **self.broker.script_args(),
+            # Charged estimates: hold each picked task's group until its settle (settle.lua).
+            "hold": self.config.charge == "time",
         }
 
     def add(
@@ -221,6 +248,7 @@ class FairQueue:
             "charged": charged,
             "seconds": seconds,
             "keep": self.config.estimate_keep_seconds,
+            "follow": self.config.charge == "time",
         }
         keys = [
             *self.keys.queue,
@@ -235,6 +263,25 @@ class FairQueue:
         """Respace a user's waiting tasks for its new weight; return how many moved."""
         args = {"levels": self.config.levels, "user": user_id, "weight": weight}
         return int(self.scripts["reweight"](keys=self.keys.queue, args=[json.dumps(args)]))
+
+    def reweight_team(self, *, team: str, weight: int) -> int:
+        """Respace a team's waiting tasks for its new weight; return how many moved
+        (lua/reweight_team.lua)."""
+        args = {"levels": self.config.levels, "team": check_team(team), "weight": weight}
+        return int(self.scripts["reweight_team"](keys=self.keys.queue, args=[json.dumps(args)]))
+
+    def set_team(self, *, user_id: int, team: str, weight: int, team_weight: int = 1) -> int:
+        """Put a user in `team` ("" for none) with its weight and the team's: its waiting tasks
+        leave their old group and join the new one as if queued now (lua/set_team.lua); return
+        how many moved."""
+        args = {
+            "levels": self.config.levels,
+            "user": user_id,
+            "team": check_team(team),
+            "weight": weight,
+            "team_weight": team_weight,
+        }
+        return int(self.scripts["set_team"](keys=self.keys.queue, args=[json.dumps(args)]))
 
     def estimate(self, user_id: int) -> float | None:
         """Return the user's recent mean run time in seconds, or None with no history."""

@@ -1,20 +1,25 @@
-"""Admin for weights: on each user's page, as one editable list, and a reset of users' windows."""
+"""Admin for weights: on each user's page, as one editable list, and a reset of users' windows;
+and teams, with their weight and members."""
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db import transaction
+from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 
 from pqh_site.core import core
 
-from .models import Profile
+from .models import Profile, Team
 from .selectors import user_window
 
 # A user's fairness settings: the weight, the cap of tasks queued or running and the request
 # rates at the door (empty: the defaults, PQH_USER_MAX_ACTIVE, PQH_SUBMIT_RATE, PQH_READ_RATE).
 # They show in the user's page, as editable columns of the weights list and on the weight's page.
-PROFILE_SETTINGS = ["weight", "max_active", "submit_rate", "read_rate"]
+PROFILE_SETTINGS = ["weight", "team", "max_active", "submit_rate", "read_rate"]
 
 
 def reset_windows(modeladmin, request, users) -> None:
@@ -41,8 +46,10 @@ class ProfileInline(admin.StackedInline):
 class ProfileAdmin(admin.ModelAdmin):
     list_display = ["username", *PROFILE_SETTINGS, "tasks"]
     list_display_links = ["username"]
-    list_editable = PROFILE_SETTINGS
-    list_select_related = ["user"]
+    # The team is shown, not edited, in the list: a choice of team per row would read the teams
+    # once per row (the team's page edits its members).
+    list_editable = [name for name in PROFILE_SETTINGS if name != "team"]
+    list_select_related = ["user", "team"]
     search_fields = ["user__username"]
     search_help_text = "Part of a user name."
     ordering = ["user__username"]
@@ -111,3 +118,53 @@ class UserAdmin(BaseUserAdmin):
     @admin.action(description="Reset the window of selected users", permissions=["change"])
     def reset_window(self, request, queryset) -> None:
         reset_windows(self, request, list(queryset))
+
+
+class TeamForm(forms.ModelForm):
+    """A team, and its members chosen among the users (a user is in at most one team)."""
+
+    members = forms.ModelMultipleChoiceField(
+        queryset=User.objects.order_by("username"),
+        required=False,
+        widget=FilteredSelectMultiple("members", is_stacked=False),
+        help_text="A user added here leaves its other team; its waiting tasks follow.",
+    )
+
+    class Meta:
+        model = Team
+        fields = ["name", "weight"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["members"].initial = User.objects.filter(profile__team=self.instance)
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    form = TeamForm
+    list_display = ["name", "weight", "member_count"]
+    list_editable = ["weight"]
+    search_fields = ["name"]
+    ordering = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_count=Count("members"))
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, obj: Team) -> int:
+        return obj.member_count
+
+    @transaction.atomic
+    def save_model(self, request, obj: Team, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        chosen = {user.pk for user in form.cleaned_data.get("members", [])}
+        # Each row saved on its own, so that its waiting tasks follow (tasks_app/signals.py).
+        for profile in Profile.objects.filter(team=obj).exclude(user_id__in=chosen):
+            profile.team = None
+            profile.save(update_fields=["team"])
+        for user_id in chosen:
+            profile, _ = Profile.objects.get_or_create(user_id=user_id)
+            if profile.team_id != obj.pk:
+                profile.team = obj
+                profile.save(update_fields=["team"])

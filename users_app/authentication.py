@@ -14,7 +14,7 @@ import redis
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_delete
 from django.utils.translation import gettext_lazy as _
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -28,7 +28,7 @@ from pqh_site.client_address import client_address
 from pqh_site.core import core
 
 from .lockout import forget_failures
-from .models import Profile
+from .models import Profile, Team
 from .throttling import address_failure_wait
 
 logger = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class ProfileTokenAuthentication(TokenAuthentication):
     @staticmethod
     def _load(key: str):
         try:
-            token = Token.objects.select_related("user__profile").get(key=key)
+            token = Token.objects.select_related("user__profile__team").get(key=key)
         except Token.DoesNotExist:
             raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
         if not token.user.is_active:
@@ -250,9 +250,9 @@ class RememberedBasicAuthentication(BasicAuthentication):
 
 
 def profile_loaded(user) -> None:
-    """Load the user's weight row now (it is read on every request: weight, cap, rates)."""
+    """Load the user's weight row now (it is read on every request: weight, cap, rates, team)."""
     try:
-        user.profile  # noqa: B018
+        user.profile.team  # noqa: B018
     except Profile.DoesNotExist:
         pass
 
@@ -265,10 +265,19 @@ def _owner_changed(sender, instance, **kwargs) -> None:
     auth_cache_invalidate(user_id=instance.user_id)
 
 
+def _team_changed(sender, instance, **kwargs) -> None:
+    # Its members' loaded rows carry the team (its weight): load them again.
+    for user_id in instance.members.values_list("user_id", flat=True):
+        auth_cache_invalidate(user_id=user_id)
+
+
 def connect_signals() -> None:
-    """Invalidate on every save or delete of a user, a weight row or a token (from ready())."""
+    """Invalidate on every save or delete of a user, a weight row, a token or a team (its
+    members) (from ready())."""
     User = get_user_model()
     for signal in (post_save, post_delete):
         signal.connect(_user_changed, sender=User, dispatch_uid=f"pqh-auth-user-{signal}")
         signal.connect(_owner_changed, sender=Profile, dispatch_uid=f"pqh-auth-profile-{signal}")
         signal.connect(_owner_changed, sender=Token, dispatch_uid=f"pqh-auth-token-{signal}")
+    post_save.connect(_team_changed, sender=Team, dispatch_uid="pqh-auth-team-saved")
+    pre_delete.connect(_team_changed, sender=Team, dispatch_uid="pqh-auth-team-deleted")

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 
 from fairqueue.rates import parse_rate
@@ -13,6 +14,46 @@ def validate_rate(value: str) -> None:
         parse_rate(value)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
+
+
+TEAM_NAME_RULE = "1 to 64 letters, digits and _ . - (no spaces)"
+
+
+class Team(models.Model):
+    """Users who share one weight: within a level the fair queue first shares the service among
+    teams (and users in no team) by weight, then a team's share among its members by theirs."""
+
+    name = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", f"A team name is {TEAM_NAME_RULE}.")],
+        verbose_name="name",
+    )
+    weight = models.PositiveIntegerField(
+        default=1,
+        verbose_name="weight",
+        help_text=(
+            "This team's share of the service among the teams (and users in no team) "
+            "contending at the same level. Applies to the next submission and to its members' "
+            "tasks already waiting."
+        ),
+    )
+
+    class Meta:
+        verbose_name = "team"
+        verbose_name_plural = "teams"
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(weight__gte=1), name="team_weight_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (weight {self.weight})"
+
+    @property
+    def queue_key(self) -> str:
+        """The team's name in the fair queue (its id: a rename moves nothing)."""
+        return str(self.pk)
 
 
 class Profile(models.Model):
@@ -29,8 +70,21 @@ class Profile(models.Model):
         verbose_name="weight",
         help_text=(
             "How many tasks of this user count as one when choosing the priority level, and "
-            "this user's share of the service among users contending at the same level. "
+            "this user's share of the service among users contending at the same level (in a "
+            "team: its share of its team's). "
             "Applies to the next submission and to the user's tasks already waiting."
+        ),
+    )
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="members",
+        verbose_name="team",
+        help_text=(
+            "The team this user shares with (at most one); empty: the user shares as a team of "
+            "its own. Applies to the next submission and to the user's tasks already waiting."
         ),
     )
 

@@ -16,7 +16,7 @@ from fairqueue.policy import charge_unit, level0_at, level_of, usage_per_weight
 from fairqueue.window import WindowUsage
 from pqh_site.core import core
 
-from .models import Profile
+from .models import Profile, Team
 
 DEFAULT_WEIGHT = Profile._meta.get_field("weight").default
 
@@ -32,6 +32,14 @@ def user_weight(user) -> int:
     """Return the user's weight (1 if it has no weight row). Reads the row loaded with the user."""
     profile = _profile(user)
     return DEFAULT_WEIGHT if profile is None else profile.weight
+
+
+def user_team(user) -> tuple[str, int]:
+    """Return the user's team as the fair queue names it and its weight: ("", 1) for none.
+    Reads the rows loaded with the user (the team is loaded with the weight row)."""
+    profile = _profile(user)
+    team = None if profile is None else profile.team
+    return ("", 1) if team is None else (team.queue_key, team.weight)
 
 
 def user_cap(user) -> int:
@@ -58,6 +66,8 @@ class UserWindow:
     charge: str = "tasks"
     cap: int = 0  # how many tasks it may have queued or running: its own cap or the default
     active: int = 0  # its tasks queued or running now, as the cap counts them
+    team: str | None = None  # its team's name (None: a team of its own, at its weight)
+    team_weight: int | None = None  # its team's weight
 
 
 def window_row(user, window: WindowUsage, *, now: float) -> UserWindow:
@@ -65,6 +75,8 @@ def window_row(user, window: WindowUsage, *, now: float) -> UserWindow:
     config = core().config
     charge = config.charge
     weight = user_weight(user)
+    profile = _profile(user)
+    team = None if profile is None else profile.team  # loaded with the weight row
     usage = float(window.usage) if charge == "time" else int(window.count)
     at = None
     if config.fairness:
@@ -91,6 +103,8 @@ def window_row(user, window: WindowUsage, *, now: float) -> UserWindow:
         charge=charge,
         cap=user_cap(user),
         active=window.active,
+        team=None if team is None else team.name,
+        team_weight=None if team is None else team.weight,
     )
 
 
@@ -119,7 +133,29 @@ def user_windows(
         user_ids = windows.active_users(now=now)
     read = {user_id: windows.usage(user_id=user_id, now=now) for user_id in user_ids}
     read = {user_id: window for user_id, window in read.items() if window.count}
-    users = get_user_model().objects.filter(pk__in=read).select_related("profile")
+    users = get_user_model().objects.filter(pk__in=read).select_related("profile__team")
     rows = [window_row(user, read[user.pk], now=now) for user in users]
     rows.sort(key=lambda row: (-row.usage, row.username))
     return rows if limit is None else rows[:limit]
+
+
+@dataclass(frozen=True)
+class TeamRow:
+    """A team as `manage.py team list` and the admin show it."""
+
+    name: str
+    weight: int
+    members: list[str]
+
+
+def team_rows() -> list[TeamRow]:
+    """Every team, by name, with its members' names (two queries)."""
+    teams = Team.objects.prefetch_related("members__user").order_by("name")
+    return [
+        TeamRow(
+            name=team.name,
+            weight=team.weight,
+            members=sorted(p.user.get_username() for p in team.members.all()),
+        )
+        for team in teams
+    ]

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from .models import Profile
+from .models import TEAM_NAME_RULE, Profile, Team
 
 
 class UserError(ValueError):
@@ -96,3 +96,80 @@ def api_user_create(
         profile.save(update_fields=["weight"])
     token, _ = Token.objects.get_or_create(user=user)
     return user, token, created
+
+
+class NoSuchTeam(UserError):
+    """No team has this name."""
+
+    def __init__(self, name: str):
+        super().__init__(f"no team named {name!r}")
+        self.name = name
+
+
+def _check_team_name(name: str) -> None:
+    field = Team._meta.get_field("name")
+    try:
+        field.run_validators(name)
+        if not name or len(name) > field.max_length:
+            raise ValidationError("length")
+    except ValidationError:
+        problem = f"the team name {name!r} is not allowed: a team name is {TEAM_NAME_RULE}"
+        raise UserError(problem) from None
+
+
+def _team(name: str) -> Team:
+    try:
+        return Team.objects.get(name=name)
+    except Team.DoesNotExist:
+        raise NoSuchTeam(name) from None
+
+
+def _profiles(usernames: list[str]) -> list[Profile]:
+    """The weight rows of these users (created if missing), or NoSuchUser for the first unknown."""
+    User = get_user_model()
+    users = {u.get_username(): u for u in User.objects.filter(username__in=usernames)}
+    for name in usernames:
+        if name not in users:
+            raise NoSuchUser(name)
+    return [Profile.objects.get_or_create(user=users[name])[0] for name in usernames]
+
+
+def team_create(*, name: str, weight: int) -> Team:
+    """Create a team; UserError if the name is taken or not allowed."""
+    _check_team_name(name)
+    _check_weight(weight)
+    if Team.objects.filter(name=name).exists():
+        raise UserError(f"a team named {name!r} exists already")
+    return Team.objects.create(name=name, weight=weight)
+
+
+@transaction.atomic
+def team_add(*, name: str, usernames: list[str]) -> Team:
+    """Put users in a team (leaving any other team); their waiting tasks follow after commit."""
+    team = _team(name)
+    for profile in _profiles(usernames):
+        if profile.team_id != team.pk:
+            profile.team = team
+            profile.save(update_fields=["team"])
+    return team
+
+
+@transaction.atomic
+def team_remove(*, usernames: list[str]) -> list[str]:
+    """Take users out of their teams; return the names of those who were in one."""
+    removed = []
+    for profile in _profiles(usernames):
+        if profile.team_id is not None:
+            profile.team = None
+            profile.save(update_fields=["team"])
+            removed.append(profile.user.get_username())
+    return removed
+
+
+def team_set_weight(*, name: str, weight: int) -> Team:
+    """Set a team's weight; its members' waiting tasks follow after commit."""
+    _check_weight(weight)
+    team = _team(name)
+    team.weight = weight
+    team.save(update_fields=["weight"])
+    return team

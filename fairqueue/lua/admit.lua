@@ -7,15 +7,15 @@ default_cost with no history), joins the user's active set and the admitting set
 (if any) is taken. A refusal changes nothing. Atomic, so N concurrent submissions never pass a
 cap together.
 
-KEYS[1 .. 7+5L]  the fair queue's keys, in the order of includes/queue.lua (L = levels); this
+KEYS[1 .. 10+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels); this
                  script reads the sizes of the waiting sets, the releasing set and the broker's
                  lists, and adds to {P}:q:admitting
-KEYS[8+5L]   {P}:win:<user>   the user's window (zset: task id -> submit time)
-KEYS[9+5L]   {P}:act:<user>   the user's active tasks, queued or running (zset: task id ->
+KEYS[11+9L]   {P}:win:<user>   the user's window (zset: task id -> submit time)
+KEYS[12+9L]   {P}:act:<user>   the user's active tasks, queued or running (zset: task id ->
                               admit time); a task leaves it when it ends
-KEYS[10+5L]  {P}:wc:<user>    the charges of the window's submissions (hash, time mode)
-KEYS[11+5L]  {P}:est:<user>   the user's recent mean run time (hash: n, mean; time mode)
-KEYS[12+5L]  (only with a key) {P}:idem:<user>:<Idempotency-Key>
+KEYS[13+9L]  {P}:wc:<user>    the charges of the window's submissions (hash, time mode)
+KEYS[14+9L]  {P}:est:<user>   the user's recent mean run time (hash: n, mean; time mode)
+KEYS[15+9L]  (only with a key) {P}:idem:<user>:<Idempotency-Key>
 ARGV[1]      JSON object:
   task_id             the new task's id
   now                 Unix seconds

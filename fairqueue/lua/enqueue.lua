@@ -3,8 +3,8 @@
 One round trip per submission. A task already in the queue is left as it is, so a recovery
 sweep may offer any task again.
 
-KEYS[1 .. 7+5L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
-KEYS[8+5L ..]    the Idempotency-Key keys {P}:idem:<user>:<key> of the tasks that have one
+KEYS[1 .. 10+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+KEYS[11+9L ..]    the Idempotency-Key keys {P}:idem:<user>:<key> of the tasks that have one
 ARGV[1]     JSON object:
   now           Unix seconds
   levels        number of levels L
@@ -15,7 +15,10 @@ ARGV[1]     JSON object:
   position      true: also return the queue position of tasks[1]
   broker_lengths (only when the broker is another Redis) each level list's length, level 0
                 first: see includes/queue.lua
-  tasks         [{id, seq, user, level, weight, cost, submitted, idem?, idem_ttl?}, ...]
+  tasks         [{id, seq, user, level, weight, cost, submitted, team?, tweight?, idem?,
+                idem_ttl?}, ...]
+                team: the user's team ("" for none; absent: as the queue holds the user now),
+                tweight its weight; in a team, weight is the user's among its members.
                 cost: 1, or the estimated seconds with PQH_CHARGE=time. A task that ends a
                 submission leaves {P}:q:admitting (see admit.lua); idem, the index in KEYS
                 of its Idempotency-Key's key, then names it as done for idem_ttl seconds.

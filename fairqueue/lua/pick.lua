@@ -1,6 +1,6 @@
 --[[ pick.lua: pick the tasks that may be released now (a worker took one, or time passed).
 
-KEYS[1 .. 7+5L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+KEYS[1 .. 10+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
 ARGV[1]     JSON object:
   now, levels, max_wait, buffer, recover_after, max_picks   as in enqueue.lua
   started       the task id a worker just took from the broker, or ""

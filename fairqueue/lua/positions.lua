@@ -7,7 +7,7 @@ have waited the bound are first moved to the aged set, as a pick would. O(log n)
 a constant: the set sizes and the released tasks not yet started (at most PQH_RELEASE_BUFFER
 per level, plus unconfirmed picks), read once.
 
-KEYS[1 .. 7+5L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
+KEYS[1 .. 10+9L]  the fair queue's keys, in the order of includes/queue.lua (L = levels)
 ARGV[1]     JSON object:
   now, levels, max_wait, broker_lengths   as in enqueue.lua
   tasks         [[task id, queue number, level], ...]

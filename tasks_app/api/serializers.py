@@ -317,6 +317,15 @@ class UsageSerializer(serializers.Serializer):
     active = serializers.IntegerField(
         help_text="your tasks queued or running now, as the cap counts them"
     )
+    team = serializers.CharField(
+        allow_null=True,
+        help_text="your team's name: within a level the service is shared among teams (and "
+        "users in no team) by weight, then a team's share among its members by theirs; null "
+        "if you are in no team (you share as a team of your own, at your weight)",
+    )
+    team_weight = serializers.IntegerField(
+        allow_null=True, help_text="your team's weight; null if you are in no team"
+    )
 
 
 class SeedAcceptedSerializer(serializers.Serializer):

@@ -1,4 +1,5 @@
-"""What users and operators do to tasks once accepted: cancel, reweight the backlog, prune."""
+"""What users and operators do to tasks once accepted: cancel, reweight the backlog (of a user
+or a team), prune."""
 
 import logging
 import uuid
@@ -54,8 +55,12 @@ def task_cancel(*, user, task_id: uuid.UUID) -> TaskRecord:
     return record
 
 
-def task_reweight_backlog(*, user_id: int, weight: int) -> None:
-    """Let a user's new weight reach its waiting tasks, after the change commits.
+def task_reweight_backlog(
+    *, user_id: int, weight: int, team: str | None = None, team_weight: int = 1
+) -> None:
+    """Let a user's new weight (and, given `team`, its team: "" for none) reach its waiting
+    tasks, after the change commits; a user moved to another team takes them along
+    (fairqueue/lua/set_team.lua).
 
     The fair queue respaces them (fairqueue/lua/reweight.lua): within their levels they are served at the
     new weight from the next pick on. Best effort: if Redis is down they keep the old spacing,
@@ -66,11 +71,30 @@ def task_reweight_backlog(*, user_id: int, weight: int) -> None:
         if not settings.PQH_FAIRNESS:
             return
         try:
+            if team is not None:
+                core().queue.set_team(
+                    user_id=user_id, team=team, weight=weight, team_weight=team_weight
+                )
             core().queue.reweight(user_id=user_id, weight=weight)
         except redis.RedisError as exc:
             logger.warning(
                 "could not apply the new weight of user %s to its queue: %s", user_id, exc
             )
+
+    transaction.on_commit(reweight)
+
+
+def task_reweight_team_backlog(*, team: str, weight: int) -> None:
+    """Let a team's new weight reach its members' waiting tasks, after the change commits
+    (fairqueue/lua/reweight_team.lua). Best effort, as task_reweight_backlog."""
+
+    def reweight() -> None:
+        if not settings.PQH_FAIRNESS:
+            return
+        try:
+            core().queue.reweight_team(team=team, weight=weight)
+        except redis.RedisError as exc:
+            logger.warning("could not apply the new weight of team %s to its queue: %s", team, exc)
 
     transaction.on_commit(reweight)
 

@@ -17,7 +17,7 @@ from fairqueue.admission import Decision
 from fairqueue.policy import level_of
 from fairqueue.queue import QueuedTask, Release
 from pqh_site.core import core
-from users_app.selectors import user_cap, user_weight
+from users_app.selectors import user_cap, user_team, user_weight
 
 from ..models import IDEMPOTENCY_KEY_MAX_LENGTH, TaskRecord
 from ..ops import events
@@ -321,6 +321,7 @@ def _queue(record: TaskRecord, *, key: str, now: float, position: bool) -> list[
             publish(task_id, 0)
             the_core.admissions.complete(task_id=task_id, idempotency_key=key, user_id=user_id)
             return []
+        team, team_weight = user_team(record.user)  # loaded with the user: no query
         task = QueuedTask(
             task_id=task_id,
             seq=record.queue_seq,
@@ -329,6 +330,8 @@ def _queue(record: TaskRecord, *, key: str, now: float, position: bool) -> list[
             weight=record.weight,
             submitted=now,
             cost=record.cost,
+            team=team,
+            team_weight=team_weight,
             idempotency_key=the_core.keys.idempotency(user_id, key) if key else "",
             idempotency_ttl=settings.PQH_IDEMPOTENCY_SECONDS,
         )

@@ -122,11 +122,14 @@ def admit(
 
 def test_queue_keys_share_one_hash_tag_and_follow_the_documented_order():
     keys = QK()
-    assert len(keys) == 7 + 5 * L
-    assert keys[:7] == [
-        core().keys.key("q", n) for n in ("task", "aged", "vt", "out", "rel", "brk", "admitting")
+    assert len(keys) == 10 + 9 * L
+    assert keys[:10] == [
+        core().keys.key("q", n)
+        for n in ("task", "aged", "vt", "out", "rel", "brk", "admitting", "grp", "teams", "hold")
     ]
-    assert keys[7:11] == [core().keys.key("q", n, 0) for n in ("lvl", "age", "fin", "uw")]
+    assert keys[10:18] == [
+        core().keys.key("q", n, 0) for n in ("lvl", "age", "fin", "uw", "in", "mf", "tw", "tv")
+    ]
     assert keys[-L:] == list(core().config.broker_queues)
     tag = "{" + settings.PQH_REDIS_PREFIX + "}"
     assert all(k.startswith(tag + ":") for k in keys)
@@ -197,7 +200,7 @@ def enqueue(tasks, extra_keys=(), **fields):
 
 def test_enqueue_tags_ages_completes_admissions_and_is_idempotent(redis):
     admit(1, "t1", idem="k")
-    first = {**task(1), "idem": 8 + 5 * L, "idem_ttl": 50}  # the index of its key in KEYS
+    first = {**task(1), "idem": 11 + 9 * L, "idem_ttl": 50}  # the index of its key in KEYS
     old = task(2, submitted=10.0)  # waited far past the bound: straight to the aged set
     idem = [core().keys.key("idem", 1, "k")]
     pos, added, releases = enqueue([first, old], idem, position=True)

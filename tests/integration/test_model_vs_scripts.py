@@ -1,6 +1,6 @@
-"""The fair queue's reference model (tasks_app/queue_model.py): the Lua scripts and the model
-make the same picks and give the same positions; the fairness bound holds on the model; a weight
-change reaches the backlog."""
+"""The fair queue's reference model (fairqueue/model.py): the Lua scripts and the model make
+the same picks and give the same positions, with and without teams; the fairness bound holds on
+the model; a weight change reaches the backlog."""
 
 import itertools
 import random
@@ -12,15 +12,10 @@ from django.test import override_settings
 from fairqueue.model import FairQueueModel
 from fairqueue.queue import QueuedTask
 from pqh_site.core import core
-from tests.unit.test_queue_model import _cost, bound_k, drain_with_refunds, model_state
+from tests.queue_sequences import LEVELS, RECOVER, M, parse_hold, run_sequence
+from tests.unit.test_queue_model import bound_k, closed_loop_share, drain_with_refunds
 
 from .test_fair_queue import own_prefix  # noqa: F401  (keys of their own, cleared around a test)
-
-M = 30.0  # the aging bound of the differential test
-RECOVER = 10.0  # an unconfirmed pick is handed out again after this long
-
-
-LEVELS = 6
 
 
 class Real:
@@ -41,6 +36,8 @@ class Real:
                 weight=t["weight"],
                 cost=t["cost"],
                 submitted=t["submitted"],
+                team=t.get("team"),
+                team_weight=t.get("tweight", 1),
             )
             for t in tasks
         ]
@@ -77,8 +74,8 @@ class Real:
     def cancel(self, task: dict) -> bool:
         return core().queue.cancel(task_id=task["id"], seq=task["seq"], level=task["level"])
 
-    def settle(self, task: dict, *, weight: int, seconds: float) -> None:
-        core().queue.settle(
+    def settle(self, task: dict, *, weight: int, seconds: float) -> float:
+        return core().queue.settle(
             task_id=task["id"],
             user_id=task["user"],
             level=task["level"],
@@ -90,6 +87,14 @@ class Real:
     def reweight(self, user: int, weight: int) -> None:
         core().queue.reweight(user_id=user, weight=weight)
 
+    def reweight_team(self, team: str, weight: int) -> int:
+        return core().queue.reweight_team(team=team, weight=weight)
+
+    def set_team(self, user: int, team: str, weight: int, team_weight: int) -> int:
+        return core().queue.set_team(
+            user_id=user, team=team, weight=weight, team_weight=team_weight
+        )
+
     def positions(self, tasks: list[dict], *, now: float) -> list[int | None]:
         places = core().queue.places([(t["id"], t["seq"], t["level"]) for t in tasks], now=now)
         return [None if p is None else p.position for p in places]
@@ -98,6 +103,12 @@ class Real:
         """Every tag, virtual time, finish tag and released task, as Redis holds them."""
         key = core().keys.key
         pipe = core().redis.pipeline(transaction=False)
+        for name in ("task", "grp", "teams", "hold"):
+            pipe.hgetall(key("q", name))
+        for level in range(LEVELS):
+            pipe.zrange(key("q", "in", level), 0, -1, withscores=True)
+            pipe.hgetall(key("q", "mf", level))
+            pipe.hgetall(key("q", "tv", level))
         pipe.zrange(key("q", "aged"), 0, -1, withscores=True)
         for level in range(LEVELS):
             pipe.zrange(key("q", "lvl", level), 0, -1, withscores=True)
@@ -106,19 +117,27 @@ class Real:
         pipe.hgetall(key("q", "out"))
         pipe.zrange(key("q", "brk"), 0, -1, withscores=True)
         pipe.zrange(key("q", "rel"), 0, -1, withscores=True)
-        aged, *rest = pipe.execute()
+        tasks, grp, teams, hold, *rest = pipe.execute()
+        teamed, (aged, *rest) = rest[: 3 * LEVELS], rest[3 * LEVELS :]
         levels, (vt, out, brk, rel) = rest[: 2 * LEVELS], rest[2 * LEVELS :]
         # The broker's lists, on the broker's own Redis (the same one unless on a cluster).
         brokers = [core().broker.redis.lrange(q, 0, -1) for q in core().config.broker_queues]
         return {
+            "task": {int(m): info for m, info in tasks.items()},
             "aged": [(int(m), s) for m, s in aged],
             "lvl": [[(int(m), s) for m, s in tags] for tags in levels[0::2]],
             "vt": {int(level): float(v) for level, v in vt.items()},
-            "fin": [{int(u): s for u, s in fin} for fin in levels[1::2]],
+            "fin": [{int(u) if u.isdigit() else u: s for u, s in fin} for fin in levels[1::2]],
             "out": out,
             "brk": brk,
             "rel": rel,
             "broker": [list(reversed(queue)) for queue in brokers],  # oldest message first
+            "in": [sorted((s, int(m)) for m, s in inner) for inner in teamed[0::3]],
+            "mf": [{int(u): float(f) for u, f in mf.items()} for mf in teamed[1::3]],
+            "tv": [{t: float(v) for t, v in tv.items()} for tv in teamed[2::3]],
+            "grp": {int(u): t for u, t in grp.items()},
+            "teams": {t: float(w) for t, w in teams.items()},
+            "hold": parse_hold(hold),
         }
 
 
@@ -128,117 +147,6 @@ def _clear() -> None:
     if names:
         redis.delete(*names)
     core().broker.redis.delete(*core().config.broker_queues)
-
-
-def run_sequence(seed: int, n_ops: int, *, buffer: float) -> list[str]:
-    """Apply one random operation sequence to the scripts and to the model; return the log.
-
-    Asserts, after every operation, the same picks, the same state (tags, virtual times,
-    finish tags, aged set, released tasks with their release numbers, broker lists), and now
-    and then the same positions of a page of the tasks the sequence queued (waiting, released,
-    started or cancelled).
-    """
-    rng = random.Random(seed)
-    real = Real()
-    model = FairQueueModel(levels=LEVELS, max_wait=M, buffer=buffer, recover_after=RECOVER)
-    weights = {user: rng.choice([1, 1, 2, 3, 5]) for user in range(1, rng.randint(2, 6))}
-    seqs = itertools.count(1)
-    now = 1000.0
-    queued: list[dict] = []
-    started: list[dict] = []  # taken by a worker and not yet settled (running)
-    log: list[str] = []
-
-    def same(got: list[str], want: list[str]) -> list[str]:
-        assert got == want, log[-1] + f" model: {want}"
-        return got
-
-    for _ in range(n_ops):
-        op = rng.choices(
-            ["add", "pick", "publish", "take", "cancel", "settle", "reweight", "time", "restore"],
-            [5, 2, 2, 3, 1, 2, 1, 1, 0.3],
-        )[0]
-        if op == "add":
-            batch = []
-            for _ in range(rng.choice([1, 1, 1, 2, 3, 20])):
-                user = rng.choice(list(weights))
-                seq = next(seqs)
-                # Mostly fresh; sometimes queued again long after its submission (goes aged).
-                submitted = now - (rng.uniform(0, 2 * M) if rng.random() < 0.1 else 0.0)
-                batch.append(
-                    {
-                        "id": f"t{seed}-{seq}",
-                        "seq": seq,
-                        "user": user,
-                        "level": rng.choice([0, 1, 1, 2, 3, 5, 5, 5]),
-                        "weight": weights[user],
-                        "cost": _cost(rng),
-                        "submitted": submitted,
-                    }
-                )
-            queued += batch
-            max_picks = rng.choice([0, 0, 0, 1, 2])
-            log.append(f"add {batch} now={now} max_picks={max_picks}")
-            got = real.add(batch, now=now, max_picks=max_picks)
-            log[-1] += f" -> {same(got, model.add(batch, now=now, max_picks=max_picks))}"
-        elif op == "pick":
-            max_picks = rng.randint(1, 4)
-            log.append(f"pick now={now} max_picks={max_picks}")
-            got = real.pick(now=now, max_picks=max_picks)
-            log[-1] += f" -> {same(got, model.pick(now=now, max_picks=max_picks))}"
-        elif op == "publish":
-            # Some of the unconfirmed picks, in any order (a slow publisher, two publishers).
-            pending = [t for _, t in model.rel.order]
-            chosen = rng.sample(pending, rng.randint(0, len(pending)))
-            real.publish(chosen)
-            model.publish(chosen)
-            log.append(f"publish {chosen}")
-        elif op == "take":
-            task_id = real.take()
-            assert task_id == model.take()
-            log.append(f"take {task_id} now={now}")
-            if task_id:
-                # Its start is reported with a pick, which may release more.
-                got = real.pick(now=now, max_picks=4, started=task_id)
-                log[-1] += f" -> {same(got, model.pick(now=now, max_picks=4, started=task_id))}"
-                started += [t for t in queued if t["id"] == task_id]
-        elif op == "cancel" and queued:
-            task = rng.choice(queued)
-            got = real.cancel(task)
-            want = model.cancel(task["seq"], task["id"])
-            log.append(f"cancel {task['id']} -> {got}")
-            assert got == want, log[-1] + f" model: {want}"
-        elif op == "settle" and started:
-            task = started.pop(rng.randrange(len(started)))
-            seconds = rng.choice([task["cost"], rng.uniform(0.0, 6.0), rng.expovariate(1.0)])
-            weight = weights[task["user"]]
-            real.settle(task, weight=weight, seconds=seconds)
-            model.settle(task["user"], task["level"], weight, seconds - task["cost"])
-            log.append(f"settle {task['id']} weight={weight} seconds={seconds!r}")
-        elif op == "reweight":
-            user = rng.choice(list(weights))
-            weights[user] = rng.choice([1, 2, 3, 4, 7])
-            real.reweight(user, weights[user])
-            model.reweight(user, weights[user])
-            log.append(f"reweight {user} -> {weights[user]}")
-        elif op == "time":
-            now += rng.choice([0.5, 3.0, RECOVER + 1, M / 2, M + 1, 3 * M])
-            log.append(f"time -> {now}")
-        elif op == "restore":
-            level = rng.randrange(LEVELS)
-            message = f"lost-{seed}-{next(seqs)}"
-            real.restore(level, message)
-            model.restore(level, message)
-            log.append(f"restore {message} into level {level}")
-        # Every tag exactly as the model computed it (same floating point operations).
-        assert real.state() == model_state(model), log[-1]
-        if queued and rng.random() < 0.5:
-            # A page of tasks (positions.lua ages at most 16 + 2 x tasks first).
-            page = rng.sample(queued, min(len(queued), rng.choice([1, 3, len(queued)])))
-            got = real.positions(page, now=now)
-            want = model.positions([t["seq"] for t in page], now=now)
-            assert got == want, log[-1] + f"\npositions: {got}\nmodel:     {want}"
-            assert real.state() == model_state(model), "positions " + log[-1]
-    return log
 
 
 SEQUENCES = 150
@@ -256,22 +164,25 @@ def test_the_scripts_and_the_model_pick_alike():
     in the same order, hold the same state, and give every queued task the same position."""
     started = time.monotonic()
     ops = 0
-    for seed in range(SEQUENCES):
+    for seed in range(2 * SEQUENCES):
         _clear()
+        teams = seed >= SEQUENCES  # the second half: users in teams, team weights, moves
         rng = random.Random(seed)
         n_ops, buffer = rng.randint(20, 60), BUFFERS[seed % len(BUFFERS)]
+        hold = seed % 3 == 0  # PQH_CHARGE=time: picked tasks held until they settle
         settings = {
             "PQH_RELEASE_BUFFER": buffer,
             "PQH_MAX_WAIT_SECONDS": M,
             "PQH_RELEASE_RECOVER_SECONDS": RECOVER,
+            "PQH_CHARGE": "time" if hold else "tasks",
         }
         with override_settings(**settings):
             try:
-                run_sequence(seed, n_ops, buffer=buffer)
+                run_sequence(seed, n_ops, buffer=buffer, real=Real(), teams=teams, hold=hold)
             except AssertionError as failure:
-                pytest.fail(f"seed {seed} ({n_ops} ops, buffer {buffer}): {failure}")
+                pytest.fail(f"seed {seed} ({n_ops} ops, buffer {buffer}, teams {teams}): {failure}")
         ops += n_ops
-    print(f"{SEQUENCES} sequences, {ops} operations, {time.monotonic() - started:.1f} s")
+    print(f"{2 * SEQUENCES} sequences, {ops} operations, {time.monotonic() - started:.1f} s")
 
 
 WORKLOADS = 3000
@@ -287,10 +198,13 @@ class RealQueue:
         task = {"id": task_id, "seq": seq, "user": user, "level": level, "weight": weight}
         self.real.add([{**task, "cost": cost, "submitted": submitted}], now=submitted, max_picks=0)
 
-    def settle(self, user: int, level: int, weight: int, delta: float) -> None:
+    def settle(
+        self, user: int, level: int, weight: int, delta: float, task_id="gone", seconds=None
+    ) -> None:
         # settle.lua moves the user's tags by (seconds - charged) / weight.
-        task = {"id": "gone", "user": user, "level": level, "cost": 0.0}
-        self.real.settle(task, weight=weight, seconds=delta)
+        seconds = delta if seconds is None else seconds
+        task = {"id": task_id, "user": user, "level": level, "cost": seconds - delta}
+        self.real.settle(task, weight=weight, seconds=seconds)
 
     def pick(self, *, now: float, max_picks: int) -> list[str]:
         picked = self.real.pick(now=now, max_picks=max_picks)
@@ -302,6 +216,21 @@ class RealQueue:
 @override_settings(PQH_RELEASE_BUFFER=10**6)
 def test_the_scripts_keep_a_backlogged_users_refunds():
     assert drain_with_refunds(RealQueue(), 1_500, in_flight=3) <= bound_k(3)
+
+
+def test_the_scripts_hold_a_closed_loop_users_corrections_until_its_tasks_settle():
+    """A user with one task at a time, charged 0.1 s for tasks of 3 s, against a backlogged
+    user of exact 1 s tasks, two tasks in flight: without the hold (the scripts as they were,
+    PQH_CHARGE=tasks passes no hold) each correction came after the level's clock had passed
+    the user's finish tag and was lost: 0.600 of the time; held (PQH_CHARGE=time), 0.500."""
+    with override_settings(PQH_RELEASE_BUFFER=10**6, PQH_CHARGE="tasks"):
+        before = closed_loop_share(RealQueue(), 600)
+    _clear()
+    with override_settings(PQH_RELEASE_BUFFER=10**6, PQH_CHARGE="time"):
+        after = closed_loop_share(RealQueue(), 600)
+    print(f"on the scripts: {before:.3f} without the hold, {after:.3f} with")
+    assert before > 0.58
+    assert abs(after - 0.5) < 0.02
 
 
 def test_a_weight_change_reaches_the_backlog_already_queued():
@@ -328,3 +257,43 @@ def test_a_weight_change_reaches_the_backlog_already_queued():
     assert users.count(2) == 30 and users.count(1) == 10
     # Interleaved, not runs of one user: after every k picks user 2 has had 3k/4 of them, +-1.
     assert all(abs(users[:k].count(2) - 0.75 * k) <= 1 for k in range(41)), users
+
+
+def _longest_run_of_a_late_estimate(charge: str) -> tuple[int, list[int]]:
+    """User 1's tasks take 1 s but were all queued charged 0.2 s (no history yet); user 2's
+    take 1 s, charged 1 s; both weight 1, backlogged at one level, three tasks in flight (each
+    settled three picks after its own). Return the longest run of consecutive picks of user 1
+    after the first settle, and the picks."""
+    _clear()
+    real = Real()
+    tasks = [
+        {"id": f"e{seq}", "seq": seq, "user": 1 + seq % 2, "level": 0, "weight": 1,
+         "cost": 0.2 if seq % 2 == 0 else 1.0, "submitted": 1000.0}
+        for seq in range(1, 61)
+    ]  # fmt: skip
+    by_id = {t["id"]: t for t in tasks}
+    users, running = [], []
+    with override_settings(PQH_RELEASE_BUFFER=10**6, PQH_CHARGE=charge):
+        real.add(tasks, now=1000.0, max_picks=0)
+        for _ in range(30):
+            (task_id,) = real.pick(now=1000.0, max_picks=1)
+            real.start(task_id, now=1000.0)
+            users.append(by_id[task_id]["user"])
+            running.append(by_id[task_id])
+            if len(running) > 3:
+                real.settle(running.pop(0), weight=1, seconds=1.0)
+    # From the first settle on (before it, nothing can know the estimate is low).
+    runs = [len(list(group)) for user, group in itertools.groupby(users[4:]) if user == 1]
+    return max(runs), users
+
+
+def test_waiting_tasks_are_charged_their_users_new_mean():
+    """Before (the scripts without it: PQH_CHARGE=tasks passes no `follow`), a user whose
+    queued tasks were charged too little is picked in runs until each settle catches up; with
+    PQH_CHARGE=time its waiting tasks are charged its new mean at its first settle, and the two
+    users alternate."""
+    before, picks_before = _longest_run_of_a_late_estimate("tasks")
+    after, picks_after = _longest_run_of_a_late_estimate("time")
+    print(f"longest run of the late estimate's user: {before} before, {after} after")
+    assert before >= 3, picks_before
+    assert after <= 2, picks_after

@@ -103,6 +103,8 @@ def test_usage_reports_count_weight_and_next_level(alice_client):
         "bounds": [1.0, 6.0, 16.0, 26.0, 36.0],
         "window_seconds": 6000,
         "cap": 100,
+        "team": None,
+        "team_weight": None,
     }
 
 

@@ -12,7 +12,8 @@ from django.test import override_settings
 from fairqueue.testing import PrivateRedis, PrivateRedisCluster
 from pqh_site.core import core
 from tests.conftest import make_user, subprocess_env, wait_for
-from tests.integration.test_model_vs_scripts import BUFFERS, RECOVER, M, _clear, run_sequence
+from tests.integration.test_model_vs_scripts import BUFFERS, Real, _clear
+from tests.queue_sequences import RECOVER, M, run_sequence
 from tests.servers import WebServer, call
 
 pytestmark = pytest.mark.integration
@@ -63,12 +64,14 @@ def test_the_scripts_and_the_model_agree_on_a_cluster(cluster, broker):
             _clear()
             rng = random.Random(seed)
             n_ops, buffer = rng.randint(20, 60), BUFFERS[seed % len(BUFFERS)]
+            teams, hold = seed % 2 == 1, seed % 3 == 0  # as the differential test's halves
             with override_settings(
                 PQH_RELEASE_BUFFER=buffer,
                 PQH_MAX_WAIT_SECONDS=M,
                 PQH_RELEASE_RECOVER_SECONDS=RECOVER,
+                PQH_CHARGE="time" if hold else "tasks",
             ):
-                log = run_sequence(seed, n_ops, buffer=buffer)
+                log = run_sequence(seed, n_ops, buffer=buffer, real=Real(), teams=teams, hold=hold)
             published += sum(1 for line in log if line.startswith("publish ['"))
         # The histories published to the broker, and its lists never reached the cluster.
         assert published > 0

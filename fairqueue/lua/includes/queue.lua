@@ -5,7 +5,8 @@ A waiting task is named in Redis by its queue number `m`: TaskRecord.queue_seq, 
 deployment's hash tag {P} (P = PQH_REDIS_PREFIX), so the queue can live on one Redis Cluster
 slot, and every script gets every key it touches in KEYS, in this order (queue_keys):
 
-  KEYS[1]  {P}:q:task       hash  m -> "<task id>|<user>|<weight>|<cost>", every waiting task
+  KEYS[1]  {P}:q:task       hash  m -> "<task id>|<user>|<weight>|<cost>[|<team>]", every waiting
+                                  task (<weight>: the user's; <team>: its team, if it has one)
   KEYS[2]  {P}:q:aged       zset  m -> submit time; waiting tasks that reached the aging bound
   KEYS[3]  {P}:q:vt         hash  level -> virtual time: the start tag of the last task that left it
   KEYS[4]  {P}:q:out        hash  task id -> "<target level>|<aged 0/1>|<release number>";
@@ -14,14 +15,29 @@ slot, and every script gets every key it touches in KEYS, in this order (queue_k
   KEYS[5]  {P}:q:rel        zset  task id -> pick time; picked, publish not yet confirmed
   KEYS[6]  {P}:q:brk        zset  task id -> submit time; picked and not yet started
   KEYS[7]  {P}:q:admitting  zset  task id -> admit time; admitted, not yet in the fair queue
-  then, for each level l = 0 .. L-1, four keys:
-           {P}:q:lvl:<l>    zset  m -> SFQ start tag; the waiting tasks of level l not aged
+  KEYS[8]  {P}:q:grp        hash  user -> its team, for the users in a team whose tasks were queued
+  KEYS[9]  {P}:q:teams      hash  team -> the team's weight
+  KEYS[10] {P}:q:hold       hash  (PQH_CHARGE=time) what is held for the picked tasks not yet
+                                  settled: "t|<task id>" -> "<level>|<group>|<cost>" of
+                                  each (the cost it was picked at: settle.lua's charge);
+                                  "n|<l>|<group>" -> how many a group has at level l;
+                                  "f|<l>|<group>" -> its finish tag, kept here when the level's
+                                  virtual time passed it while such tasks ran (see advance())
+  then, for each level l = 0 .. L-1, eight keys:
+           {P}:q:lvl:<l>    zset  m -> SFQ start tag among the groups (a team, or a user in no
+                                  team); the waiting tasks of level l not aged
            {P}:q:age:<l>    zset  m -> submit time; the same members
-           {P}:q:fin:<l>    zset  user -> finish tag of its last task at l, kept while above the
-                                  level's virtual time (below it, max(V, F) = V for ever)
+           {P}:q:fin:<l>    zset  group -> finish tag of its last task at l, kept while above the
+                                  level's virtual time (below it, max(V, F) = V for ever); a group
+                                  is "<user>" (a user in no team) or "t:<team>"
            {P}:q:uw:<l>     zset  "<user>:<m>" -> 0; the level's waiting tasks by user (BYLEX)
+           {P}:q:in:<l>     zset  m -> the task's start tag among its team's members (team tasks)
+           {P}:q:mf:<l>     hash  user -> its finish tag among its team's members (team members)
+           {P}:q:tw:<l>     zset  "<team>:<m>" -> 0; the level's waiting tasks by team (BYLEX)
+           {P}:q:tv:<l>     hash  team -> the team's own virtual time: the member start tag of its
+                                  last task that left the level
   then the broker's list of each level's Celery queue, level 0 first (L keys);
-  then the script's own keys, from KEYS[8 + 5L].
+  then the script's own keys, from KEYS[11 + 9L].
 
 A script reads the broker's lists itself, atomically with the queue, when the broker shares
 this Redis. When it does not (a Redis Cluster beside a plain Redis broker: kombu has no Cluster
@@ -31,6 +47,13 @@ ARGV as `broker_lengths` (level 0 first), and broker_len() answers from them.
 Start-time fair queuing, tags given on arrival: a task of user u at level l with cost c (1 when
 PQH_CHARGE=tasks, its estimated seconds when PQH_CHARGE=time) starts at S = max(V_l, F_u) and
 moves F_u to S + c / weight; the level serves the smallest S first.
+
+Teams (includes/teams.lua): a user in no team is a group of its own, tagged exactly so. A team is
+one group whose weight is the team's: its waiting tasks are ordered among themselves by their
+member start tags (start-time fair queuing among the team's members, by the members' weights,
+on the team's own clock), and the team's start tags are given along that order, each cost / team
+weight after the one before. So the level's one order is: the group furthest behind its share,
+then, within a team, the member furthest behind, and a position is still a rank.
 ]]
 
 local function pad(seq) return string.format('%012d', seq) end
@@ -41,12 +64,14 @@ local function num(x) return string.format('%.17g', x) end
 local function queue_keys(levels, broker_lengths)
   local k = {
     task = KEYS[1], aged = KEYS[2], vt = KEYS[3], out = KEYS[4], rel = KEYS[5], brk = KEYS[6],
-    admitting = KEYS[7], lvl = {}, age = {}, fin = {}, uw = {}, broker = {},
+    admitting = KEYS[7], grp = KEYS[8], teams = KEYS[9], hold = KEYS[10], levels = levels,
+    lvl = {}, age = {}, fin = {}, uw = {}, inn = {}, mf = {}, tw = {}, tv = {}, broker = {},
   }
-  local i = 8
+  local i = 11
   for l = 0, levels - 1 do
     k.lvl[l], k.age[l], k.fin[l], k.uw[l] = KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3]
-    i = i + 4
+    k.inn[l], k.mf[l], k.tw[l], k.tv[l] = KEYS[i + 4], KEYS[i + 5], KEYS[i + 6], KEYS[i + 7]
+    i = i + 8
   end
   for l = 0, levels - 1 do
     k.broker[l] = KEYS[i]
@@ -63,20 +88,76 @@ local function broker_len(k, l)
   return redis.call('LLEN', k.broker[l])
 end
 
--- "<task id>|<user>|<weight>|<cost>" -> id, user, weight, cost (numbers for the last two).
+-- "<task id>|<user>|<weight>|<cost>[|<team>]" -> id, user, weight, cost, team ('' if none).
 local function task_info(s)
-  local id, user, weight, cost = string.match(s, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
-  return id, user, tonumber(weight), tonumber(cost)
+  local id, user, weight, cost, team = string.match(s, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|?(.*)$')
+  return id, user, tonumber(weight), tonumber(cost), team
+end
+
+local function task_string(id, user, weight, cost, team)
+  local s = id .. '|' .. user .. '|' .. weight .. '|' .. num(cost)
+  if team ~= '' then s = s .. '|' .. team end
+  return s
 end
 
 local function vtime(k, l) return tonumber(redis.call('HGET', k.vt, l) or '0') end
 
 -- A task with start tag `tag` left level l for service: the level's clock follows it, and finish
 -- tags it has passed no longer matter.
+-- A group whose picked tasks at l are not all settled keeps its finish tag in P:q:hold, so that
+-- their settles still move it: a refund or a correction that comes after the clock passed it
+-- is not lost (docs/fairness.md, "Refunds are never lost").
 local function advance(k, l, tag)
   if tag > vtime(k, l) then
     redis.call('HSET', k.vt, l, num(tag))
+    local gone = redis.call('ZRANGEBYSCORE', k.fin[l], '-inf', tag, 'WITHSCORES')
+    for i = 1, #gone, 2 do
+      if redis.call('HEXISTS', k.hold, 'n|' .. l .. '|' .. gone[i]) == 1 then
+        redis.call('HSET', k.hold, 'f|' .. l .. '|' .. gone[i], gone[i + 1])
+      end
+    end
     redis.call('ZREMRANGEBYSCORE', k.fin[l], '-inf', tag)
+  end
+end
+
+-- A group's finish tag at l (a string, or nil): kept in P:q:fin:<l>, or held in P:q:hold.
+local function get_fin(k, l, g)
+  local f = redis.call('ZSCORE', k.fin[l], g)
+  if f then return f end
+  return redis.call('HGET', k.hold, 'f|' .. l .. '|' .. g) or nil
+end
+
+local function set_fin(k, l, g, value)
+  redis.call('ZADD', k.fin[l], num(value), g)
+  redis.call('HDEL', k.hold, 'f|' .. l .. '|' .. g)
+end
+
+-- A picked task of group g at level l is held until it settles (PQH_CHARGE=time).
+local function hold_task(k, l, g, id, cost)
+  redis.call('HINCRBY', k.hold, 'n|' .. l .. '|' .. g, 1)
+  redis.call('HSET', k.hold, 't|' .. id, l .. '|' .. g .. '|' .. num(cost))
+end
+
+-- The cost a held task was picked at, or nil.
+local function held_cost(k, id)
+  local h = redis.call('HGET', k.hold, 't|' .. id)
+  if not h then return nil end
+  return tonumber(string.match(h, '|([^|]*)$'))
+end
+
+-- Task `id` settled: its group holds one task less; with none left, a held finish tag goes back
+-- to P:q:fin:<l> if still above the level's clock (else it is dropped, as advance() would).
+local function unhold_task(k, id)
+  local h = redis.call('HGET', k.hold, 't|' .. id)
+  if not h then return end
+  redis.call('HDEL', k.hold, 't|' .. id)
+  local l, g = string.match(h, '^(%d+)|([^|]*)|')
+  if redis.call('HINCRBY', k.hold, 'n|' .. l .. '|' .. g, -1) > 0 then return end
+  redis.call('HDEL', k.hold, 'n|' .. l .. '|' .. g)
+  local f = redis.call('HGET', k.hold, 'f|' .. l .. '|' .. g)
+  if f then
+    redis.call('HDEL', k.hold, 'f|' .. l .. '|' .. g)
+    if tonumber(f) > vtime(k, tonumber(l)) then redis.call('ZADD', k.fin[tonumber(l)], f, g) end
   end
 end
 
@@ -105,7 +186,7 @@ end
 -- the bound in docs/fairness.md needs. F is kept while above V; if V passed it (after such a
 -- refund) it is found again from the user's last waiting task (bounded by the user's cap).
 local function start_tag(k, l, user)
-  local f = redis.call('ZSCORE', k.fin[l], user)
+  local f = get_fin(k, l, user)
   local waiting = redis.call('ZRANGE', k.uw[l], '[' .. user .. ':', '(' .. user .. ';', 'BYLEX',
     'LIMIT', 0, 1)
   if not waiting[1] then return math.max(vtime(k, l), tonumber(f or '0')) end
@@ -125,38 +206,50 @@ local function shift_user(k, l, user, shift, tag, m)
       redis.call('ZADD', k.lvl[l], num(t[2] + shift), t[1])
     end
   end
-  local f = redis.call('ZSCORE', k.fin[l], user)
-  if f then redis.call('ZADD', k.fin[l], num(tonumber(f) + shift), user) end
+  local f = get_fin(k, l, user)
+  if f then set_fin(k, l, user, tonumber(f) + shift) end
 end
 
--- Take a waiting task out of its level's sets (not out of P:q:task).
-local function unlevel(k, l, user, m)
+-- Take a waiting task out of its level's sets (not out of P:q:task); `team` is its team or ''.
+local function unlevel(k, l, user, m, team)
   redis.call('ZREM', k.lvl[l], m)
   redis.call('ZREM', k.age[l], m)
   redis.call('ZREM', k.uw[l], user .. ':' .. m)
+  if team and team ~= '' then
+    redis.call('ZREM', k.inn[l], m)
+    redis.call('ZREM', k.tw[l], team .. ':' .. m)
+  end
 end
 
--- Add one task {id, seq, user, level, weight, cost, submitted}: straight to the aged set if it has
--- already waited the bound (a task queued again after Redis lost its data), else to its level
--- with its start tag. Returns false, changing nothing, if the queue holds the task already
--- (waiting, picked or released), so that two recovery sweeps cannot queue it twice.
+--- @include "teams"
+
+-- Add one task {id, seq, user, level, weight, cost, submitted, team?, tweight?}: straight to the
+-- aged set if it has already waited the bound (a task queued again after Redis lost its data),
+-- else to its level with its start tag. Returns false, changing nothing, if the queue holds the
+-- task already (waiting, picked or released), so that two recovery sweeps cannot queue it twice.
+-- A task whose team is not the one its user's waiting tasks are in first moves them (regroup);
+-- a task with no team field joins the user's group as the queue holds it.
 local function add(k, t, cutoff)
   local m = pad(t.seq)
   if redis.call('HEXISTS', k.task, m) == 1 or redis.call('HEXISTS', k.out, t.id) == 1 then
     return false
   end
-  local cost = t.cost or 1
-  redis.call('HSET', k.task, m, t.id .. '|' .. t.user .. '|' .. t.weight .. '|' .. num(cost))
+  local user, team, cost = tostring(t.user), t.team, t.cost or 1
+  local now_in = redis.call('HGET', k.grp, user) or ''
+  if team == nil then -- no team given: the one the queue holds the user in
+    team = now_in
+  elseif team ~= now_in then
+    regroup(k, user, team, t.weight, t.tweight)
+  elseif team ~= '' then
+    redis.call('HSET', k.teams, team, t.tweight)
+  end
+  redis.call('HSET', k.task, m, task_string(t.id, user, t.weight, cost, team))
   if t.submitted <= cutoff then
     redis.call('ZADD', k.aged, num(t.submitted), m)
     return true
   end
-  local l = t.level
-  local s = start_tag(k, l, t.user)
-  redis.call('ZADD', k.fin[l], num(s + cost / t.weight), t.user)
-  redis.call('ZADD', k.lvl[l], num(s), m)
-  redis.call('ZADD', k.age[l], num(t.submitted), m)
-  redis.call('ZADD', k.uw[l], 0, t.user .. ':' .. m)
+  redis.call('ZADD', k.age[t.level], num(t.submitted), m)
+  place(k, t.level, m, user, t.weight, cost, team)
   return true
 end
 
@@ -178,8 +271,9 @@ local function age_out(k, levels, cutoff, limit)
     end
     if not best then return end
     local tag = tonumber(redis.call('ZSCORE', k.lvl[bl], best))
-    local _, user = task_info(redis.call('HGET', k.task, best))
-    unlevel(k, bl, user, best)
+    local _, user, _, _, team = task_info(redis.call('HGET', k.task, best))
+    team_leave(k, bl, team, best)
+    unlevel(k, bl, user, best, team)
     advance(k, bl, tag)
     redis.call('ZADD', k.aged, num(bts), best)
   end
@@ -255,15 +349,17 @@ local function pick(k, a)
     local ahead = inflight
     for b = 0, target do ahead = ahead + broker_len(k, b) end
     if ahead >= a.buffer then break end
-    local id, user = task_info(redis.call('HGET', k.task, m))
+    local id, user, _, cost, team = task_info(redis.call('HGET', k.task, m))
     local submitted
     if aged == 1 then
       submitted = redis.call('ZSCORE', k.aged, m)
       redis.call('ZREM', k.aged, m)
     else
       submitted = redis.call('ZSCORE', k.age[l], m)
-      unlevel(k, l, user, m)
+      team_leave(k, l, team, m)
+      unlevel(k, l, user, m, team)
       advance(k, l, tag)
+      if a.hold then hold_task(k, l, team ~= '' and 't:' .. team or user, id, cost) end
     end
     redis.call('HDEL', k.task, m)
     local n = redis.call('HINCRBY', k.out, '#', 1)
