@@ -51,13 +51,18 @@ class Rates:
     def __init__(self, keys, scripts):
         self.keys, self.scripts = keys, scripts
 
-    def take(self, *, scope: str, ident: object, rate: Rate, now: float) -> float:
+    def take(
+        self, *, scope: str, ident: object, rate: Rate, now: float | None = None
+    ) -> float:
         """Count one request of `ident` in its `scope` bucket; return 0.0, or the seconds to wait.
 
         A refused request is not counted, so a client that keeps knocking is let in as soon as
-        the bucket has room again.
+        the bucket has room again. `now` None: judged at the Redis server's clock, when the
+        request reaches the bucket (what the service does); a number: at that instant (tests).
         """
-        args = {"now": now, "interval": rate.interval, "burst": rate.requests}
+        args = {"interval": rate.interval, "burst": rate.requests}
+        if now is not None:
+            args["now"] = now
         keys = [self.keys.rate(scope, ident)]
         allowed, wait = self.scripts["rate"](keys=keys, args=[json.dumps(args)])
         return 0.0 if int(allowed) else max(float(wait), 0.0)

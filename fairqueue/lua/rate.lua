@@ -9,7 +9,9 @@ bucket and concurrent requests cannot slip through together.
 KEYS[1]  {P}:rate:<scope>:<client>  string: the TAT, Unix seconds; expires when the bucket
                                     is full again (an idle client costs no memory)
 ARGV[1]  JSON object:
-  now       Unix seconds
+  now       Unix seconds; absent: the Redis server's own clock (TIME), the one clock every web
+            process shares (a request delayed between reading its clock and reaching Redis
+            would otherwise be judged at an instant older than the bucket's last request)
   interval  seconds per request at the sustained rate (the rate's period / its count)
   burst     how many requests the bucket holds (the rate's count)
 
@@ -18,6 +20,10 @@ Returns {1, "0"} when the request is allowed (it is counted), or {0, wait} when 
 ]]
 
 local a = cjson.decode(ARGV[1])
+if not a.now then
+  local t = redis.call('TIME')
+  a.now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < a.now then tat = a.now end
 -- A bucket of `burst` allows a TAT up to (burst - 1) intervals ahead of now (a microsecond of

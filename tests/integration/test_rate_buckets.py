@@ -51,3 +51,21 @@ def test_an_idle_bucket_expires_from_redis():
     assert 0 < ttl_ms <= 100  # full again one interval later: nothing left to remember
     time.sleep(0.15)
     assert not core().redis.exists(core().keys.rate("t", 3))
+
+
+def test_a_request_is_judged_at_the_buckets_clock_not_its_late_own():
+    # 1000/s: a bucket of 1000 that is full again one second after it was last used. A request
+    # whose process read its clock 2 s before it reached Redis (a loaded web process), after a
+    # request that came on time, is 2 s "older" than the bucket's last request: judged at its
+    # own clock it is refused although the rate is nowhere near reached.
+    rate = Rate(requests=1000, seconds=1, text="1000/s")
+    real_now = time.time()
+    assert core().rates.take(scope="late", ident=1, rate=rate, now=real_now) == 0.0
+    assert core().rates.take(scope="late", ident=1, rate=rate, now=real_now - 2.0) > 0
+    # What the service does: no clock of its own, the bucket's (Redis's TIME) for every request.
+    # Requests reach it one after the other, so none is older than the one before it.
+    assert all(core().rates.take(scope="late", ident=2, rate=rate) == 0.0 for _ in range(900))
+    seconds, micros = core().redis.time()
+    tat = float(core().redis.get(core().keys.rate("late", 2)))
+    # Counted against Redis's clock: 900 intervals from the first request, and that is past.
+    assert 0 < tat - (seconds + micros / 1e6) <= 0.9 + 1e-3
