@@ -1,4 +1,4 @@
-"""Fairness benchmark: scenarios S1-S6b (described in docs/fairness.md) on the real stack.
+"""Fairness benchmark: scenarios S1-S7 (described in docs/fairness.md) on the real stack.
 
 Every scenario runs side by side in one invocation: the FIFO baseline (PQH_FAIRNESS=0, every
 task at level 0, published straight to Celery) and the fairness policy under one or both
@@ -8,7 +8,8 @@ spent in the work callable). S3 also runs the policy without aging, "strict". Ea
 that calls `tasks_app.services.submission.task_submit` after `django.setup()`, and its own Redis prefix;
 times come from the TaskRecord rows (submitted_at, started_at, finished_at) and from the work's
 own result (when the work callable ran). S6 and S6b have tasks of different lengths: their
-worker runs bench.workload.sleep_for, which sleeps the seconds each submission carries.
+worker runs bench.workload.sleep_for, which sleeps the seconds each submission carries; so
+does S7's (teams: one of one user against one of four, then a team's weight changed mid-run).
 
     .venv/bin/python -m bench.fairness            # the default run (about 10 minutes)
     .venv/bin/python -m bench.fairness --quick    # a smoke run (about a minute)

@@ -30,7 +30,7 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/pqh_bench"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.fairness",
-        description="Fairness scenarios S1-S6b against real Celery workers, Redis and PostgreSQL.",
+        description="Fairness scenarios S1-S7 against real Celery workers, Redis and PostgreSQL.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--d", type=float, default=0.2, help="task duration in seconds")
@@ -91,6 +91,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "time charging all stay backlogged for about this long",
     )  # fmt: skip
     p.add_argument("--s6b-seed", type=int, default=11, help="S6b random seed of the lengths")
+    p.add_argument("--s7-workers", type=int, default=2, help="S7 worker slots W")
+    p.add_argument("--s7-seconds", type=float, default=0.1, help="S7 length of every task")
+    p.add_argument(
+        "--s7-phase", type=float, default=8,
+        help="S7 seconds after the go when team B's weight is raised (and about as long after)",
+    )  # fmt: skip
+    p.add_argument("--s7-weight", type=int, default=3, help="S7 team B's weight after the change")
     p.add_argument(
         "--release-buffer", type=int, default=None, help="PQH_RELEASE_BUFFER (service default)"
     )
@@ -132,7 +139,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "s5_count": 5,
             "s6_long_tasks": 4,
             "s6_short_tasks": 40,
-            "scenarios": "S1,S2,S3,S4,S5,S6",
+            "s7_phase": 3,
+            "scenarios": "S1,S2,S3,S4,S5,S6,S7",
         }
         defaults = {a.dest: a.default for a in p._actions}
         for name, value in quick.items():

@@ -60,6 +60,14 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                         f"pick gap {fmt(res.get('pick_gap_s'))} s = K {fmt(res.get('k_seen'))} "
                         f"(bound K {fmt(res.get('k_bound'))}: {fmt(res.get('bound_s'))} s)"
                     )
+                if scenario == "S7":
+                    for phase, fig in (res.get("phases") or {}).items():
+                        share = fig.get("share") or {}
+                        parts.append(
+                            f"{phase}: share "
+                            + " ".join(f"{c}={fmt(v, 3)}" for c, v in share.items())
+                            + f" ({sum(fig['tasks'].values())} tasks, met {fig.get('met')})"
+                        )
                 if scenario == "S3":
                     parts.append(
                         f"hog max {fmt(res.get('hog_max_wait_d'))} d "

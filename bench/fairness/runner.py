@@ -22,7 +22,7 @@ from typing import Any
 from bench.harness import ROOT, Processes, clean_environ, tail
 
 from .analysis import analyse
-from .scenarios import RunConfig, users_needed
+from .scenarios import RunConfig, teams_needed, users_needed
 
 # The submitting process: this package's command line with --child or --child-prepare.
 CHILD = [sys.executable, "-m", "bench.fairness"]
@@ -190,7 +190,9 @@ def run_all(
     raw: dict[str, Any] = {}
     try:
         prep = workdir / "prepare.json"
-        prep.write_text(json.dumps({"users": users_needed(configs)}))
+        prep.write_text(
+            json.dumps({"users": users_needed(configs), "teams": teams_needed(configs)})
+        )
         run_child(
             procs,
             "prepare",

@@ -235,6 +235,60 @@ def extras_s5(cfg, out, rows, res):
     return {"latency_ms": percentiles(lat, 1.0), "target_p50_ms": 10}
 
 
+def extras_s7(cfg, out, rows, res):
+    """S7: each user's and team's share of the service before and after team B's reweight.
+
+    The service is the tasks' run time from the rows (finished - started), counted for the
+    tasks that started while every user had a task waiting: before the weight change was asked
+    for, and after it returned (the few that started in between are left out). Each phase is
+    checked against the goal of issue 20: A 0.50 +- 0.03 and each B member 0.125 +- 0.02
+    before, A 1 / (1 + w) +- 0.03 after.
+    """
+    classes = cfg.classes
+    marks = out.get("marks", {})
+    asked, done = marks.get("reweight_asked"), marks.get("reweight_done")
+    w2 = cfg.plan["reweight"]["weight"]
+    by_class = {c: [r for r in rows if r["cls"] == c] for c in classes}
+
+    def backlogged(t: float) -> bool:
+        return all(
+            any(q["submitted"] <= t and (q["started"] is None or q["started"] >= t) for q in rs)
+            for rs in by_class.values()
+        )
+
+    service = {"before": dict.fromkeys(classes, 0.0), "after": dict.fromkeys(classes, 0.0)}
+    tasks = {"before": dict.fromkeys(classes, 0), "after": dict.fromkeys(classes, 0)}
+    for r in rows:
+        if not (r["started"] and r["finished"]) or asked is None or done is None:
+            continue
+        phase = "before" if r["started"] < asked else "after" if r["started"] >= done else None
+        if phase and backlogged(r["started"]):
+            service[phase][r["cls"]] += r["finished"] - r["started"]
+            tasks[phase][r["cls"]] += 1
+    goal = {
+        "before": {c: (0.5, 0.03) if c == "a" else (0.125, 0.02) for c in classes},
+        "after": {"a": (round(1 / (1 + w2), 4), 0.03)},
+    }
+    extra: dict[str, Any] = {"reweight": cfg.plan["reweight"], "phases": {}}
+    if asked is not None and done is not None:
+        extra["reweight_call_ms"] = round(1000 * (done - asked), 1)
+    for phase in ("before", "after"):
+        total = sum(service[phase].values())
+        share = {c: round(v / total, 4) for c, v in service[phase].items()} if total else None
+        met = None
+        if share:
+            met = all(abs(share[c] - want) <= tol for c, (want, tol) in goal[phase].items())
+        extra["phases"][phase] = {
+            "share": share,
+            "team_share": {"a": share["a"], "b": round(1 - share["a"], 4)} if share else None,
+            "tasks": tasks[phase],
+            "service_s": {c: round(v, 3) for c, v in service[phase].items()},
+            "goal": {c: list(g) for c, g in goal[phase].items()},
+            "met": met,
+        }
+    return extra
+
+
 SCENARIO_EXTRAS = {
     "S1": extras_s1,
     "S2": extras_s2,
@@ -243,4 +297,5 @@ SCENARIO_EXTRAS = {
     "S5": extras_s5,
     "S6": extras_s6,
     "S6B": extras_s6,
+    "S7": extras_s7,
 }

@@ -1,4 +1,4 @@
-"""The fairness scenarios S1-S6b: what each run submits, under which settings (docs/fairness.md).
+"""The fairness scenarios S1-S7: what each run submits, under which settings (docs/fairness.md).
 
 `build_configs` turns the command line into the list of runs, one per (scenario, weight set, mode,
 W): FIFO first, then the policy under each charge, then (S3) the policy without aging. Sizes are
@@ -12,7 +12,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S6B")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S6B", "S7")
 TITLES = {
     "S1": "hog backlog, then newcomers n1..n5 submit one task each",
     "S2": "users backlogged at once with different weights",
@@ -21,6 +21,7 @@ TITLES = {
     "S5": "idle service, single submissions spaced apart",
     "S6": "two users on one level: 1.0 s tasks at weight 1, 0.1 s tasks at weight 2",
     "S6B": "three users on one level, exponential task lengths (means 10x apart), weights 1, 2, 4",
+    "S7": "team A (1 user) against team B (4 users), weights 1:1, then B's weight raised to 3",
 }
 CHARGES = ("tasks", "time")
 # Which charges the policy runs under when --charge is "auto" (the default): the scenarios whose
@@ -34,6 +35,7 @@ AUTO_CHARGES = {
     "S5": ("time",),
     "S6": ("tasks", "time"),
     "S6B": ("tasks", "time"),
+    "S7": ("tasks", "time"),
 }
 WORKLOAD_CALLABLE = "bench.workload.sleep_for"
 
@@ -92,6 +94,24 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
         return out
 
     for scenario in args.scenarios:
+        if scenario == "S7":
+            # Five users in two teams on one level; the work's length from each submission.
+            plan = s7_plan(args)
+            env = {
+                "PQH_LEVEL_BOUNDS": "1000000",
+                "PQH_TASK_CALLABLE": WORKLOAD_CALLABLE,
+                "PQH_TASK_SECONDS": repr(args.s7_seconds),
+            }
+            expected = sum(len(u[2]) for u in plan["users"]) * args.s7_seconds / args.s7_workers
+            for mode, menv in modes()[1:]:  # the policy only, as S6
+                configs.append(
+                    RunConfig(
+                        "S7", "", mode, args.s7_workers, args.s7_seconds,
+                        {**base, **env, **menv}, plan, expected,
+                        [u[3] for u in plan["users"]],
+                    )
+                )  # fmt: skip
+            continue
         if scenario in ("S6", "S6B"):
             # Both users (all three in S6b) stay at one level: only the order within a level
             # is measured. The work's length comes from each submission (bench.workload);
@@ -226,6 +246,43 @@ def s6b_plan(args: argparse.Namespace) -> dict[str, Any]:
             lengths.append(round(rng.expovariate(1 / mean), 4))
         users.append([f"bench_s6b_u{i + 1}_w{weight}", weight, lengths, f"u{i + 1}_w{weight}"])
     return {"users": users, "means": means, "seed": args.s6b_seed}
+
+
+S7_TEAMS = {
+    "bench_s7_team_a": ["bench_s7_a"],
+    "bench_s7_team_b": [f"bench_s7_b{i}" for i in (1, 2, 3, 4)],
+}
+
+
+def s7_plan(args: argparse.Namespace) -> dict[str, Any]:
+    """S7: team A (one user) and team B (four users), every user and team at weight 1, every
+    task --s7-seconds long; --s7-phase seconds after the go, team B's weight becomes
+    --s7-weight (through users_app.services.team_set_weight, as an operator would).
+
+    Each user gets enough tasks to stay backlogged through both phases if the slots ran
+    back to back (its due share of W / length tasks a second in each phase, plus a third).
+    """
+    rate = args.s7_workers / args.s7_seconds
+    phase, w2 = args.s7_phase, args.s7_weight
+    a_tasks = round(1.35 * rate * phase * (0.5 + 1 / (1 + w2)))
+    b_tasks = round(1.35 * rate * phase * (0.125 + w2 / (1 + w2) / 4))
+    users = [["bench_s7_a", 1, [args.s7_seconds] * a_tasks, "a"]]
+    for name in S7_TEAMS["bench_s7_team_b"]:
+        users.append([name, 1, [args.s7_seconds] * b_tasks, name.removeprefix("bench_s7_")])
+    return {
+        "users": users,
+        "teams": {team: [1, members] for team, members in S7_TEAMS.items()},
+        "reweight": {"team": "bench_s7_team_b", "weight": w2, "after_s": phase},
+    }
+
+
+def teams_needed(configs: list[RunConfig]) -> dict[str, list[str]]:
+    """Every team any run uses, with its members (created by the prepare step)."""
+    teams: dict[str, list[str]] = {}
+    for cfg in configs:
+        for team, (_weight, members) in cfg.plan.get("teams", {}).items():
+            teams[team] = members
+    return teams
 
 
 def users_summary(plan: dict[str, Any]) -> dict[str, Any]:

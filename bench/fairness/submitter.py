@@ -29,7 +29,8 @@ def child_prepare(spec: dict[str, Any]) -> None:
     from django_celery_results.models import TaskResult
 
     from tasks_app.models import TaskRecord
-    from users_app.services import api_user_create
+    from users_app.models import Team
+    from users_app.services import api_user_create, team_add, team_create
 
     call_command("migrate", verbosity=0, interactive=False)
     # The bench database is scratch space (the orchestrator holds a lock on it): rows a killed
@@ -38,6 +39,10 @@ def child_prepare(spec: dict[str, Any]) -> None:
     TaskResult.objects.all().delete()
     for name, weight in spec["users"].items():
         api_user_create(username=name, weight=weight)
+    for team, members in spec.get("teams", {}).items():  # S7
+        if not Team.objects.filter(name=team).exists():
+            team_create(name=team, weight=1)
+        team_add(name=team, usernames=members)
 
 
 def child_run(spec: dict[str, Any]) -> None:
@@ -99,6 +104,13 @@ def child_run(spec: dict[str, Any]) -> None:
             pipe.pexpire(keys.charges(uid), settings.PQH_WINDOW_SECONDS * 1000)
             pipe.execute()
 
+    if scenario == "S7":
+        from users_app.services import team_set_weight
+
+        # Every run starts from the plan's weights (a run before may have raised one).
+        for team, (weight, _members) in plan["teams"].items():
+            team_set_weight(name=team, weight=weight)
+
     (workdir / "ready").write_text("")
     go = workdir / "go"
     while not go.exists():
@@ -119,7 +131,7 @@ def child_run(spec: dict[str, Any]) -> None:
             for name, _weight, n, label in plan["users"]:
                 if i < n:
                     submit(name, label, i)
-    elif scenario in ("S6", "S6B"):
+    elif scenario in ("S6", "S6B", "S7"):
         # Everything at once, interleaved so that every user's submissions are spread over the
         # same second or so (user k's i-th task goes at fraction i / n_k of the sequence):
         # all users are backlogged from the start.
@@ -131,6 +143,17 @@ def child_run(spec: dict[str, Any]) -> None:
         for _frac, k, i in order:
             name, _weight, lengths, label = plan["users"][k]
             submit(name, label, i, lengths[i])
+        if scenario == "S7":
+            # Mid-run, the operator raises team B's weight, as `manage.py team weight` does:
+            # the Team row is saved, and after its commit the team's waiting tasks are tagged
+            # again at the new weight (tasks_app.signals).
+            from users_app.services import team_set_weight
+
+            change = plan["reweight"]
+            sleep_until(time.monotonic() + change["after_s"] - (time.time() - t_go))
+            marks["reweight_asked"] = time.time()
+            team_set_weight(name=change["team"], weight=change["weight"])
+            marks["reweight_done"] = time.time()
     elif scenario == "S3":
         for i in range(plan["backlog"]):
             submit(plan["hog"], "hog", i)

@@ -3,8 +3,9 @@
 A smoke test of `python -m bench.fairness`, not a measurement: sizes are tiny and the machine is
 shared, so it checks only what must hold on any machine (every scenario present, utilisations in
 range, a newcomer overtakes the hog under the policy and not under FIFO, weights tilt the
-shares, and S6 reports its shares of worker time under both charges, time charging giving the
-short tasks more of it than counting tasks).
+shares, S6 reports its shares of worker time under both charges, time charging giving the
+short tasks more of it than counting tasks, and S7 gives the lone team more than the fifth it
+would get without teams, and less after the other team's weight is raised).
 """
 
 import pytest
@@ -16,27 +17,28 @@ pytestmark = pytest.mark.integration
 
 def test_quick_fairness_benchmark_reports_every_scenario(tmp_path, scratch_database):
     # A database of its own, dropped afterwards, so a full benchmark is not disturbed.
-    # A guard against a hang, not a speed goal: the run takes about 70 s on this 2-core machine.
+    # A guard against a hang, not a speed goal: the run takes about 110 s on this 2-core machine.
     rc, output, data = run_bench(
         "fairness",
         "--quick",
         "--database-url",
         scratch_database("bench_smoke"),
         out=tmp_path / "fairness.json",
-        timeout=240,
+        timeout=300,
     )
     assert rc == 0, output[-3000:]
 
     assert data["meta"]["elapsed_s"] > 0
-    assert set(data["scenarios"]) == {"S1", "S2", "S3", "S4", "S5", "S6"}
+    assert set(data["scenarios"]) == {"S1", "S2", "S3", "S4", "S5", "S6", "S7"}
     for name, scenario in data["scenarios"].items():
         assert scenario["runs"], name
         for run in scenario["runs"]:
             assert run["png"] and (ROOT / run["png"]).exists(), name  # relative, or absolute
-            # --charge auto: the policy under time everywhere, S2 and S6 under tasks too; S6
-            # has no FIFO run.
-            expected = {"policy-time"} | ({"policy-tasks"} if name in ("S2", "S6") else set())
-            expected |= set() if name == "S6" else {"fifo"}
+            # --charge auto: the policy under time everywhere, S2, S6 and S7 under tasks too;
+            # S6 and S7 have no FIFO run.
+            both = name in ("S2", "S6", "S7")
+            expected = {"policy-time"} | ({"policy-tasks"} if both else set())
+            expected |= set() if name in ("S6", "S7") else {"fifo"}
             assert expected <= set(run["modes"]), (name, set(run["modes"]))
             for mode, res in run["modes"].items():
                 where = f"{name} W={run['W']} {mode}"
@@ -93,3 +95,14 @@ def test_quick_fairness_benchmark_reports_every_scenario(tmp_path, scratch_datab
     for run in data["scenarios"]["S5"]["runs"]:
         for res in run["modes"].values():
             assert 0 < res["latency_ms"]["p50"] < 1000
+
+    (run,) = data["scenarios"]["S7"]["runs"]
+    for charge in ("tasks", "time"):
+        res = run["modes"][f"policy-{charge}"]
+        assert set(res["levels"]) == {"0"}, charge  # all five users on one level
+        before, after = res["phases"]["before"], res["phases"]["after"]
+        assert sum(before["tasks"].values()) > 0 and sum(after["tasks"].values()) > 0, charge
+        # Loose on a tiny shared run: without teams the lone user would get a fifth; with
+        # equal teams it gets about half, then about a quarter once B weighs 3.
+        assert before["share"]["a"] > 0.35, (charge, before)
+        assert after["share"]["a"] < before["share"]["a"] - 0.1, (charge, before, after)
