@@ -8,19 +8,9 @@ from fairqueue.model import FairQueueModel
 WORKLOADS = 3000
 
 
-def simulate(rng: random.Random, *, in_flight: int, exact: bool, model: FairQueueModel):
-    """One random workload at one level; return (worst ratio, description).
-
-    Users with random weights submit tasks with actual costs `c` and estimates `e` (e = c when
-    `exact`), some in bursts, some one at a time so that their backlog is often one task deep.
-    Before every pick, tasks picked earlier are settled (c - e) in random order until at most
-    `in_flight` remain unsettled (R: they are still running or waiting in the broker). The ratio
-    is, over every pair of users and every interval of picks during which both had a task
-    waiting throughout, |service_i / w_i - service_j / w_j| / (cmax / w_i + cmax / w_j), the
-    service being the actual costs of the tasks picked, cmax the largest cost or estimate.
-    """
-    n = rng.choice([2, 2, 3, 4])
-    weights = {u: rng.choice([1, 1, 2, 3, 5, 8]) for u in range(n)}
+def cost_drawer(rng, *, exact: bool):
+    """A workload's cost draw: (actual cost, estimate) of a task, in one of four styles (chosen
+    here, from `rng`, and returned with the draw); with `exact`, the estimate is the cost."""
     style = rng.choice(["uniform", "bimodal", "extreme", "exp"])
 
     def draw() -> tuple[float, float]:
@@ -35,6 +25,24 @@ def simulate(rng: random.Random, *, in_flight: int, exact: bool, model: FairQueu
         if style == "extreme":
             return c, rng.choice([1e-3, 1.0])
         return c, rng.uniform(0.01, 1.0) if rng.random() < 0.5 else c * rng.uniform(0.2, 3.0)
+
+    return style, draw
+
+
+def simulate(rng: random.Random, *, in_flight: int, exact: bool, model: FairQueueModel):
+    """One random workload at one level; return (worst ratio, description).
+
+    Users with random weights submit tasks with actual costs `c` and estimates `e` (e = c when
+    `exact`), some in bursts, some one at a time so that their backlog is often one task deep.
+    Before every pick, tasks picked earlier are settled (c - e) in random order until at most
+    `in_flight` remain unsettled (R: they are still running or waiting in the broker). The ratio
+    is, over every pair of users and every interval of picks during which both had a task
+    waiting throughout, |service_i / w_i - service_j / w_j| / (cmax / w_i + cmax / w_j), the
+    service being the actual costs of the tasks picked, cmax the largest cost or estimate.
+    """
+    n = rng.choice([2, 2, 3, 4])
+    weights = {u: rng.choice([1, 1, 2, 3, 5, 8]) for u in range(n)}
+    style, draw = cost_drawer(rng, exact=exact)
 
     seqs = itertools.count(1)
     tasks: dict[str, tuple[int, float, float]] = {}

@@ -6,7 +6,7 @@ import random
 
 from fairqueue.model import FairQueueModel
 
-from .test_queue_model import bound_k
+from .test_queue_model import bound_k, cost_drawer
 
 WORKLOADS = 2000
 
@@ -48,20 +48,7 @@ def simulate_teams(rng: random.Random, *, in_flight: int, exact: bool):
             groups[f"g{g}"] = weight
             for _ in range(rng.randint(1, 4)):
                 users[next(uid)] = (f"g{g}", f"team{g}", rng.choice([1, 1, 2, 3, 5]))
-    style = rng.choice(["uniform", "bimodal", "extreme", "exp"])
-
-    def draw() -> tuple[float, float]:
-        c = {
-            "uniform": lambda: rng.uniform(0.01, 1.0),
-            "bimodal": lambda: rng.choice([0.01, 1.0]) * rng.uniform(0.9, 1.0),
-            "extreme": lambda: rng.choice([1e-3, 1.0]),
-            "exp": lambda: min(5.0, rng.expovariate(1.0)) + 1e-3,
-        }[style]()
-        if exact:
-            return c, c
-        if style == "extreme":
-            return c, rng.choice([1e-3, 1.0])
-        return c, rng.uniform(0.01, 1.0) if rng.random() < 0.5 else c * rng.uniform(0.2, 3.0)
+    style, draw = cost_drawer(rng, exact=exact)
 
     seqs = itertools.count(1)
     tasks: dict[str, tuple[int, float, float]] = {}
