@@ -133,7 +133,7 @@ def divide_by_team(
         group_weight[key] = (
             max(teams[user][1], group_weight.get(key, 1)) if user in teams else weight
         )
-    keys = sorted(groups, key=repr)
+    keys = list(groups)  # in the order of `users`: deterministic
     index = {key: i for i, key in enumerate(keys)}
     outer = divide_by_weight(
         slots,
@@ -223,7 +223,9 @@ def shares_from(
         parts = divide_by_team(
             slots,
             {u: (weight[u], n) for u, n in contenders.items()},
-            {u: (team[u], team_weight[team[u]][1]) for u in contenders if u in team},
+            {u: (team[u], team_weight[team[u]][1]) for u in contenders if u in team}
+            if team
+            else None,
         )
         for u, part in parts.items():
             due[u] += part * span
@@ -248,8 +250,9 @@ def shares_from(
             newer_team_weight = bool(new_team) and (held is None or submitted >= held[0])
             if newer_team_weight and held is not None and held[1] != new_team_weight:
                 changed |= {u for u, name in team.items() if name == new_team}
-            for lvl in [lvl for lvl, users in alive.items() if changed & users.keys()]:
-                settle(lvl, instant)
+            if changed:
+                for lvl in [lvl for lvl, users in alive.items() if changed & users.keys()]:
+                    settle(lvl, instant)
             weight[user] = new_weight
             if new_team:
                 team[user] = new_team
