@@ -13,9 +13,11 @@ from django.utils import timezone
 from tasks_app.models import TaskRecord
 from tasks_app.ops.metrics import OTHERS
 from tasks_app.selectors import reports
+from tasks_app.services.submission import task_submit
 from tests.conftest import make_user
 from tests.integration.test_metrics import basic
 from tests.servers import samples, value
+from users_app.services import team_add, team_create
 
 
 def teams_of(text: str, metric: str) -> dict[str, float]:
@@ -119,3 +121,17 @@ def test_team_gauges_sit_beside_the_user_gauges_and_are_bounded(three_on_one_slo
     settings.PQH_METRICS_TOP_USERS = 0
     text = basic("operator").get("/metrics").content.decode()
     assert teams_of(text, "pqh_team_share") == {OTHERS: pytest.approx(2 / 3)}
+
+
+@pytest.mark.django_db
+def test_the_dashboards_windows_name_the_team_beside_the_weight(admin_client):
+    member, _ = make_user("member", weight=2)
+    lone, _ = make_user("lone")
+    team_create(name="red", weight=3)
+    team_add(name="red", usernames=["member"])
+    task_submit(user=get_user_model().objects.get(pk=member.pk), x=1)
+    task_submit(user=lone, x=1)
+    page = admin_client.get("/admin/fairness/").content.decode()
+    windows = page[page.index('id="windows"') : page.index('id="teams"')]
+    assert 'red <span class="quiet">(weight 3)</span>' in windows
+    assert '<span class="quiet">no team</span>' in windows

@@ -104,3 +104,30 @@ def test_the_team_weight_counts_from_the_latest_members_submission():
     assert by_name["alice"].due_seconds == pytest.approx(50 * 0.5 + 50 * 0.25)
     assert by_name["bob"].due_seconds == pytest.approx(50 * 0.5 + 50 * 0.375)
     assert by_name["carol"].due_seconds == pytest.approx(50 * 0.375)
+
+
+def test_random_histories_with_teams_of_one_read_as_with_no_teams():
+    rng = random.Random(11)
+    for _ in range(100):
+        plain, ones = [], []
+        for _ in range(rng.randint(2, 25)):
+            user = rng.randint(1, 5)
+            weight = 1 + user % 3
+            submitted = rng.uniform(0, 80)
+            started = submitted + rng.uniform(0, 30) if rng.random() < 0.7 else None
+            finished = started + rng.uniform(1, 20) if started is not None else None
+            common = {"weight": weight, "submitted": submitted}
+            plain.append(task(user, **common, started=started, finished=finished))
+            ones.append(
+                task(user, **common, team=f"solo{user}", team_weight=weight, started=started,
+                     finished=finished)
+            )  # fmt: skip
+        want = shares.shares_from(plain, since=T0, now=at(100), max_wait=40)
+        got = shares.shares_from(ones, since=T0, now=at(100), max_wait=40)
+        assert [s.username for s in got] == [s.username for s in want]
+        for g, w in zip(got, want, strict=True):
+            assert (g.due_seconds, g.entitled) == (
+                pytest.approx(w.due_seconds),
+                pytest.approx(w.entitled),
+            )
+            assert g.service_seconds == w.service_seconds
