@@ -153,8 +153,12 @@ def priority_reason(
     aged: bool,
     max_wait: float,
     fairness: bool = True,
+    team: str = "",
+    team_weight: int | None = None,
 ) -> str:
-    """Say in one sentence why a task has its level (and whether aging lifted it).
+    """Say in one sentence why a task has its level (and whether aging lifted it), and how its
+    level is shared: by its team's weight among teams, then by its weight within the team (or,
+    with no `team`, as a team of its own at its weight).
 
     E.g. "level 2: 7 tasks in the last 6000 s at weight 1 reach the bound 6 (level 0 needs
     fewer than 1)". The verb agrees with what is counted: "1 task reaches", "7 tasks reach",
@@ -185,9 +189,21 @@ def priority_reason(
                 f"level {level}: {said} {reach} the bound {_amount(reached, charge)} "
                 f"(level 0 needs {need})"
             )
+        text += "; " + sharing_reason(weight=weight, team=team, team_weight=team_weight)
     if aged:
         text += (
             f"; waiting longer than PQH_MAX_WAIT_SECONDS ({max_wait:g} s) lifted it ahead of "
             "every level"
         )
     return text
+
+
+def sharing_reason(*, weight: int, team: str = "", team_weight: int | None = None) -> str:
+    """Say how a task's level is shared, e.g. "team ml (team weight 3) shares its level among
+    teams, then member weight 1 within the team", or "no team: shares its level at weight 1"."""
+    if not team:
+        return f"no team: shares its level at weight {weight}"
+    return (
+        f"team {team} (team weight {team_weight or 1}) shares its level among teams, "
+        f"then member weight {weight} within the team"
+    )

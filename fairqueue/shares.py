@@ -25,6 +25,8 @@ class TaskSpan(NamedTuple):
     started_at: datetime | None
     finished_at: datetime | None
     count: int = 1
+    team: str = ""  # its team when submitted ("": none, the user shares as a team of its own)
+    team_weight: int = 1  # the team's weight when submitted
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,46 @@ class UserShare:
     entitled: float
     contended_seconds: float
     due_seconds: float
+    team: str = ""  # the team of its latest task in the period ("": none)
+    team_weight: int | None = None  # that team's weight then (None: no team)
+
+
+@dataclass(frozen=True)
+class TeamShare:
+    """A team's service in the period beside its entitlement: the sums over its members (the
+    users whose latest task in the period was in the team) of theirs."""
+
+    team: str
+    team_weight: int
+    members: list[str]
+    service_seconds: float
+    share: float
+    entitled: float
+    contended_seconds: float
+    due_seconds: float
+
+
+def team_shares(shares: list[UserShare]) -> list[TeamShare]:
+    """Add up the members' shares per team, the largest service first (users in no team are
+    left out: their own row is their team's)."""
+    members: dict[str, list[UserShare]] = defaultdict(list)
+    for row in shares:
+        if row.team:
+            members[row.team].append(row)
+    teams = [
+        TeamShare(
+            team=team,
+            team_weight=max(r.team_weight or 1 for r in rows),
+            members=sorted(r.username for r in rows),
+            service_seconds=sum(r.service_seconds for r in rows),
+            share=sum(r.share for r in rows),
+            entitled=sum(r.entitled for r in rows),
+            contended_seconds=sum(r.contended_seconds for r in rows),
+            due_seconds=sum(r.due_seconds for r in rows),
+        )
+        for team, rows in members.items()
+    ]
+    return sorted(teams, key=lambda t: (-t.service_seconds, t.team))
 
 
 def divide_by_weight(slots: float, users: dict[int, tuple[int, int]]) -> dict[int, float]:
@@ -70,6 +112,43 @@ def divide_by_weight(slots: float, users: dict[int, tuple[int, int]]) -> dict[in
     return parts
 
 
+def divide_by_team(
+    slots: float,
+    users: dict[int, tuple[int, int]],
+    teams: dict[int, tuple[str, int]] | None = None,
+) -> dict[int, float]:
+    """Divide `slots` in two steps: among groups by group weight, then within each group among
+    its members by their weight ({user: (weight, tasks)}; `teams` {user: (team, team weight)}
+    for the users in a team). A user in no team is a group of its own at its weight, so with no
+    teams this is divide_by_weight exactly. No group, and no user, gets more than its tasks.
+    """
+    teams = teams or {}
+    if not teams:
+        return divide_by_weight(slots, users)
+    groups: dict[object, list[int]] = defaultdict(list)
+    group_weight: dict[object, int] = {}
+    for user, (weight, _) in users.items():
+        key = ("team", teams[user][0]) if user in teams else ("user", user)
+        groups[key].append(user)
+        group_weight[key] = (
+            max(teams[user][1], group_weight.get(key, 1)) if user in teams else weight
+        )
+    keys = list(groups)  # in the order of `users`: deterministic
+    index = {key: i for i, key in enumerate(keys)}
+    outer = divide_by_weight(
+        slots,
+        {index[key]: (group_weight[key], sum(users[u][1] for u in groups[key])) for key in keys},
+    )
+    parts: dict[int, float] = {}
+    for key in keys:
+        got, members = outer[index[key]], groups[key]
+        if len(members) == 1:
+            parts[members[0]] = got  # a group of one: all of it, as divide_by_weight gave it
+        else:
+            parts.update(divide_by_weight(got, {u: users[u] for u in members}))
+    return parts
+
+
 def shares_from(
     tasks: Iterable[TaskSpan], *, since: datetime, now: datetime, max_wait: float
 ) -> list[UserShare]:
@@ -88,10 +167,11 @@ def shares_from(
         return (moment - since).total_seconds()
 
     names: dict[int, str] = {}
+    team_of: dict[int, tuple[datetime, str, int]] = {}  # user -> its latest task's team
     service: dict[int, float] = defaultdict(float)
     # (instant, 0 for a weight / 1 for a change, user, level, Δ alive, Δ running, the task's
-    #  index, (submitted_at, weight) of a weight event): weights go first at an instant.
-    events: list[tuple[float, int, int, int, int, int, int, tuple[datetime, int] | None]] = []
+    #  index, (submitted_at, weight, team, team weight) of a weight event): weights go first.
+    events: list[tuple[float, int, int, int, int, int, int, tuple | None]] = []
     for index, task in enumerate(tasks):
         born = at(task.submitted_at)
         end = min(at(task.finished_at), period_end) if task.finished_at else period_end
@@ -99,6 +179,8 @@ def shares_from(
             continue  # not alive in the period
         user, n = task.user_id, task.count
         names[user] = task.username
+        if user not in team_of or task.submitted_at >= team_of[user][0]:
+            team_of[user] = (task.submitted_at, task.team, task.team_weight)
         start = at(task.started_at) if task.started_at is not None else None
         if start is not None and max(start, 0.0) < end:
             service[user] += (end - max(start, 0.0)) * n
@@ -106,7 +188,8 @@ def shares_from(
         aged = start is None or start > aged_at
         at_level_until = min(end, aged_at) if aged else end
         first = max(born, 0.0)
-        events.append((first, 0, user, 0, 0, 0, index, (task.submitted_at, task.weight)))
+        recorded = (task.submitted_at, task.weight, task.team, max(task.team_weight or 1, 1))
+        events.append((first, 0, user, 0, 0, 0, index, recorded))
         if at_level_until > first:
             events.append((first, 1, user, task.level, n, 0, index, None))
             events.append((at_level_until, 1, user, task.level, -n, 0, index, None))
@@ -117,6 +200,8 @@ def shares_from(
     events.sort(key=lambda e: (e[0], e[1], e[5] > 0))
 
     weight: dict[int, int] = {}
+    team: dict[int, str] = {}  # user -> its team, while in one
+    team_weight: dict[str, tuple[datetime, int]] = {}  # team -> (since, weight) of its latest task
     weight_from: dict[int, datetime] = {}
     alive: dict[int, dict[int, int]] = defaultdict(dict)  # level -> user -> tasks alive there
     running: dict[int, dict[int, int]] = defaultdict(dict)  # level -> user -> tasks running
@@ -135,7 +220,13 @@ def shares_from(
         slots = sum(running[level].values())
         if slots <= 0:
             return
-        parts = divide_by_weight(slots, {u: (weight[u], n) for u, n in contenders.items()})
+        parts = divide_by_team(
+            slots,
+            {u: (weight[u], n) for u, n in contenders.items()},
+            {u: (team[u], team_weight[team[u]][1]) for u in contenders if u in team}
+            if team
+            else None,
+        )
         for u, part in parts.items():
             due[u] += part * span
             contended[u] += running[level].get(u, 0) * span
@@ -147,13 +238,28 @@ def shares_from(
 
     for instant, kind, user, level, d_alive, d_running, index, recorded in events:
         if kind == 0:
-            submitted, new_weight = recorded
+            submitted, new_weight, new_team, new_team_weight = recorded
             if user in weight_from and submitted <= weight_from[user]:
                 continue  # an older submission than the one whose weight holds
-            if weight.get(user) != new_weight:
-                for lvl in [lvl for lvl, users in alive.items() if user in users]:
+            changed = (
+                {user}
+                if (weight.get(user), team.get(user, "")) != (new_weight, new_team)
+                else set()
+            )
+            held = team_weight.get(new_team)
+            newer_team_weight = bool(new_team) and (held is None or submitted >= held[0])
+            if newer_team_weight and held is not None and held[1] != new_team_weight:
+                changed |= {u for u, name in team.items() if name == new_team}
+            if changed:
+                for lvl in [lvl for lvl, users in alive.items() if changed & users.keys()]:
                     settle(lvl, instant)
-                weight[user] = new_weight
+            weight[user] = new_weight
+            if new_team:
+                team[user] = new_team
+            else:
+                team.pop(user, None)
+            if newer_team_weight:
+                team_weight[new_team] = (submitted, new_team_weight)
             weight_from[user] = submitted
             continue
         if index in alone:
@@ -186,6 +292,8 @@ def shares_from(
                 entitled=entitled / total if total > 0 else 0.0,
                 contended_seconds=contended[user],
                 due_seconds=due[user],
+                team=team_of[user][1],
+                team_weight=team_of[user][2] if team_of[user][1] else None,
             )
         )
     return sorted(shares, key=lambda s: (-s.service_seconds, s.username))

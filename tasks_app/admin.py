@@ -117,6 +117,14 @@ def usage_text(value: float, charge: str) -> str:
     return f"{int(value)} task{'' if int(value) == 1 else 's'}"
 
 
+def team_text(*, team: str | None, team_weight: int | None, weight: int) -> str:
+    """Say a user's team and weights: "ml (team weight 3), member weight 2", or "no team
+    (weight 2)"."""
+    if not team:
+        return f"no team (weight {weight})"
+    return f"{team} (team weight {team_weight or 1}), member weight {weight}"
+
+
 def stored_result_text(row: TaskResult | None) -> str:
     """Say what the result store holds for a task, briefly: its status, when it was stored, and
     the shape of a value (never the value: it may repeat the user's input) or a failure's type
@@ -187,6 +195,7 @@ class TaskRecordAdmin(admin.ModelAdmin):
             {"fields": ["submitted", "started", "finished", "wait", "run_time", "position"]},
         ),
         ("What set the level", {"fields": ["weight", "charge", "usage", "cost_text"]}),
+        ("How its level was shared", {"fields": ["team_text"]}),
         ("Run", {"fields": ["attempts", "worker", "stored_result"]}),
         ("Submission", {"fields": ["queue_seq", "idempotency_key", "input"]}),
     ]
@@ -201,6 +210,7 @@ class TaskRecordAdmin(admin.ModelAdmin):
         "started",
         "finished",
         "cost_text",
+        "team_text",
         "stored_result",
     ]
     actions = ["cancel_selected"]
@@ -310,6 +320,11 @@ class TaskRecordAdmin(admin.ModelAdmin):
             per = usage_per_weight(usage=used, weight=obj.weight, charge=charge)
             text += f" ({usage_text(per, charge)} per weight)"
         return text
+
+    @admin.display(description="team", ordering="team")
+    def team_text(self, obj: TaskRecord) -> str:
+        """The team recorded at submission, its weight and the member weight."""
+        return team_text(team=obj.team, team_weight=obj.team_weight, weight=obj.weight)
 
     @admin.display(description="cost", ordering="cost")
     def cost_text(self, obj: TaskRecord) -> str:

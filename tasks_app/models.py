@@ -66,6 +66,21 @@ class TaskRecord(models.Model):
         verbose_name="weight",
         help_text="The user's weight when the task was submitted.",
     )
+    team = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",  # also in the table, so processes of the previous version can still insert
+        verbose_name="team",
+        help_text="The user's team when the task was submitted (its name); empty: no team (the "
+        "user shared its level as a team of its own). Empty for tasks recorded before teams.",
+    )
+    team_weight = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        verbose_name="team weight",
+        help_text="The team's weight when the task was submitted; empty with no team.",
+    )
     count_before = models.PositiveIntegerField(
         verbose_name="count before",
         help_text="The user's submissions in the window before this one; decided the level.",

@@ -107,13 +107,18 @@ admin.site.unregister(User)
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     inlines = [ProfileInline]
-    list_display = [*BaseUserAdmin.list_display, "weight"]
-    list_select_related = ["profile"]
+    list_display = [*BaseUserAdmin.list_display, "weight", "team"]
+    list_select_related = ["profile__team"]
     actions = ["reset_window"]
 
     @admin.display(description="weight", ordering="profile__weight")
     def weight(self, obj) -> int:
         return getattr(getattr(obj, "profile", None), "weight", 1)
+
+    @admin.display(description="team", ordering="profile__team__name")
+    def team(self, obj) -> str:
+        team = getattr(getattr(obj, "profile", None), "team", None)
+        return "-" if team is None else f"{team.name} (weight {team.weight})"
 
     @admin.action(description="Reset the window of selected users", permissions=["change"])
     def reset_window(self, request, queryset) -> None:

@@ -34,6 +34,12 @@ def user_weight(user) -> int:
     return DEFAULT_WEIGHT if profile is None else profile.weight
 
 
+def user_team_row(user) -> Team | None:
+    """Return the user's team row, or None for none. Reads the row loaded with the weight row."""
+    profile = _profile(user)
+    return None if profile is None else profile.team
+
+
 def user_team(user) -> tuple[str, int]:
     """Return the user's team as the fair queue names it and its weight: ("", 1) for none.
     Reads the rows loaded with the user (the team is loaded with the weight row)."""

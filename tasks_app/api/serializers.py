@@ -175,6 +175,22 @@ class PrioritySerializer(serializers.Serializer):
     weight = serializers.IntegerField(
         min_value=1, help_text="Your weight when it was submitted: usage is divided by it."
     )
+    team = serializers.CharField(
+        allow_null=True,
+        help_text="Your team when it was submitted; null: no team (you shared the level as a "
+        "team of your own, at your weight). Within a level the service is shared among teams "
+        "(and users in no team) by team weight, then within a team by member weight.",
+    )
+    team_weight = serializers.IntegerField(
+        allow_null=True,
+        min_value=1,
+        help_text="Your team's weight when it was submitted; null with no team.",
+    )
+    member_weight = serializers.IntegerField(
+        min_value=1,
+        help_text="Your weight within your team (the same as `weight`); with no team, your "
+        "weight among the teams.",
+    )
     usage_per_weight = serializers.FloatField(
         help_text="What the policy compared with the bounds: usage_before // weight (whole "
         "tasks) under tasks, usage_before / weight (seconds) under time.",
@@ -211,7 +227,8 @@ class PrioritySerializer(serializers.Serializer):
     )
     reason = serializers.CharField(
         help_text='The same in one sentence, e.g. "level 2: 7 tasks in the last 6000 s at '
-        'weight 1 reach the bound 6 (level 0 needs fewer than 1)".',
+        "weight 1 reach the bound 6 (level 0 needs fewer than 1); team ml (team weight 3) "
+        'shares its level among teams, then member weight 1 within the team".',
     )
 
 

@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from fairqueue.shares import UserShare, share_fairness
+from fairqueue.shares import TeamShare, UserShare, share_fairness, team_shares
 
 from ..admin import duration_text
 from ..selectors import reports
@@ -15,6 +15,7 @@ from ..selectors import reports
 PERIOD = timedelta(hours=1)
 STEP = timedelta(minutes=1)
 TOP_WINDOWS = 10
+TOP_TEAMS = 10  # the teams with the largest share received or entitled
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def line_chart(
     )
 
 
-def _ratio(share: UserShare | None) -> str:
+def _ratio(share: UserShare | TeamShare | None) -> str:
     """Received ÷ due while the user shared its level, as "1.02×"; "not shared" if it never
     shared a level while that level was served."""
     if share is None:
@@ -119,6 +120,7 @@ def fairness_dashboard(request, *, context: dict):
         {"user": row, "share": by_user.get(row.user_id), "ratio": _ratio(by_user.get(row.user_id))}
         for row in reports.largest_windows(now=now.timestamp(), limit=TOP_WINDOWS)
     ]
+    teams = sorted(team_shares(shares), key=lambda t: (-max(t.share, t.entitled), t.team))
     load = reports.level_load(now=now)
     waits = reports.wait_percentiles(since=since, now=now)
     # The chart's buckets start on whole minutes, so its ticks read as clock times.
@@ -152,6 +154,8 @@ def fairness_dashboard(request, *, context: dict):
             "total_queued": sum(row.queued for row in load),
             "total_running": sum(row.running for row in load),
             "windows": windows,
+            "teams": [{"team": t, "ratio": _ratio(t)} for t in teams[:TOP_TEAMS]],
+            "more_teams": max(len(teams) - TOP_TEAMS, 0),
             "contending": len(shares),
             "service": duration_text(sum(s.service_seconds for s in shares)),
             "contended": duration_text(sum(s.contended_seconds for s in shares)),

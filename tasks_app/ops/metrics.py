@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, m
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from fairqueue.shares import UserShare, share_fairness
+from fairqueue.shares import TeamShare, UserShare, share_fairness, team_shares
 from pqh_site.core import core
 from pqh_site.prometheus import multiprocess_dir
 
@@ -91,6 +91,25 @@ def share_series(rows: list[UserShare], top: int) -> list[ShareSeries]:
                 sum(r.share for r in rest),
                 sum(r.entitled for r in rest),
                 sum(r.weight for r in rest),
+            )
+        )
+    return series
+
+
+def team_series(rows: list[TeamShare], top: int) -> list[ShareSeries]:
+    """The series of the `top` teams with the largest share received or entitled, and one
+    series OTHERS adding up the rest, if any: at most top + 1 (a team name has no parentheses,
+    so none is OTHERS)."""
+    ranked = sorted(rows, key=lambda r: (-max(r.share, r.entitled), r.team))
+    series = [ShareSeries(r.team, r.share, r.entitled, r.team_weight) for r in ranked[:top]]
+    rest = ranked[top:]
+    if rest:
+        series.append(
+            ShareSeries(
+                OTHERS,
+                sum(r.share for r in rest),
+                sum(r.entitled for r in rest),
+                sum(r.team_weight for r in rest),
             )
         )
     return series
@@ -195,6 +214,7 @@ class StateCollector:
             entitled.add_metric([series.user], series.entitled)
             weight.add_metric([series.user], series.weight)
         yield from (share, entitled, weight)
+        yield from self._team_gauges(rows)
         yield GaugeMetricFamily(
             "pqh_users_with_tasks",
             "Users with a task waiting or running at some time in the last hour.",
@@ -208,6 +228,26 @@ class StateCollector:
                 "(1 = exactly by weight); absent without contention.",
                 value=jain,
             )
+
+    @staticmethod
+    def _team_gauges(rows: list[UserShare]) -> Iterable[Metric]:
+        share = GaugeMetricFamily(
+            "pqh_team_share",
+            "Share of the worker time of the last hour a team's members received (0..1): the "
+            "sum of their pqh_user_share.",
+            labels=["team"],
+        )
+        entitled = GaugeMetricFamily(
+            "pqh_team_entitled_share",
+            "Share of the worker time of the last hour a team was entitled to: the sum of its "
+            "members' entitled shares, within a level divided among teams by team weight, "
+            "then among a team's members by weight (0..1).",
+            labels=["team"],
+        )
+        for series in team_series(team_shares(rows), settings.PQH_METRICS_TOP_USERS):
+            share.add_metric([series.user], series.share)
+            entitled.add_metric([series.user], series.entitled)
+        yield from (share, entitled)
 
 
 def metrics_exposition(

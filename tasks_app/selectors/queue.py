@@ -15,7 +15,8 @@ from ..models import TaskRecord
 
 def queue_stats(*, now: float | None = None) -> dict[str, Any]:
     """Return, per level, the queued tasks, and per user with a live window: its count, usage
-    (the count, or seconds charged), weight, next level and when it falls back to level 0."""
+    (the count, or seconds charged), weight, team and team weight (None: no team), next level
+    and when it falls back to level 0."""
     now = time.time() if now is None else now
     the_core = core()
     per_level = dict(
@@ -35,6 +36,8 @@ def queue_stats(*, now: float | None = None) -> dict[str, Any]:
             "count": row.count,
             "usage": row.usage,
             "weight": row.weight,
+            "team": row.team,
+            "team_weight": row.team_weight,
             "usage_per_weight": row.usage_per_weight,
             "next_level": row.next_level,
             "level0_at": None

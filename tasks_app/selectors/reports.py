@@ -10,6 +10,12 @@ Definitions (in full in docs/fairness.md, "What the dashboard and fairness_repor
   worker time the level receives is divided by weight (no user more than its tasks can use: one
   slot a task), and each contender is *due* its part. A user's weight at an instant is the one
   recorded on its latest submission up to then.
+- With teams the division is two-step: among groups (teams, and each user in no team) by team
+  weight, then a team's part among its contending members by their weight. A task records its
+  user's team and the team's weight at submission; a team's weight at an instant is the one
+  recorded on its members' latest submission up to then.
+- A team's service, contended, due, share and entitled are the sums of its members' (a user
+  counts in the team recorded on its latest task in the period).
 - A user's *service* is its worker time in the period; *contended* is what it received in
   contended pieces and *due* what it was due there. *share* = service ÷ everyone's; *entitled* =
   (service − contended + due) ÷ everyone's: what it got with its level to itself is its due.
@@ -30,6 +36,7 @@ from django.conf import settings
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import (
     Aggregate,
+    CharField,
     Count,
     DateTimeField,
     DurationField,
@@ -41,8 +48,9 @@ from django.db.models import (
     Q,
     Value,
 )
+from django.db.models.functions import Coalesce
 
-from fairqueue.shares import TaskSpan, UserShare, shares_from
+from fairqueue.shares import TaskSpan, TeamShare, UserShare, shares_from, team_shares
 from users_app.selectors import UserWindow, user_windows
 
 from ..models import TaskRecord
@@ -142,7 +150,7 @@ def _period_tasks(*, since: datetime, now: datetime, max_wait: float) -> list[Ta
         & (Q(started_at__isnull=True) | Q(started_at__gte=now))
         & (Q(finished_at__isnull=True) | Q(finished_at__gte=now))
     )
-    columns = ("user_id", "user__username", "lvl", "w", "sub", "start", "end", "n")
+    columns = ("user_id", "user__username", "lvl", "w", "sub", "start", "end", "n", "tm", "tw")
     each = alive.filter(
         Q(submitted_at__gt=aged_by) | Q(started_at__lt=now) | Q(finished_at__lt=now)
     ).annotate(
@@ -152,6 +160,8 @@ def _period_tasks(*, since: datetime, now: datetime, max_wait: float) -> list[Ta
         start=F("started_at"),
         end=F("finished_at"),
         n=Value(1),
+        tm=F("team"),
+        tw=Coalesce("team_weight", 1),
     )
     grouped = (
         alive.filter(nothing_but_waiting)
@@ -163,6 +173,11 @@ def _period_tasks(*, since: datetime, now: datetime, max_wait: float) -> list[Ta
             start=Value(None, output_field=DateTimeField()),
             end=Value(None, output_field=DateTimeField()),
             n=Count("pk"),
+            tm=_First(ArrayAgg("team", order_by="-submitted_at"), output_field=CharField()),
+            tw=_First(
+                ArrayAgg(Coalesce("team_weight", 1), order_by="-submitted_at"),
+                output_field=IntegerField(),
+            ),
         )
     )
     rows = list(
@@ -186,6 +201,12 @@ def user_shares(*, since: datetime, now: datetime) -> list[UserShare]:
     max_wait = float(settings.PQH_MAX_WAIT_SECONDS)
     tasks = _period_tasks(since=since, now=now, max_wait=max_wait)
     return shares_from(tasks, since=since, now=now, max_wait=max_wait)
+
+
+def teams_of(shares: list[UserShare]) -> list[TeamShare]:
+    """The teams' shares: each the sum of its members' (a user counts in the team recorded on
+    its latest task in the period; users in no team are their own rows)."""
+    return team_shares(shares)
 
 
 def _seconds(value: timedelta | None) -> float | None:

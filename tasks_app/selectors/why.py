@@ -29,7 +29,8 @@ def task_priority(
     estimated_start_at: str | None = None,
 ) -> dict[str, Any]:
     """Return why a task waits (the detail's "priority"): its level and the window usage that
-    set it against the bounds, the weight, its cost, whether aging lifted it, its place.
+    set it against the bounds, the weight, its team (recorded at submission) and the team's weight,
+    its cost, whether aging lifted it, its place.
 
     No I/O: the record and its `place` (task_place: read once, with the position) say it all.
     Seconds (under time: usage, bounds, cost; run_seconds) are shown to the millisecond.
@@ -46,6 +47,9 @@ def task_priority(
         "usage_before": shown_seconds(usage),
         "unit": charge_unit(charge),
         "weight": weight,
+        "team": record.team or None,
+        "team_weight": (record.team_weight or 1) if record.team else None,
+        "member_weight": weight,
         "usage_per_weight": shown_seconds(
             usage_per_weight(usage=usage, weight=weight, charge=charge)
         ),
@@ -65,5 +69,7 @@ def task_priority(
             aged=aged,
             max_wait=settings.PQH_MAX_WAIT_SECONDS,
             fairness=settings.PQH_FAIRNESS,
+            team=record.team,
+            team_weight=record.team_weight,
         ),
     }

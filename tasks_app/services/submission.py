@@ -17,7 +17,7 @@ from fairqueue.admission import Decision
 from fairqueue.policy import level_of
 from fairqueue.queue import QueuedTask, Release
 from pqh_site.core import core
-from users_app.selectors import user_cap, user_team, user_weight
+from users_app.selectors import user_cap, user_team, user_team_row, user_weight
 
 from ..models import IDEMPOTENCY_KEY_MAX_LENGTH, TaskRecord
 from ..ops import events
@@ -127,6 +127,8 @@ _INSERT_COLUMNS = (
     "user",
     "level",
     "weight",
+    "team",
+    "team_weight",
     "count_before",
     "charge",
     "usage_before",
@@ -279,6 +281,7 @@ def _new_record(
 ) -> TaskRecord:
     """The history row of an admitted task, with the level the policy gives it. No I/O."""
     weight = user_weight(user)
+    team = user_team_row(user)  # loaded with the weight row: no query
     return TaskRecord(
         task_id=uuid.UUID(task_id),
         user=user,
@@ -286,6 +289,8 @@ def _new_record(
             core().config, count_before=decision.count, weight=weight, usage=decision.usage
         ),
         weight=weight,
+        team="" if team is None else team.name,
+        team_weight=None if team is None else team.weight,
         count_before=decision.count,
         charge=settings.PQH_CHARGE,
         usage_before=decision.usage,

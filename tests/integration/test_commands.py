@@ -311,6 +311,8 @@ def test_queue_stats_shows_levels_and_live_windows(alice, bob):
             "count": 3,
             "usage": 3,
             "weight": 1,
+            "team": None,
+            "team_weight": None,
             "usage_per_weight": 3,
             "next_level": 1,
         },
@@ -319,6 +321,8 @@ def test_queue_stats_shows_levels_and_live_windows(alice, bob):
             "count": 1,
             "usage": 1,
             "weight": 1,
+            "team": None,
+            "team_weight": None,
             "usage_per_weight": 1,
             "next_level": 1,
         },
@@ -329,7 +333,10 @@ def test_queue_stats_shows_levels_and_live_windows(alice, bob):
         assert abs((got - (submitted + window)).total_seconds()) < 1e-3
     text = run("queue_stats")
     assert "charge: tasks (level bounds per weight, in tasks: 1, 6, 16, 26, 36)" in text
-    assert "alice: count 3, usage 3 task(s), weight 1, next level 1, back at level 0 at " in text
+    assert (
+        "alice: count 3, usage 3 task(s), weight 1, no team, next level 1, back at level 0 at "
+        in text
+    )
     assert "total queued: 4" in text
 
 
@@ -348,4 +355,6 @@ def test_queue_stats_under_time_shows_seconds_per_weight(alice, charlie, setting
     assert rows["charlie"]["next_level"] == 1 and rows["charlie"]["level0_at"] is not None
     text = run("queue_stats")
     assert "charge: time (level bounds per weight, in seconds: 0.2 s, 1.2 s," in text
-    assert "charlie: count 13, usage 2.6 s = 0.4 s per weight, weight 6, next level 1" in text
+    assert (
+        "charlie: count 13, usage 2.6 s = 0.4 s per weight, weight 6, no team, next level 1" in text
+    )

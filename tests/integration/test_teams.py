@@ -217,3 +217,30 @@ def test_usage_names_the_team_and_its_weight(no_worker):
     assert lone["team"] is None and lone["team_weight"] is None
     mine = client_for(member_token).get("/api/usage/").json()
     assert mine["team"] == red.name and mine["team_weight"] == 3
+
+
+@pytest.mark.django_db
+def test_queue_stats_and_the_admin_show_the_team_beside_the_weight(no_worker, admin_client):
+    member, _ = make_user("member", weight=2)
+    lone, _ = make_user("lone")
+    run("team", "create", "red", "--weight", "3")
+    run("team", "add", "red", "member")
+    member = Profile.objects.get(user__username="member").user  # with its team loaded
+    mine = task_submit(user=member, x=1)
+    task_submit(user=lone, x=1)
+    stats = json.loads(run("queue_stats", "--json"))
+    rows = {row["user"]: row for row in stats["users"]}
+    assert (rows["member"]["team"], rows["member"]["team_weight"]) == ("red", 3)
+    assert (rows["lone"]["team"], rows["lone"]["team_weight"]) == (None, None)
+    text = run("queue_stats")
+    assert "usage 1 task(s) = 0 per weight, weight 2, team red (team weight 3), next" in text
+    assert "lone: count 1, usage 1 task(s), weight 1, no team, next" in text
+    # The task's page: the team recorded at submission, its weight, the member's weight.
+    page = admin_client.get(f"/admin/tasks_app/taskrecord/{mine.pk}/change/").content.decode()
+    assert "red (team weight 3), member weight 2" in page
+    assert "team red (team weight 3) shares its level among teams" in page
+    # The weights list and the users list: the team beside the weight.
+    weights = admin_client.get("/admin/users_app/profile/").content.decode()
+    assert "red (weight 3)" in weights
+    users = admin_client.get("/admin/auth/user/").content.decode()
+    assert "red (weight 3)" in users

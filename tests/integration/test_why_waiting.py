@@ -15,6 +15,7 @@ from django.utils import timezone
 from fairqueue.testing import count_redis_round_trips
 from tasks_app.models import TaskRecord
 from tests.conftest import client_for, make_user
+from users_app.services import team_add, team_create, team_remove, team_set_weight
 
 T = 6000  # the tests' window (PQH_WINDOW_SECONDS)
 
@@ -49,6 +50,7 @@ def test_a_queued_tasks_detail_says_why_it_waits(charge, alice_client, django_as
     assert priority["position"] == body["position"]
     assert priority["estimated_start_at"] == body["estimated_start_at"]
     assert (priority["level"], priority["charge"], priority["weight"]) == (1, charge, 1)
+    assert (priority["team"], priority["team_weight"], priority["member_weight"]) == (None, None, 1)
     assert priority["aged"] is False and priority["run_seconds"] is None
     if charge == "tasks":
         assert priority["usage_before"] == 2 and priority["unit"] == "tasks"
@@ -56,7 +58,7 @@ def test_a_queued_tasks_detail_says_why_it_waits(charge, alice_client, django_as
         assert priority["bounds"] == [1, 6, 16, 26, 36]
         assert priority["reason"] == (
             "level 1: 2 tasks in the last 6000 s at weight 1 reach the bound 1 "
-            "(level 0 needs fewer than 1)"
+            "(level 0 needs fewer than 1); no team: shares its level at weight 1"
         )
     else:
         # Two tasks before it, each charged the default estimate of 0.2 s.
@@ -66,7 +68,7 @@ def test_a_queued_tasks_detail_says_why_it_waits(charge, alice_client, django_as
         assert priority["bounds"] == [0.2, 1.2, 3.2, 5.2, 7.2]
         assert priority["reason"] == (
             "level 1: 0.4 s of service charged in the last 6000 s at weight 1 reaches the bound "
-            "0.2 s (level 0 needs less than 0.2 s per weight)"
+            "0.2 s (level 0 needs less than 0.2 s per weight); no team: shares its level at weight 1"
         )
 
 
@@ -80,19 +82,20 @@ def test_the_reason_counts_one_task_in_the_singular(charge, alice_client):
     if charge == "tasks":
         assert said[first["task_id"]]["reason"] == (
             "level 0: 0 tasks in the last 6000 s at weight 1 stay below the bound 1 of level 1"
+            "; no team: shares its level at weight 1"
         )
         assert said[second["task_id"]]["reason"] == (
             "level 1: 1 task in the last 6000 s at weight 1 reaches the bound 1 "
-            "(level 0 needs fewer than 1)"
+            "(level 0 needs fewer than 1); no team: shares its level at weight 1"
         )
     else:
         assert said[first["task_id"]]["reason"] == (
             "level 0: 0.0 s of service charged in the last 6000 s at weight 1 stays below the "
-            "bound 0.2 s of level 1"
+            "bound 0.2 s of level 1; no team: shares its level at weight 1"
         )
         assert said[second["task_id"]]["reason"] == (
             "level 1: 0.2 s of service charged in the last 6000 s at weight 1 reaches the bound "
-            "0.2 s (level 0 needs less than 0.2 s per weight)"
+            "0.2 s (level 0 needs less than 0.2 s per weight); no team: shares its level at weight 1"
         )
 
 
@@ -127,6 +130,38 @@ def test_the_weight_divides_the_usage(charge):
         assert priority["usage_per_weight"] == pytest.approx(0.3) and priority["level"] == 1
         assert "0.6 s of service charged" in priority["reason"]
         assert "at weight 2 = 0.3 s per weight" in priority["reason"]
+
+
+@pytest.mark.django_db
+def test_a_team_members_task_names_its_team_the_team_weight_and_its_member_weight(
+    charge, django_assert_num_queries
+):
+    user, token = make_user("tess", weight=2)
+    team_create(name="ml", weight=3)
+    team_add(name="ml", usernames=["tess"])
+    client = client_for(token)
+    first = submit(client, 1)[0]
+    with django_assert_num_queries(2), count_redis_round_trips() as calls:
+        # The same two queries as with no team: the team was recorded with the task.
+        body = client.get(f"/api/tasks/{first['task_id']}/").json()
+    assert calls == ["GET", "EVALSHA"]
+    priority = body["priority"]
+    assert (priority["team"], priority["team_weight"], priority["member_weight"]) == ("ml", 3, 2)
+    assert priority["reason"].endswith(
+        "; team ml (team weight 3) shares its level among teams, then member weight 2 within "
+        "the team"
+    )
+    record = TaskRecord.objects.get(pk=first["task_id"])
+    assert (record.team, record.team_weight) == ("ml", 3)
+    # The history keeps the team of the submission: a later change shows on later tasks only.
+    team_set_weight(name="ml", weight=5)
+    team_remove(usernames=["tess"])
+    client = client_for(token)
+    again = client.get(f"/api/tasks/{first['task_id']}/").json()["priority"]
+    assert (again["team"], again["team_weight"]) == ("ml", 3)
+    later = client.get(f"/api/tasks/{submit(client, 1)[0]['task_id']}/").json()["priority"]
+    assert (later["team"], later["team_weight"], later["member_weight"]) == (None, None, 2)
+    assert later["reason"].endswith("; no team: shares its level at weight 2")
 
 
 @pytest.mark.django_db

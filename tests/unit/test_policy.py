@@ -9,6 +9,7 @@ from fairqueue.policy import (
     level_for,
     level_for_usage,
     priority_reason,
+    sharing_reason,
     weighted_count,
 )
 
@@ -196,11 +197,12 @@ def test_the_reason_says_what_set_the_level_in_the_users_words(
     said = priority_reason(
         level=level, charge=charge, usage=usage, weight=weight, aged=False, **common
     )
-    assert said == sentence
+    shared = sentence + f"; no team: shares its level at weight {weight}"
+    assert said == shared
     aged = priority_reason(
         level=level, charge=charge, usage=usage, weight=weight, aged=True, **common
     )
-    assert aged == sentence + (
+    assert aged == shared + (
         "; waiting longer than PQH_MAX_WAIT_SECONDS (600 s) lifted it ahead of every level"
     )
 
@@ -214,3 +216,24 @@ def test_the_reason_with_fairness_off_says_so(aged):
         "level 0: the fairness policy is off (PQH_FAIRNESS), so tasks start in arrival order"
     )
     assert off.endswith("lifted it ahead of every level") == aged
+
+
+def test_the_reason_names_the_team_its_weight_and_the_member_weight():
+    said = priority_reason(
+        level=2, charge="tasks", usage=7, weight=2, aged=False, team="ml", team_weight=3, **REASON
+    )
+    assert said == (
+        "level 2: 7 tasks in the last 6000 s at weight 2 = 3 per weight reach the bound 6 "
+        "(level 0 needs fewer than 1); team ml (team weight 3) shares its level among teams, "
+        "then member weight 2 within the team"
+    )
+    assert sharing_reason(weight=4) == "no team: shares its level at weight 4"
+    assert sharing_reason(weight=1, team="a.b", team_weight=None).startswith(
+        "team a.b (team weight 1)"
+    )
+    # With fairness off nothing is shared by weight: no team clause.
+    off = priority_reason(
+        level=0, charge="tasks", usage=1, weight=1, aged=False, fairness=False, team="ml",
+        team_weight=3, **REASON,
+    )  # fmt: skip
+    assert "team" not in off.replace("PQH_FAIRNESS", "")

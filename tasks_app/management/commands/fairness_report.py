@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_duration
 
-from fairqueue.shares import share_fairness
+from fairqueue.shares import share_fairness, team_shares
 from pqh_site.outages import PqhCommand
 from tasks_app.selectors import reports
 
@@ -56,6 +56,7 @@ class Command(PqhCommand):
         except reports.PeriodTooBusy as exc:
             raise CommandError(f"{exc}: ask for a shorter --since") from exc
         jain = share_fairness(shares)
+        teams = team_shares(shares)
         started = sum(row.started for row in waits)
         if options["json"]:
             report = {
@@ -63,6 +64,7 @@ class Command(PqhCommand):
                 "now": now.isoformat(),
                 "levels": [asdict(row) for row in waits],
                 "users": [asdict(row) for row in shares],
+                "teams": [asdict(row) for row in teams],
                 "jain_index": jain,
             }
             self.stdout.write(json.dumps(report, indent=2))
@@ -89,9 +91,26 @@ class Command(PqhCommand):
                 )
             else:
                 contending = "never shared its level while served"
+            team = f"team {row.team} (weight {row.team_weight})" if row.team else "no team"
             self.stdout.write(
-                f"  {row.username}: weight {row.weight}, {row.service_seconds:.1f} s, "
+                f"  {row.username}: weight {row.weight}, {team}, {row.service_seconds:.1f} s, "
                 f"share {row.share:.3f}, entitled {row.entitled:.3f}; {contending}"
+            )
+        if teams:
+            self.stdout.write(
+                "share of worker time per team (the sums of its members'; within a level teams "
+                "share by team weight, then members by weight):"
+            )
+        for t in teams:
+            ratio = (
+                f"{t.contended_seconds / t.due_seconds:.2f}x while contending"
+                if t.due_seconds > 0
+                else "never shared its level while served"
+            )
+            self.stdout.write(
+                f"  {t.team}: team weight {t.team_weight}, members {', '.join(t.members)}, "
+                f"{t.service_seconds:.1f} s, share {t.share:.3f}, entitled {t.entitled:.3f}; "
+                f"{ratio}"
             )
         contended = sum(row.contended_seconds for row in shares)
         fairness = (

@@ -13,7 +13,8 @@ def _amount(value: float, unit: str) -> str:
 class Command(PqhCommand):
     help = (
         "Show queued tasks per level, and per user with a live window: count, usage (tasks or "
-        "seconds charged), weight, next level and when it falls back to level 0."
+        "seconds charged), weight, team (and its weight), next level and when it falls back to "
+        "level 0."
     )
 
     def add_arguments(self, parser) -> None:
@@ -48,9 +49,14 @@ class Command(PqhCommand):
                 if row["level0_at"] is None
                 else f"back at level 0 at {row['level0_at']} if it stops submitting"
             )
+            team = (
+                "no team"
+                if row["team"] is None
+                else f"team {row['team']} (team weight {row['team_weight']})"
+            )
             self.stdout.write(
                 f"  {row['user']}: count {row['count']}, usage {usage}, weight {row['weight']}, "
-                f"next level {row['next_level']}, {back}"
+                f"{team}, next level {row['next_level']}, {back}"
             )
         total = sum(row["queued"] for row in stats["levels"])
         self.stdout.write(f"total queued: {total}, users: {len(stats['users'])}")
