@@ -51,9 +51,7 @@ class Rates:
     def __init__(self, keys, scripts):
         self.keys, self.scripts = keys, scripts
 
-    def take(
-        self, *, scope: str, ident: object, rate: Rate, now: float | None = None
-    ) -> float:
+    def take(self, *, scope: str, ident: object, rate: Rate, now: float | None = None) -> float:
         """Count one request of `ident` in its `scope` bucket; return 0.0, or the seconds to wait.
 
         A refused request is not counted, so a client that keeps knocking is let in as soon as
