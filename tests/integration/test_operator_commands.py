@@ -135,7 +135,7 @@ def test_fairness_report_prints_waits_per_level_and_shares_beside_weights(alice,
     assert report["jain_index"] is None
     text = run("fairness_report", "--since", "15m").splitlines()
     assert (
-        "  alice: weight 1, 20.0 s, share 0.400, entitled 0.400; "
+        "  alice: weight 1, no team, 20.0 s, share 0.400, entitled 0.400; "
         "never shared its level while served"
     ) in text
     assert text[-1] == (
