@@ -1,6 +1,8 @@
 """Real servers for tests: the Procfile's web line on the test database, and reading what it answers."""
 
+import contextlib
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -47,6 +49,12 @@ class WebServer:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "WebServer":
+        self.start()
+        wait_for(self._answers, timeout=30, interval=0.1)
+        return self
+
+    def start(self) -> None:
+        """Start it without waiting for it to answer."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "honcho", "-f", "Procfile", "-e", os.devnull, "start"]
             + list(self.entries),
@@ -56,8 +64,6 @@ class WebServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for(self._answers, timeout=30, interval=0.1)
-        return self
 
     def _answers(self) -> bool:
         assert self.proc.poll() is None, self.log.read_text()[-2000:]
@@ -71,11 +77,22 @@ class WebServer:
         self.stop()
 
     def stop(self) -> int:
-        """Stop it as Ctrl-C on `make run` does (honcho relays SIGTERM to every process it
-        started, then SIGKILL 5 s later); return honcho's exit code (143: it was SIGTERMed)."""
+        """Stop it as Ctrl-C on `make run` does (the signal reaches every process of the group;
+        honcho relays SIGTERM to what it started and waits for it, with no deadline of its own);
+        return honcho's exit code (143: it was SIGTERMed)."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)
-        return self.proc.wait(timeout=30)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # It did not stop: fail, but leave nothing of it running (honcho starts each
+            # entry in a session of its own, named in its log by the pid it started).
+            for pid in re.findall(r"started \(pid=(\d+)\)", self.log.read_text()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(int(pid), 9)
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
+            raise
 
 
 def call(url: str, *, token: str = "", bearer: str = "", body: bytes | None = None) -> str:
