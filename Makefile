@@ -42,11 +42,13 @@ run: services
 	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) exec $(DOTENV) run --no-override $(VENV)/bin/honcho -e /dev/null -f Procfile start
 
 # Every tier: unit (no services), integration (PostgreSQL, Redis, Celery workers), system (whole
-# processes, the browser, faults, the benchmarks' smoke runs).
+# processes, the browser, faults, the benchmarks' smoke runs); the reference model's properties
+# on every one of their random workloads (tests/sweep.py).
 test: $(STAMP)
-	$(PY) -m pytest
+	PQH_TEST_SWEEP=full $(PY) -m pytest
 
-# The unit tier alone: pure code, no PostgreSQL, no Redis, in seconds.
+# The unit tier alone: pure code, no PostgreSQL, no Redis, in seconds (the model's properties on
+# every fifth workload and the worst known ones).
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 

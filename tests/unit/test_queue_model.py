@@ -4,6 +4,7 @@ import itertools
 import random
 
 from fairqueue.model import FairQueueModel
+from tests import sweep
 
 WORKLOADS = 3000
 
@@ -124,7 +125,9 @@ def test_with_exact_estimates_start_time_fair_queuing_keeps_k_1():
     one level never differ by more than cmax/w_i + cmax/w_j of normalised service: Goyal et
     al.'s bound for start-time fair queuing (K = 1), whatever the number of tasks in flight.
     """
-    worst = worst_ratio(range(WORKLOADS // 3), exact=True, k=lambda r: 1)
+    worst = worst_ratio(
+        sweep.seeds(WORKLOADS // 3, worst=(45, 245, 421, 474, 517)), exact=True, k=lambda r: 1
+    )
     print(f"exact estimates, worst ratio per R (ratio, seed): {worst}")
 
 
@@ -153,12 +156,14 @@ def test_the_bound_holds_with_in_flight_settlement():
     pick) + (R + 1)(cmax/w_i + cmax/w_j) (at most R + 1 unsettled at any moment), <= K with
     K = 2 + 2R. With exact estimates every d is 0 and K = 1.
 
-    Observed over 3,000 workloads (seeds 0..2999), worst ratio for R = 0..4: 1.000, 2.001,
-    2.911, 3.460, 4.000, so K = 1 + R, the first guess, does not hold (seed 2649, R = 1, weights
-    2 and 5: 2.0006), and the proven 2 + 2R is at most about 1.5x what was seen.
+    Observed over 3,000 workloads (seeds 0..2999, rerun 2026-12-07), worst ratio for R = 0..4:
+    1.000, 2.169, 2.911, 3.248, 4.000 (seeds 1372, 1506, 579, 1005, 1149), so K = 1 + R, the
+    first guess, does not hold (seed 1506, R = 1: 2.169), and the proven 2 + 2R is at most about
+    1.4x what was seen. `make test-unit` checks every fifth seed and those five
+    (tests/sweep.py); `make test` checks all 3,000.
 
     """
-    worst = worst_ratio(range(WORKLOADS), exact=False)
+    worst = worst_ratio(sweep.seeds(WORKLOADS, worst=(579, 1005, 1149, 1372, 1506)), exact=False)
     print(f"in-flight settlement, worst ratio per R (ratio, seed) against K = 2 + 2R: {worst}")
 
 

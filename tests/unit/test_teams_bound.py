@@ -5,6 +5,7 @@ import itertools
 import random
 
 from fairqueue.model import FairQueueModel
+from tests import sweep
 
 from .test_queue_model import bound_k, cost_drawer
 
@@ -102,8 +103,8 @@ def simulate_teams(rng: random.Random, *, in_flight: int, exact: bool):
 
 def worst_by_r(seeds, *, exact: bool, k=bound_k):
     """One workload per seed (R drawn from 0..4); fail on the first ratio over K at either
-    step; return {R: (worst group ratio, worst member ratio)}."""
-    worst: dict[int, list[float]] = {}
+    step; return {R: (worst group ratio, its seed, worst member ratio, its seed)}."""
+    worst: dict[int, list] = {}
     for seed in seeds:
         rng = random.Random(seed)
         in_flight = rng.randint(0, 4)
@@ -112,19 +113,30 @@ def worst_by_r(seeds, *, exact: bool, k=bound_k):
         assert g <= limit and m <= limit, (
             f"seed {seed}, R = {in_flight}: {g:.4f} / {m:.4f}: {where}"
         )
-        w = worst.setdefault(in_flight, [0.0, 0.0])
-        w[0], w[1] = max(w[0], g), max(w[1], m)
-    return {r: (round(g, 3), round(m, 3)) for r, (g, m) in sorted(worst.items())}
+        w = worst.setdefault(in_flight, [0.0, None, 0.0, None])
+        if g > w[0]:
+            w[0], w[1] = g, seed
+        if m > w[2]:
+            w[2], w[3] = m, seed
+    return {r: (round(g, 3), gs, round(m, 3), ms) for r, (g, gs, m, ms) in sorted(worst.items())}
 
 
 def test_with_exact_estimates_both_steps_keep_k_1():
     """Charged what they cost: groups by their weights, and members of a team by theirs, never
     differ by more than SFQ's cmax/w_a + cmax/w_b of normalised service (K = 1)."""
-    worst = worst_by_r(range(WORKLOADS // 2), exact=True, k=lambda r: 1)
+    worst = worst_by_r(
+        sweep.seeds(WORKLOADS // 2, worst=(69, 282, 377, 383, 389, 422, 442, 486, 839, 918)),
+        exact=True,
+        k=lambda r: 1,
+    )
     print(f"teams, exact estimates, worst (group, member) ratio per R: {worst}")
 
 
 def test_both_steps_keep_the_single_step_bound_with_in_flight_settlement():
     """Estimates settled only after up to R further picks: K = 2 + 2R at each step."""
-    worst = worst_by_r(range(WORKLOADS), exact=False)
+    # The worst seen per R over all 2,000 (2026-12-07), at the group and the member step.
+    worst = worst_by_r(
+        sweep.seeds(WORKLOADS, worst=(299, 361, 441, 559, 862, 1032, 1038, 1254, 1816)),
+        exact=False,
+    )
     print(f"teams, in-flight settlement, worst (group, member) ratio per R: {worst}")

@@ -6,6 +6,7 @@ import itertools
 import random
 
 from fairqueue.model import FairQueueModel
+from tests import sweep
 from tests.queue_sequences import LEVELS, RECOVER, M, ModelQueue, run_sequence
 
 from . import single_level_model
@@ -17,7 +18,7 @@ def test_with_no_teams_the_model_orders_exactly_as_the_single_level_one():
     """Random histories (enqueue, pick, publish, take, cancel, settle, reweight, aging, recovery,
     restored messages; buffers 1, 2, 3 and none) on the frozen single-level model and on the
     two-level one with no team: the same picks, the same positions, every tag bit for bit."""
-    for seed in range(SEQUENCES):
+    for seed in sweep.seeds(SEQUENCES):
         buffer = [1, 2, 3, 10**6][seed % 4]
         old = single_level_model.FairQueueModel(
             levels=LEVELS, max_wait=M, buffer=buffer, recover_after=RECOVER
