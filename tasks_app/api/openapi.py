@@ -10,6 +10,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 
+from .error_shapes import FieldErrorsSerializer
 from .openapi_responses import (
     BAD_WAIT,
     DOOR_REFUSED,
@@ -30,10 +31,8 @@ from .openapi_responses import (
     _error,
     _ok,
 )
+from .seed_shapes import SeedAcceptedSerializer, SeedResultSerializer
 from .serializers import (
-    FieldErrorsSerializer,
-    SeedAcceptedSerializer,
-    SeedResultSerializer,
     SubmitSerializer,
     TaskDetailSerializer,
     TaskSerializer,

@@ -10,7 +10,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from .serializers import (
+from .error_shapes import (
     DoorRefusalSerializer,
     ErrorSerializer,
     FieldErrorsSerializer,

@@ -1,4 +1,5 @@
-"""Shapes of the task API: submissions in, task records, usage and errors out."""
+"""Shapes of the task API: submissions in, task records and usage out (the errors' shapes are in
+error_shapes.py, the original project's two answers in seed_shapes.py)."""
 
 from django.conf import settings
 from django.urls import reverse
@@ -343,78 +344,3 @@ class UsageSerializer(serializers.Serializer):
     team_weight = serializers.IntegerField(
         allow_null=True, help_text="your team's weight; null if you are in no team"
     )
-
-
-class SeedAcceptedSerializer(serializers.Serializer):
-    """The answer of POST /task, as the original project gave it."""
-
-    task_id = serializers.UUIDField(help_text="The task's id.")
-    result_url = serializers.CharField(help_text="Where to poll: /result/<task_id>.")
-    user_id = serializers.CharField(help_text="Who submitted it: the authenticated user's name.")
-    level = serializers.IntegerField(min_value=0, help_text="The priority level, 0 (best) to 5.")
-    wait_url = serializers.CharField(
-        help_text="The same poll on the wait server, answered as soon as the task ends (or "
-        "after PQH_WAIT_MAX_SECONDS with its state then): an absolute URL."
-    )
-    events_url = serializers.CharField(
-        help_text="The task's moves as Server-Sent Events, on the wait server: an absolute URL."
-    )
-
-
-class SeedResultSerializer(serializers.Serializer):
-    """The answer of GET /result/<task_id>, as the original project gave it."""
-
-    task_id = serializers.UUIDField(help_text="The task's id.")
-    task_status = serializers.ChoiceField(choices=API_STATUS_CHOICES, help_text="Celery's state.")
-    task_result = serializers.JSONField(
-        allow_null=True,
-        help_text=(
-            "null until the task ends; then what the work returned, or for a FAILURE "
-            '{"error": <exception type>, "message": ...}.'
-        ),
-    )
-    progress = ProgressSerializer(
-        required=False, help_text="Only while the task runs and has reported progress."
-    )
-
-
-class ErrorSerializer(serializers.Serializer):
-    """An error: what is wrong, in one sentence."""
-
-    detail = serializers.CharField()
-
-
-class FieldErrorsSerializer(serializers.Serializer):
-    """Validation errors: each field named with its messages (mapped in tasks_app.openapi)."""
-
-
-class UserCapErrorSerializer(serializers.Serializer):
-    """429: the user already has as many tasks queued or running as they may."""
-
-    detail = serializers.CharField()
-    code = serializers.ChoiceField(choices=["user_cap"])
-    limit = serializers.IntegerField(help_text="The user's cap on active tasks.")
-    active = serializers.IntegerField(help_text="The user's tasks queued or running now.")
-
-
-class DoorRefusalSerializer(serializers.Serializer):
-    """429 at the door: your request rate, or too many failed logins from your address."""
-
-    detail = serializers.CharField()
-    code = serializers.ChoiceField(choices=["rate_limited", "locked_out"])
-
-
-class UnavailableErrorSerializer(serializers.Serializer):
-    """503: the queue is full, or Redis or PostgreSQL cannot be reached; nothing was recorded."""
-
-    detail = serializers.CharField()
-    code = serializers.ChoiceField(choices=["queue_full", "unavailable"])
-
-
-def seed_result_body(task_id, poll) -> dict:
-    """The answer of GET /result/<id> for a Poll (selectors.tasks): the original's three keys,
-    plus Celery's custom state and a fourth key while the work reports progress."""
-    body = {"task_id": str(task_id), "task_status": poll.status, "task_result": poll.result}
-    if poll.progress is not None:
-        body.update(task_status=PROGRESS, progress=poll.progress)
-    return body

@@ -30,12 +30,12 @@ from ..waits import links
 from ..waits.params import BadWait, requested_wait
 from . import openapi
 from .parsers import StrictJSONParser
+from .seed_shapes import seed_result_body
 from .serializers import (
     SubmitSerializer,
     TaskDetailSerializer,
     TaskSerializer,
     UsageSerializer,
-    seed_result_body,
 )
 
 

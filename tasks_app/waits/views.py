@@ -34,7 +34,8 @@ from pqh_site.errors import THROTTLED_DETAIL, error_response, refusal_body
 from users_app.authentication import ProfileTokenAuthentication, RememberedBasicAuthentication
 from users_app.throttling import ReadRateThrottle
 
-from ..api.serializers import TaskDetailSerializer, seed_result_body
+from ..api.seed_shapes import seed_result_body
+from ..api.serializers import TaskDetailSerializer
 from ..models import FINAL_STATES
 from ..selectors.detail import TaskView, task_view
 from ..selectors.tasks import task_get_for_user, task_poll_for_user
