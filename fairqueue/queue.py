@@ -239,6 +239,22 @@ class FairQueue:
         Corrects the user's window and the virtual time of its waiting tasks at `level`, and
         teaches the user's recent mean run time; returns the new mean. See lua/settle.lua.
         """
+        keys, args = self._settle_call(
+            task_id=task_id, user_id=user_id, level=level, weight=weight, charged=charged,
+            seconds=seconds,
+        )  # fmt: skip
+        _, mean = self.scripts["settle"](keys=keys, args=args)
+        return float(mean)
+
+    def settle_in(self, batch: Batch, **call) -> None:
+        """Add settle(**call) to `batch` (its answer there: the new mean), so that a worker's
+        end costs one round trip with it."""
+        keys, args = self._settle_call(**call)
+        batch.script("settle", keys=keys, args=args, then=lambda answer: float(answer[1]))
+
+    def _settle_call(
+        self, *, task_id: str, user_id: int, level: int, weight: int, charged: float, seconds: float
+    ) -> tuple[list[str], list[str]]:
         args = {
             "levels": self.config.levels,
             "id": task_id,
@@ -256,8 +272,7 @@ class FairQueue:
             self.keys.charges(user_id),
             self.keys.estimate(user_id),
         ]
-        _, mean = self.scripts["settle"](keys=keys, args=[json.dumps(args)])
-        return float(mean)
+        return keys, [json.dumps(args)]
 
     def reweight(self, *, user_id: int, weight: int) -> int:
         """Respace a user's waiting tasks for its new weight; return how many moved."""

@@ -142,10 +142,10 @@ def task_finish(
         if connection.in_atomic_block:  # a caller's transaction: the notice after its commit
             task_free_place(task_id=str(record.pk), user_id=record.user_id)
             notices.announce(record.pk, notices.ENDED)
-        else:  # committed: the place under the cap and the notice in one Redis round trip
-            _ended(record)
-        if run_seconds is not None:
-            task_settle(record, seconds=run_seconds)
+            if run_seconds is not None:
+                task_settle(record, seconds=run_seconds)
+        else:  # committed: the place, the notice and the settle in one Redis round trip
+            _ended(record, run_seconds=run_seconds)
     elif TaskRecord.objects.filter(pk=record.pk, status__in=FINAL_STATES).exists():
         # The task had already ended: an earlier try of this finish may have committed and
         # lost its answer with the connection (then nothing else would free the place until
@@ -154,22 +154,42 @@ def task_finish(
     return finished
 
 
-def _ended(record: TaskRecord) -> None:
-    """Free an ended task's place under its user's cap and announce its end: one round trip.
+def _ended(record: TaskRecord, *, run_seconds: float | None = None) -> None:
+    """Free an ended task's place under its user's cap, announce its end and, charged by
+    time, settle its charge (task_settle): one round trip.
 
-    Best effort, as task_free_place and notices.announce: the full sweep frees a place left
-    behind, and waiters re-read PostgreSQL when their wait times out.
+    Best effort, as task_free_place, notices.announce and task_settle: the full sweep frees a
+    place left behind, and waiters re-read PostgreSQL when their wait times out.
     """
     the_core = core()
     batch = the_core.batch()
     batch.command("ZREM", the_core.keys.active(record.user_id), str(record.pk))  # admissions.free
     notices.add_to(batch, record.pk, notices.ENDED)
     try:
+        if run_seconds is not None and _settles(record):
+            the_core.queue.settle_in(batch, **_settle_call(record, run_seconds))
         batch.execute()
-    except redis.RedisError as exc:
+    except (redis.RedisError, DatabaseError) as exc:
         logger.warning(
-            "could not free the place of task %s or announce its end: %s", record.pk, exc
+            "could not free the place of task %s, announce its end or charge its run time: %s",
+            record.pk,
+            exc,
         )
+
+
+def _settles(record: TaskRecord) -> bool:
+    return record.charge == "time" and settings.PQH_FAIRNESS
+
+
+def _settle_call(record: TaskRecord, seconds: float) -> dict:
+    return {
+        "task_id": str(record.pk),
+        "user_id": record.user_id,
+        "level": record.level,
+        "weight": user_weight(record.user),
+        "charged": record.cost,
+        "seconds": seconds,
+    }
 
 
 def task_settle(record: TaskRecord, *, seconds: float) -> None:
@@ -178,17 +198,10 @@ def task_settle(record: TaskRecord, *, seconds: float) -> None:
     Best effort: if Redis is down the estimate stays charged, which the window forgets after
     PQH_WINDOW_SECONDS, and the user's mean misses one run.
     """
-    if record.charge != "time" or not settings.PQH_FAIRNESS:
+    if not _settles(record):
         return
     try:
-        core().queue.settle(
-            task_id=str(record.pk),
-            user_id=record.user_id,
-            level=record.level,
-            weight=user_weight(record.user),
-            charged=record.cost,
-            seconds=seconds,
-        )
+        core().queue.settle(**_settle_call(record, seconds))
     except (redis.RedisError, DatabaseError) as exc:
         logger.warning("could not charge task %s its run time: %s", record.pk, exc)
 

@@ -77,6 +77,29 @@ def test_one_task_costs_two_statements_and_four_redis_round_trips(worker_env, no
     assert main.get("PUBLISH", 0) < TASKS, main
 
 
+def test_charged_by_time_the_settle_rides_in_the_ends_round_trip(
+    worker_env, no_worker, tmp_path, settings
+):
+    """PQH_CHARGE=time: the settle (settle.lua) goes in the end's pipeline, no round trip more,
+    and it did settle: the user's mean run time learned every one of the runs."""
+    from pqh_site.core import core
+
+    settings.PQH_CHARGE, settings.PQH_LEVEL_BOUNDS_SECONDS = "time", [1.0, 2.0, 3.0, 4.0, 5.0]
+    tasks, _ = run_counted(
+        worker_env, tmp_path, PQH_CHARGE="time", PQH_LEVEL_BOUNDS_SECONDS="1,2,3,4,5"
+    )
+    end = "PIPELINE[ZREM+PUBLISH+EVALSHA]"
+    for task in tasks[1:]:
+        assert task["sql"] == CLAIM_AND_FINISH, task
+        assert task["redis"][-1] == end and "EVALSHA" not in task["redis"], task
+    # A publish to a level queue kombu has not declared yet adds its declaration (LLEN, SADD):
+    # once per queue, not per task.
+    releasing = [task for task in tasks[1:-1] if task["redis"] == [*RELEASING[:-1], end]]
+    assert len(releasing) >= TASKS - 3, [task["redis"] for task in tasks]
+    user = TaskRecord.objects.get(pk=tasks[0]["task"]).user_id
+    assert core().redis.hget(core().keys.estimate(user), "n") == str(TASKS)
+
+
 def test_without_reuse_each_task_opens_a_connection(worker_env, no_worker, tmp_path):
     tasks, _ = run_counted(worker_env, tmp_path, PQH_WORKER_DB_REUSE="0")
     assert [task["connects"] for task in tasks] == [1] * TASKS
