@@ -40,6 +40,8 @@ def event_submitted(record: TaskRecord, *, replayed: bool = False) -> None:
         user=_username(record.user),
         level=record.level,
         weight=record.weight,
+        team=record.team or None,
+        team_weight=record.team_weight,
         count_before=record.count_before,
         replayed=replayed,
     )

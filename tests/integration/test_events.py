@@ -59,6 +59,18 @@ def test_a_submission_writes_one_line_and_counts_its_level(alice_client, event_l
     assert got["event"] == "submitted"
     assert got["task_id"] == body["task_id"]
     assert (got["user"], got["level"], got["replayed"]) == ("alice", "0", "false")
+    assert (got["team"], got["team_weight"]) == ("", "")  # in no team
+
+
+@pytest.mark.django_db
+def test_a_team_members_submission_line_names_the_team(alice_client, event_lines):
+    from users_app.services import team_add, team_create
+
+    team_create(name="red", weight=3)
+    team_add(name="red", usernames=["alice"])
+    alice_client.post("/api/tasks/", {"x": 1}, format="json")
+    (line,) = event_lines.lines
+    assert (fields(line)["team"], fields(line)["team_weight"]) == ("red", "3")
 
 
 def _missing_x(client, settings):
