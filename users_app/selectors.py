@@ -18,6 +18,9 @@ from pqh_site.core import core
 
 from .models import Profile, Team
 
+# Ids in one `pk__in` read: PostgreSQL binds at most 65,535 parameters in a statement.
+IN_SLICE = 10_000
+
 DEFAULT_WEIGHT = Profile._meta.get_field("weight").default
 
 
@@ -139,7 +142,15 @@ def user_windows(
         user_ids = windows.active_users(now=now)
     read = {user_id: windows.usage(user_id=user_id, now=now) for user_id in user_ids}
     read = {user_id: window for user_id, window in read.items() if window.count}
-    users = get_user_model().objects.filter(pk__in=read).select_related("profile__team")
+    ids = list(read)
+    # In slices (IN_SLICE): the server binds the ids when PQH_DB_PREPARE is on.
+    users = [
+        user
+        for start in range(0, len(ids), IN_SLICE)
+        for user in get_user_model()
+        .objects.filter(pk__in=ids[start : start + IN_SLICE])
+        .select_related("profile__team")
+    ]
     rows = [window_row(user, read[user.pk], now=now) for user in users]
     rows.sort(key=lambda row: (-row.usage, row.username))
     return rows if limit is None else rows[:limit]

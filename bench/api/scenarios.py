@@ -105,8 +105,10 @@ def _fill_slice(rows: list[tuple[str, int, int, int, float]]) -> None:
     from tasks_app.models import TaskRecord
 
     connections.close_all()  # a forked child opens its own connection
-    for start in range(0, len(rows), 5000):
-        chunk = rows[start : start + 5000]
+    # 2,000 rows a statement: PostgreSQL binds at most 65,535 parameters in one (the server binds
+    # them: PQH_DB_PREPARE), and a row has over 20 columns.
+    for start in range(0, len(rows), 2000):
+        chunk = rows[start : start + 2000]
         TaskRecord.objects.bulk_create(
             [
                 TaskRecord(
