@@ -124,7 +124,11 @@ class Stack:
 
     def start_worker(self) -> None:
         self.worker.launch()
-        self.worker.ready(lambda: "ready." in tail(self.worker.log), "the worker was not ready")
+        # The whole log: on a fast machine the worker's task lines push "ready." out of a tail
+        # before the first look.
+        self.worker.ready(
+            lambda: "ready." in tail(self.worker.log, None), "the worker was not ready"
+        )
 
     def stop_worker(self) -> None:
         self.worker.stop()
