@@ -80,39 +80,35 @@ class ShareSeries:
 def share_series(rows: list[UserShare], top: int) -> list[ShareSeries]:
     """The series of the `top` users with the largest share received or entitled, and one
     series OTHERS adding up the rest (their shares and weights), if any: at most top + 1."""
-    ranked = sorted(rows, key=lambda r: (-max(r.share, r.entitled), r.username))
-    named = [r for r in ranked if r.username != OTHERS]
-    series = [ShareSeries(r.username, r.share, r.entitled, r.weight) for r in named[:top]]
-    rest = named[top:] + [r for r in ranked if r.username == OTHERS]
-    if rest:
-        series.append(
-            ShareSeries(
-                OTHERS,
-                sum(r.share for r in rest),
-                sum(r.entitled for r in rest),
-                sum(r.weight for r in rest),
-            )
-        )
-    return series
+    return _top_and_others(
+        [ShareSeries(r.username, r.share, r.entitled, r.weight) for r in rows], top
+    )
 
 
 def team_series(rows: list[TeamShare], top: int) -> list[ShareSeries]:
-    """The series of the `top` teams with the largest share received or entitled, and one
-    series OTHERS adding up the rest, if any: at most top + 1 (a team name has no parentheses,
-    so none is OTHERS)."""
-    ranked = sorted(rows, key=lambda r: (-max(r.share, r.entitled), r.team))
-    series = [ShareSeries(r.team, r.share, r.entitled, r.team_weight) for r in ranked[:top]]
-    rest = ranked[top:]
-    if rest:
-        series.append(
-            ShareSeries(
-                OTHERS,
-                sum(r.share for r in rest),
-                sum(r.entitled for r in rest),
-                sum(r.team_weight for r in rest),
-            )
-        )
-    return series
+    """The same for teams (a team name has no parentheses, so none is OTHERS)."""
+    return _top_and_others(
+        [ShareSeries(r.team, r.share, r.entitled, r.team_weight) for r in rows], top
+    )
+
+
+def _top_and_others(series: list[ShareSeries], top: int) -> list[ShareSeries]:
+    """The `top` series with the largest share received or entitled, and one OTHERS adding up
+    the rest (an OTHERS row among them included), if any."""
+    ranked = sorted(series, key=lambda s: (-max(s.share, s.entitled), s.user))
+    named = [s for s in ranked if s.user != OTHERS]
+    rest = named[top:] + [s for s in ranked if s.user == OTHERS]
+    if not rest:
+        return named[:top]
+    return [
+        *named[:top],
+        ShareSeries(
+            OTHERS,
+            sum(s.share for s in rest),
+            sum(s.entitled for s in rest),
+            sum(s.weight for s in rest),
+        ),
+    ]
 
 
 class _ThisProcess:

@@ -22,13 +22,19 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def record(user, *, submitted, started=None, finished=None, status=None, level=0, weight=1):
+def record(
+    user, *, submitted, started=None, finished=None, status=None, level=0, weight=1, team="",
+    team_weight=None,
+):  # fmt: skip
+    """A task's row as it was: waiting, running or ended at the given times."""
     if status is None:
         status = states.SUCCESS if finished else states.STARTED if started else states.PENDING
     return TaskRecord.objects.create(
         user=user,
         level=level,
         weight=weight,
+        team=team,
+        team_weight=team_weight,
         count_before=0,
         input=None,
         status=status,

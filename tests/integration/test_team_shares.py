@@ -10,12 +10,12 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
-from tasks_app.models import TaskRecord
 from tasks_app.ops.metrics import OTHERS
 from tasks_app.selectors import reports
 from tasks_app.services.submission import task_submit
 from tests.conftest import make_user
 from tests.integration.test_metrics import basic
+from tests.integration.test_reports import record
 from tests.servers import samples, value
 from users_app.services import team_add, team_create
 
@@ -24,23 +24,6 @@ def teams_of(text: str, metric: str) -> dict[str, float]:
     return {
         dict(labels)["team"]: v for (name, labels), v in samples(text).items() if name == metric
     }
-
-
-def record(user, *, submitted, started=None, finished=None, team="", team_weight=None):
-    status = "SUCCESS" if finished else "STARTED" if started else "PENDING"
-    return TaskRecord.objects.create(
-        user=user,
-        level=0,
-        weight=1,
-        team=team,
-        team_weight=team_weight,
-        count_before=0,
-        input=None,
-        status=status,
-        submitted_at=submitted,
-        started_at=started,
-        finished_at=finished,
-    )
 
 
 @pytest.fixture
